@@ -1,0 +1,71 @@
+// The call table at CALL_TABLE_ADDR: the only interface an operation has to the world. The
+// runtime blob fills it; every entry that needs the host becomes one doorbell request
+// (abi/transport.h). Fields are only ever appended; `version` counts them. Header-only,
+// freestanding-safe; the function pointers are guest addresses and the host never calls them.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abi/chain_config.h"
+#include "abi/info.h"
+#include "abi/memory_map.h"
+
+namespace instar::abi {
+
+inline constexpr uint32_t kCallTableMagic = 0x4C435349;  // "ISCL"
+inline constexpr uint32_t kCallTableVersion = 1;
+
+// Every sector-level entry moves `count` sectors between the device and `buffer`; one call is one
+// host exit, so callers batch whole clusters. Return values are CallStatus.
+struct CallTable {
+  uint32_t magic;
+  uint32_t version;
+  uint32_t size;  // sizeof(CallTable) as built by the runtime
+  uint32_t reserved;
+
+  uint32_t (*get_input_device_count)();
+  int32_t (*read_input_sector)(uint32_t device, uint64_t sector, uint32_t count, void* buffer);
+  int32_t (*write_input_sector)(uint32_t device, uint64_t sector, uint32_t count,
+                                const void* buffer);
+  uint64_t (*get_input_capacity)(uint32_t device);  // bytes
+  uint32_t (*get_input_sector_size)(uint32_t device);
+  int32_t (*read_output_sector)(uint64_t sector, uint32_t count, void* buffer);
+  int32_t (*write_output_sector)(uint64_t sector, uint32_t count, const void* buffer);
+  uint64_t (*get_output_capacity)();  // bytes
+  uint32_t (*get_output_sector_size)();
+  const void* (*get_operation_config)(uint32_t* size);
+  const ChainConfig* (*get_chain_config)();
+  void (*debug_print)(const char* text, uint32_t length);
+  void (*send_progress)(uint64_t done, uint64_t total);
+  void (*send_error)(uint32_t code, uint64_t detail);
+  void (*send_complete)(int32_t status);  // does not return
+  int32_t (*send_info_result)(const InfoResult* result);
+};
+static_assert(offsetof(CallTable, get_input_device_count) == 16);
+static_assert(offsetof(CallTable, read_input_sector) == 24);
+static_assert(offsetof(CallTable, write_input_sector) == 32);
+static_assert(offsetof(CallTable, get_input_capacity) == 40);
+static_assert(offsetof(CallTable, get_input_sector_size) == 48);
+static_assert(offsetof(CallTable, read_output_sector) == 56);
+static_assert(offsetof(CallTable, write_output_sector) == 64);
+static_assert(offsetof(CallTable, get_output_capacity) == 72);
+static_assert(offsetof(CallTable, get_output_sector_size) == 80);
+static_assert(offsetof(CallTable, get_operation_config) == 88);
+static_assert(offsetof(CallTable, get_chain_config) == 96);
+static_assert(offsetof(CallTable, debug_print) == 104);
+static_assert(offsetof(CallTable, send_progress) == 112);
+static_assert(offsetof(CallTable, send_error) == 120);
+static_assert(offsetof(CallTable, send_complete) == 128);
+static_assert(offsetof(CallTable, send_info_result) == 136);
+static_assert(sizeof(CallTable) == 144);
+static_assert(sizeof(CallTable) <= kCallTable.size);
+
+// True when `table` is a call table this operation can use: right magic, a version at least
+// as new as the one it was built against, and a size that covers every field it knows.
+inline bool CallTableUsable(const CallTable* table) {
+  return table != nullptr && table->magic == kCallTableMagic &&
+         table->version >= kCallTableVersion && table->size >= sizeof(CallTable);
+}
+
+}  // namespace instar::abi

@@ -1,0 +1,100 @@
+// InfoConfig (host -> guest at OPERATION_CONFIG_ADDR) and InfoResult (guest -> host through
+// send_info_result) for the info operation; a refusal is send_error(InfoError, detail) instead
+// of a result. Fixed-width fields, append-only error set, reserved tails. Header-only,
+// freestanding-safe.
+#pragma once
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "abi/image_format.h"
+#include "abi/memory_map.h"
+
+namespace instar::abi {
+
+inline constexpr uint32_t kInfoConfigMagic = 0x4346494E;  // "NIFC"
+inline constexpr uint32_t kInfoResultMagic = 0x5246494E;  // "NIFR"
+
+struct InfoConfig {
+  uint32_t magic;
+  uint32_t requested_format;  // ImageFormat; kAuto probes
+  uint32_t flags;             // none defined yet
+  uint32_t reserved[13];
+};
+static_assert(sizeof(InfoConfig) == 64);
+static_assert(offsetof(InfoConfig, requested_format) == 4);
+static_assert(offsetof(InfoConfig, flags) == 8);
+static_assert(sizeof(InfoConfig) <= kOperationConfig.size);
+
+// Append-only. The host maps each to a message (exhaustively, no catch-all).
+enum class InfoError : uint32_t {
+  kOk = 0,
+  kIoError = 1,                  // a read of the image failed
+  kNotQcow2 = 2,                 // -f qcow2 on something else
+  kUnsupportedQcow2Version = 3,  // detail: version
+  kTruncatedHeader = 4,          // the file ends inside its header
+  kInvalidClusterSize = 5,       // detail: cluster_bits
+  kUnsupportedFeatures = 6,      // detail: unknown incompatible feature bits
+  kHeaderTooShort = 7,           // v3 header_length < 104
+  kHeaderTooLong = 8,            // header_length beyond the first cluster
+  kRefcountOrderTooLarge = 9,    // detail: refcount_order
+  kBadEncryptionMethod = 10,     // detail: method
+  kBackingFileTooLong = 11,      // detail: length
+  kBadHeaderExtension = 12,      // an extension runs past the header area
+  kNotVmdk = 13,                 // -f vmdk on something else
+  kVmdkUnsupportedVersion = 14,  // detail: version
+  kVmdkBadGrainSize = 15,        // detail: grain size in sectors
+  kVmdkBadGrainTableSize = 16,   // detail: entries per grain table
+  kVmdkDescriptorTooLarge = 17,  // detail: bytes
+  kVmdkBadDescriptor = 18,       // detail: line number
+  kUnsupportedFormat = 19,       // detail: probe::Format of a format instar does not handle
+  kBadConfig = 20,               // the host's InfoConfig was not understood
+};
+inline constexpr uint32_t kInfoErrorCount = 21;
+
+// InfoResult::flags bits.
+inline constexpr uint32_t kInfoDirty = 1u << 0;
+inline constexpr uint32_t kInfoCorrupt = 1u << 1;
+inline constexpr uint32_t kInfoLazyRefcounts = 1u << 2;
+inline constexpr uint32_t kInfoExtendedL2 = 1u << 3;
+inline constexpr uint32_t kInfoEncrypted = 1u << 4;
+inline constexpr uint32_t kInfoHasBackingFile = 1u << 5;
+inline constexpr uint32_t kInfoHasBackingFormat = 1u << 6;
+
+inline constexpr uint32_t kMaxBackingFileBytes = 1023;  // qemu's limit on the header string
+inline constexpr uint32_t kMaxFormatNameBytes = 31;
+
+struct InfoResult {
+  uint32_t magic;
+  uint32_t format;            // ImageFormat (never kAuto)
+  uint32_t flags;             // kInfo* bits
+  uint32_t reserved1;
+  uint64_t virtual_size;      // bytes
+  uint32_t cluster_size;      // bytes; 0 when the format has none
+  uint32_t format_version;    // qcow2: 2 or 3; vmdk: header version
+  uint32_t refcount_bits;     // qcow2
+  uint32_t compression_type;  // qcow2: 0 zlib, 1 zstd
+  uint32_t encryption_method; // qcow2: 0 none, 1 aes, 2 luks
+  uint32_t vmdk_cid;
+  uint32_t vmdk_parent_cid;
+  uint32_t backing_file_len;
+  uint32_t backing_format_len;
+  uint32_t reserved0;
+  uint64_t incompatible_features;
+  uint64_t compatible_features;
+  uint64_t autoclear_features;
+  char backing_file[kMaxBackingFileBytes + 1];
+  char backing_format[kMaxFormatNameBytes + 1];
+  uint8_t reserved[960];
+};
+static_assert(offsetof(InfoResult, format) == 4);
+static_assert(offsetof(InfoResult, flags) == 8);
+static_assert(offsetof(InfoResult, virtual_size) == 16);
+static_assert(offsetof(InfoResult, cluster_size) == 24);
+static_assert(offsetof(InfoResult, backing_file_len) == 52);
+static_assert(offsetof(InfoResult, incompatible_features) == 64);
+static_assert(offsetof(InfoResult, backing_file) == 88);
+static_assert(offsetof(InfoResult, backing_format) == 1112);
+static_assert(sizeof(InfoResult) == 2104);
+
+}  // namespace instar::abi

@@ -1,0 +1,34 @@
+// DeviceReader: byte-granular reads from an attached device through the call table's sector
+// calls, batching up to one transfer cap per exit. Guest-only; no allocation (the bounce
+// sector lives in the reader).
+#pragma once
+
+#include <stdint.h>
+
+#include "abi/call_table.h"
+#include "crates/base/result.h"
+
+namespace instar::ops {
+
+enum class IoError { kReadFailed, kPastEnd };
+
+class DeviceReader {
+ public:
+  // `device` is an input index or abi::kOutputDevice.
+  DeviceReader(const abi::CallTable* table, uint32_t device);
+
+  uint64_t size() const { return size_; }
+  // Reads [offset, offset+length) into `out`; bytes past the end of the device read as zeros
+  // up to the end of its last sector, beyond that the read fails with kPastEnd.
+  base::Status<IoError> Read(uint64_t offset, uint64_t length, uint8_t* out);
+
+ private:
+  int32_t ReadSectors(uint64_t sector, uint32_t count, void* buffer);
+
+  const abi::CallTable* table_;
+  uint32_t device_;
+  uint64_t size_ = 0;
+  alignas(16) uint8_t bounce_[512];
+};
+
+}  // namespace instar::ops

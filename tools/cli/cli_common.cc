@@ -1,0 +1,53 @@
+#include "tools/cli/cli_common.h"
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+
+namespace instar::cli {
+
+void PrintError(const std::string& message) {
+  std::fprintf(stderr, "instar: %s\n", message.c_str());
+}
+
+int UsageError(const std::string& message) {
+  PrintError(message);
+  std::fprintf(stderr, "Try 'instar --help' for more information\n");
+  return kExitError;
+}
+
+int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argument) {
+  std::string option = optopt_char != 0 ? std::string("-") + static_cast<char>(optopt_char)
+                                        : std::string(argv_at_optind ? argv_at_optind : "");
+  if (missing_argument) return UsageError("missing argument for option '" + option + "'");
+  return UsageError("unrecognized option '" + option + "'");
+}
+
+std::optional<abi::ImageFormat> ParseFormatName(const std::string& name) {
+  if (name == "raw") return abi::ImageFormat::kRaw;
+  if (name == "qcow2") return abi::ImageFormat::kQcow2;
+  if (name == "vmdk") return abi::ImageFormat::kVmdk;
+  return std::nullopt;
+}
+
+bool ParseLimit(const char* text, uint64_t* out) {
+  if (text == nullptr || *text == '\0') return false;
+  char* end = nullptr;
+  errno = 0;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (errno != 0 || *end != '\0' || v == 0) return false;
+  *out = v;
+  return true;
+}
+
+vmm::VmLimits LimitsFromEnvironment() {
+  vmm::VmLimits limits;
+  uint64_t v = 0;
+  if (ParseLimit(std::getenv("INSTAR_DEADLINE_MS"), &v)) {
+    limits.deadline = std::chrono::milliseconds(v);
+  }
+  if (ParseLimit(std::getenv("INSTAR_MAX_EXITS"), &v)) limits.max_exits = v;
+  return limits;
+}
+
+}  // namespace instar::cli

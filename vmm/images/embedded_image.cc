@@ -1,0 +1,35 @@
+#include "vmm/images/embedded_image.h"
+
+#include <cstring>
+
+#include "abi/memory_map.h"
+
+namespace instar::vmm {
+
+StatusOr<VerifiedImage> VerifyImage(const EmbeddedImage& image, abi::GuestImageKind kind) {
+  const std::string who = std::string("guest image '") + image.name + "': ";
+  if (Sha256(image.bytes, image.size) != image.sha256) {
+    return Internal(who + "content hash differs from the one recorded at build time");
+  }
+  abi::GuestImageHeader h;
+  if (image.size < sizeof h) return Internal(who + "shorter than its header");
+  std::memcpy(&h, image.bytes, sizeof h);
+  if (h.magic != abi::kGuestImageMagic) return Internal(who + "bad header magic");
+  if (h.abi_version != abi::kAbiVersion) return Internal(who + "built for another ABI version");
+  if (h.kind != static_cast<uint32_t>(kind)) return Internal(who + "wrong image kind");
+  const abi::Region region =
+      kind == abi::GuestImageKind::kRuntime ? abi::kRuntime : abi::kOperation;
+  if (h.load_addr != region.base) return Internal(who + "wrong load address");
+  if (h.file_end < h.load_addr || h.file_end - h.load_addr != image.size) {
+    return Internal(who + "file extent does not match its size");
+  }
+  if (h.load_end < h.file_end || h.load_end > region.end()) {
+    return Internal(who + "load extent outside its region");
+  }
+  if (h.entry < h.load_addr + sizeof h || h.entry >= h.file_end) {
+    return Internal(who + "entry point outside its code");
+  }
+  return VerifiedImage{&image, h};
+}
+
+}  // namespace instar::vmm

@@ -1,0 +1,41 @@
+// RunInfo: the host side of the info operation. Opens the image (host-only), runs the info
+// guest in a fresh VM, re-validates the InfoResult it sends (the guest is hostile), and maps
+// every InfoError to qemu-img's message. Host-only.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "abi/image_format.h"
+#include "abi/info.h"
+#include "vmm/base/status.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/launcher/operation_launcher.h"
+
+namespace instar::vmm {
+
+struct InfoRequest {
+  std::string path;
+  abi::ImageFormat format = abi::ImageFormat::kAuto;
+  VmLimits limits;
+  ServerHooks hooks;
+};
+
+struct ImageInfo {
+  abi::InfoResult result{};
+  uint64_t actual_size = 0;  // bytes allocated on the host file system (st_blocks)
+  LaunchTimings timings;
+  std::string debug_text;
+};
+
+// Errors carry the text after "Could not open 'PATH': ".
+StatusOr<ImageInfo> RunInfo(const KvmSystem& kvm, const InfoRequest& request);
+
+// The message for an error the guest reported; exhaustive over abi::InfoError.
+std::string DescribeInfoError(abi::InfoError error, uint64_t detail);
+
+// Checks an InfoResult that arrived from the guest: every enum in range, strings terminated
+// inside their fields with the stated length, sizes plausible.
+Status ValidateInfoResult(const abi::InfoResult& result);
+
+}  // namespace instar::vmm

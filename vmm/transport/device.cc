@@ -1,0 +1,65 @@
+#include "vmm/transport/device.h"
+
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <cstring>
+
+namespace instar::vmm {
+
+StatusOr<Device> OpenDevice(const std::string& path, bool writable, abi::DeviceRole role) {
+  UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
+  if (!fd.valid()) {
+    const StatusCode code = errno == ENOENT ? StatusCode::kNotFound
+                            : errno == EACCES || errno == EPERM ? StatusCode::kPermissionDenied
+                                                                : StatusCode::kIoError;
+    return Status(code, std::strerror(errno));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) < 0) return IoError(std::strerror(errno));
+  Device d;
+  if (S_ISREG(st.st_mode)) {
+    d.limits.size = static_cast<uint64_t>(st.st_size);
+  } else if (S_ISBLK(st.st_mode)) {
+    uint64_t bytes = 0;
+    if (::ioctl(fd.get(), BLKGETSIZE64, &bytes) < 0) return IoError(std::strerror(errno));
+    d.limits.size = bytes;
+  } else if (S_ISDIR(st.st_mode)) {
+    return Status(StatusCode::kInvalidArgument, "Is a directory");
+  } else {
+    return Status(StatusCode::kInvalidArgument, "not a regular file or block device");
+  }
+  d.fd = std::move(fd);
+  d.limits.writable = writable;
+  d.limits.write_limit = writable ? d.limits.size : 0;
+  d.role = role;
+  return d;
+}
+
+abi::ChainConfig DescribeDevices(const DeviceSet& devices) {
+  abi::ChainConfig c{};
+  c.magic = abi::kChainConfigMagic;
+  auto describe = [](const Device& d) {
+    abi::ChainDevice cd{};
+    cd.role = static_cast<uint32_t>(d.role);
+    cd.format = static_cast<uint32_t>(d.format);
+    cd.flags = d.limits.writable ? abi::kDeviceWritable : 0;
+    cd.sector_size = d.limits.sector_size;
+    cd.capacity = d.limits.size;
+    return cd;
+  };
+  for (size_t i = 0; i < devices.inputs.size() && i < abi::kMaxInputDevices; ++i) {
+    c.input[i] = describe(devices.inputs[i]);
+    ++c.device_count;
+  }
+  if (devices.output) {
+    c.has_output = 1;
+    c.output = describe(*devices.output);
+  }
+  return c;
+}
+
+}  // namespace instar::vmm

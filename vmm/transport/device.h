@@ -1,0 +1,46 @@
+// Device: an image file the host opened and attached to a VM. The guest only ever sees device
+// indices; paths stay on the host. Host-only.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "abi/chain_config.h"
+#include "abi/image_format.h"
+#include "vmm/base/status.h"
+#include "vmm/base/unique_fd.h"
+
+namespace instar::vmm {
+
+inline constexpr uint32_t kSectorSize = 512;
+
+// What request validation needs to know about a device (no fd: the validation is pure).
+struct DeviceLimits {
+  uint64_t size = 0;          // bytes
+  uint32_t sector_size = kSectorSize;
+  bool writable = false;
+  uint64_t write_limit = 0;   // bytes; writes must end at or below it
+};
+
+struct Device {
+  UniqueFd fd;
+  DeviceLimits limits;
+  abi::DeviceRole role = abi::DeviceRole::kImage;
+  abi::ImageFormat format = abi::ImageFormat::kAuto;
+};
+
+struct DeviceSet {
+  std::vector<Device> inputs;
+  std::optional<Device> output;
+};
+
+// Opens `path` for attaching: a regular file or a block device, read-only unless `writable`.
+// Errors carry the errno text the CLI prints ("No such file or directory", ...).
+StatusOr<Device> OpenDevice(const std::string& path, bool writable, abi::DeviceRole role);
+
+// The ChainConfig the guest sees for `devices`.
+abi::ChainConfig DescribeDevices(const DeviceSet& devices);
+
+}  // namespace instar::vmm

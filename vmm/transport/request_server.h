@@ -1,0 +1,75 @@
+// RequestServer: serves one doorbell ring. It copies the descriptor out of guest memory,
+// validates it, moves data with pread/pwrite straight between the device and guest RAM, writes
+// status and value back, and records what the operation reported (debug text, progress,
+// errors, its typed result, completion). Host-only; everything read from the guest is hostile.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "abi/status.h"
+#include "abi/transport.h"
+#include "vmm/kvm/guest_memory.h"
+#include "vmm/transport/device.h"
+
+namespace instar::vmm {
+
+// The one typed result the running operation may send.
+struct ExpectedResult {
+  uint32_t magic = 0;
+  uint32_t size = 0;
+};
+
+struct OperationReport {
+  std::optional<int32_t> completed;         // send_complete(status)
+  std::optional<int64_t> returned;          // the entry returned without completing
+  std::vector<uint8_t> result;              // exactly ExpectedResult::size bytes when sent
+  std::optional<std::pair<uint32_t, uint64_t>> error;  // first send_error(code, detail)
+  std::string debug_text;                   // sanitised, bounded
+  uint64_t requests = 0;
+  uint64_t refused_requests = 0;
+  uint64_t bytes_read = 0;
+  uint64_t bytes_written = 0;
+};
+
+struct ServerHooks {
+  std::function<void(std::string_view)> on_debug_text;       // may be empty
+  std::function<void(uint64_t, uint64_t)> on_progress;       // may be empty
+  // Test hook for crash-consistency sweeps: fail every write after this many succeeded.
+  std::optional<uint64_t> fail_writes_after;
+};
+
+class RequestServer {
+ public:
+  enum class Next { kResume, kStop };
+
+  RequestServer(GuestRam ram, DeviceSet& devices, ExpectedResult expected, ServerHooks hooks);
+
+  Next Serve();
+  OperationReport& report() { return report_; }
+
+  static constexpr uint64_t kMaxDebugTextTotal = 1u << 20;
+
+ private:
+  abi::CallStatus Handle(const abi::Request& request, uint64_t* value, Next* next);
+  abi::CallStatus DoIo(const abi::Request& request);
+  Device* DeviceAt(uint32_t index);
+
+  GuestRam ram_;
+  DeviceSet& devices_;
+  std::vector<DeviceLimits> input_limits_;
+  ExpectedResult expected_;
+  ServerHooks hooks_;
+  OperationReport report_;
+  uint64_t writes_done_ = 0;
+};
+
+// Replaces bytes that could drive a terminal (control characters other than \n and \t, DEL,
+// anything above 0x7E) with '?'.
+std::string SanitizeGuestText(std::string_view text);
+
+}  // namespace instar::vmm
