@@ -117,3 +117,14 @@ def instar_test(name, deps = [], copts = [], **kwargs):
         copts = TEST_COPTS + copts,
         **kwargs
     )
+
+def instar_sh_test(name, srcs, data = [], **kwargs):
+    """A shell test against the built CLI (tests/lib/testlib.sh gives $INSTAR and helpers).
+    Needs /dev/kvm and qemu-img (installed by tools/setup)."""
+    native.sh_test(
+        name = name,
+        srcs = srcs,
+        data = data + ["//tools/cli:instar", "//tests/lib:testlib.sh"],
+        tags = kwargs.pop("tags", []) + ["requires-kvm"],
+        **kwargs
+    )
