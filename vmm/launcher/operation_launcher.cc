@@ -9,7 +9,7 @@
 #include "vmm/kvm/machine_layout.h"
 #include "vmm/kvm/vm.h"
 #include "vmm/kvm/watchdog.h"
-#include "vmm/runtime/runtime_image.h"
+#include "vmm/images/operation_registry.h"
 
 namespace instar::vmm {
 namespace {
@@ -69,7 +69,7 @@ StatusOr<OperationOutcome> RunOperation(const KvmSystem& kvm, DeviceSet& devices
   if (launch.config.size() > abi::kOperationConfig.size) return Internal("config too large");
   if (devices.inputs.size() > abi::kMaxInputDevices) return Internal("too many devices");
   INSTAR_ASSIGN_OR_RETURN(VerifiedImage runtime,
-                          VerifyImage(images::runtime, abi::GuestImageKind::kRuntime));
+                          VerifyImage(RuntimeImage(), abi::GuestImageKind::kRuntime));
   INSTAR_ASSIGN_OR_RETURN(VerifiedImage operation,
                           VerifyImage(*launch.operation, abi::GuestImageKind::kOperation));
 

@@ -1,0 +1,148 @@
+// Hostile guests run in real VMs: each must be stopped or refused with a clear reason, and the
+// host (this process) and the attached files must come out unharmed.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <string>
+
+#include "abi/info.h"
+#include "gtest/gtest.h"
+#include "tests/guests/bad_requests_image.h"
+#include "tests/guests/exit_flood_image.h"
+#include "tests/guests/fault_image.h"
+#include "tests/guests/protocol_violations_image.h"
+#include "tests/guests/spin_image.h"
+#include "vmm/kvm/kvm_system.h"
+#include "vmm/launcher/operation_launcher.h"
+
+namespace instar::vmm {
+namespace {
+
+using std::chrono::milliseconds;
+
+const std::string kContent = "instar hostile-guest test device, must never change";
+
+class HostileGuestTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto kvm = KvmSystem::Open();
+    ASSERT_TRUE(kvm.ok()) << kvm.status().message();
+    kvm_.emplace(std::move(kvm).value());
+    char path[] = "/tmp/hostile_guest_test.XXXXXX";
+    const int fd = mkstemp(path);
+    ASSERT_GE(fd, 0);
+    path_ = path;
+    ASSERT_EQ(write(fd, kContent.data(), kContent.size()), static_cast<ssize_t>(kContent.size()));
+    close(fd);
+  }
+  void TearDown() override { unlink(path_.c_str()); }
+
+  // Runs `image` with the input file attached read-only; `selector` goes to the guest in
+  // InfoConfig::flags.
+  StatusOr<OperationOutcome> Run(const EmbeddedImage& image, uint32_t selector = 0,
+                                 VmLimits limits = {milliseconds(2000), 100000}) {
+    DeviceSet devices;
+    Device d;
+    d.fd.Reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
+    d.limits = {kContent.size(), 512, false, 0};
+    devices.inputs.push_back(std::move(d));
+    abi::InfoConfig config{};
+    config.magic = abi::kInfoConfigMagic;
+    config.flags = selector;
+    OperationLaunch launch;
+    launch.operation = &image;
+    launch.config.resize(sizeof config);
+    std::memcpy(launch.config.data(), &config, sizeof config);
+    launch.expected_result = {abi::kInfoResultMagic, sizeof(abi::InfoResult)};
+    launch.limits = limits;
+    return RunOperation(*kvm_, devices, launch);
+  }
+
+  void ExpectFileUnchanged() {
+    char buf[256] = {};
+    const int fd = ::open(path_.c_str(), O_RDONLY);
+    const ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    EXPECT_EQ(std::string(buf, n > 0 ? n : 0), kContent);
+  }
+
+  static void ExpectGuestFailed(const StatusOr<OperationOutcome>& r, const std::string& text) {
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.status().code(), StatusCode::kGuestFailed);
+    EXPECT_NE(r.status().message().find(text), std::string::npos) << "got: " << r.status().message();
+  }
+
+  std::optional<KvmSystem> kvm_;
+  std::string path_;
+};
+
+TEST_F(HostileGuestTest, SpinningGuestIsStoppedAtItsDeadline) {
+  const auto start = std::chrono::steady_clock::now();
+  auto r = Run(images::spin, 0, {milliseconds(300), 100000});
+  const auto took = std::chrono::steady_clock::now() - start;
+  ExpectGuestFailed(r, "ran past its deadline of 300 ms");
+  EXPECT_LT(took, milliseconds(2000)) << "the watchdog must stop the guest promptly";
+  ExpectFileUnchanged();
+}
+
+TEST_F(HostileGuestTest, ExitFloodIsStoppedByTheExitBudget) {
+  auto r = Run(images::exit_flood, 0, {milliseconds(10000), 500});
+  ExpectGuestFailed(r, "exceeded its budget of 500 exits");
+}
+
+TEST_F(HostileGuestTest, ExitFloodIsStoppedByTheDeadlineToo) {
+  auto r = Run(images::exit_flood, 0, {milliseconds(200), 1u << 30});
+  ExpectGuestFailed(r, "ran past its deadline of 200 ms");
+}
+
+TEST_F(HostileGuestTest, FaultsAreReportedWithTheirVector) {
+  struct Case {
+    uint32_t selector;
+    const char* text;
+  } cases[] = {
+      {0, "#DE divide error at rip 0x2"},
+      {6, "#UD invalid opcode at rip 0x2"},
+      {13, "#GP general protection at rip 0x2"},  // hlt at CPL3
+      {14, "#PF page fault at rip 0x2"},          // write to the page tables
+      {140, "#PF page fault"},                    // stack overflow into the guard page
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.selector);
+    ExpectGuestFailed(Run(images::fault, c.selector), c.text);
+  }
+  ExpectGuestFailed(Run(images::fault, 14), "(address 0x1000, error 0x7)");
+  ExpectFileUnchanged();
+}
+
+TEST_F(HostileGuestTest, MalformedRequestsAreEachRefused) {
+  auto r = Run(images::bad_requests);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const OperationReport& report = r->report;
+  ASSERT_TRUE(report.error.has_value()) << report.debug_text;
+  EXPECT_EQ(report.error->second, 18u) << report.debug_text;  // every case refused as expected
+  EXPECT_GE(report.refused_requests, 18u);
+  EXPECT_EQ(report.bytes_written, 0u);
+  ExpectFileUnchanged();
+}
+
+TEST_F(HostileGuestTest, ProtocolViolationsAreReported) {
+  ExpectGuestFailed(Run(images::protocol_violations, 1), "returned (status 42) without completing");
+  ExpectGuestFailed(Run(images::protocol_violations, 2), "completed without sending a result");
+  ExpectGuestFailed(Run(images::protocol_violations, 3), "stray 8-byte MMIO read");
+  ExpectGuestFailed(Run(images::protocol_violations, 4), "stray 4-byte MMIO write at 0x10000040");
+  ExpectGuestFailed(Run(images::protocol_violations, 5), "completed without sending a result");
+  ExpectFileUnchanged();
+}
+
+TEST_F(HostileGuestTest, HostSurvivesManyHostileRunsInARow) {
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_FALSE(Run(images::fault, 6).ok());
+    EXPECT_FALSE(Run(images::protocol_violations, 4).ok());
+  }
+  EXPECT_TRUE(Run(images::bad_requests).ok());
+}
+
+}  // namespace
+}  // namespace instar::vmm

@@ -1,0 +1,26 @@
+#include "vmm/images/operation_registry.h"
+
+#include "ops/info/info_image.h"
+#include "vmm/runtime/runtime_image.h"
+
+namespace instar::vmm {
+namespace {
+
+const RegisteredOperation kOperations[] = {
+    {"info", &images::info},
+};
+
+}  // namespace
+
+std::span<const RegisteredOperation> Operations() { return kOperations; }
+
+const EmbeddedImage* FindOperation(std::string_view name) {
+  for (const RegisteredOperation& op : kOperations) {
+    if (op.name == name) return op.image;
+  }
+  return nullptr;
+}
+
+const EmbeddedImage& RuntimeImage() { return images::runtime; }
+
+}  // namespace instar::vmm

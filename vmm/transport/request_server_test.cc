@@ -1,0 +1,169 @@
+#include "vmm/transport/request_server.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <string>
+#include <vector>
+
+#include "abi/memory_map.h"
+#include "gtest/gtest.h"
+
+namespace instar::vmm {
+namespace {
+
+// A RequestServer over a plain buffer as guest RAM and temporary files as devices.
+class RequestServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    bytes_.assign(abi::kGuestRamSize, 0);
+    ram_ = {bytes_.data(), bytes_.size()};
+    devices_.inputs.push_back(MakeDevice("abcdefgh", false));
+    devices_.output = MakeDevice(std::string(1024, 'o'), true);
+  }
+
+  Device MakeDevice(const std::string& content, bool writable) {
+    char path[] = "/tmp/request_server_test.XXXXXX";
+    const int fd = mkstemp(path);
+    unlink(path);
+    EXPECT_EQ(write(fd, content.data(), content.size()), static_cast<ssize_t>(content.size()));
+    Device d;
+    d.fd.Reset(fd);
+    d.limits = {content.size(), 512, writable, writable ? 4096u : 0u};
+    return d;
+  }
+
+  abi::Request& Slot() { return *reinterpret_cast<abi::Request*>(bytes_.data() + abi::kTransport.base); }
+
+  abi::Request& Begin(abi::RequestKind kind) {
+    Slot() = abi::Request{};
+    Slot().magic = abi::kRequestMagic;
+    Slot().kind = static_cast<uint32_t>(kind);
+    return Slot();
+  }
+
+  std::vector<uint8_t> bytes_;
+  GuestRam ram_;
+  DeviceSet devices_;
+};
+
+TEST_F(RequestServerTest, ReadsZeroFillPastEndOfFile) {
+  RequestServer server(ram_, devices_, {}, {});
+  uint8_t* buf = bytes_.data() + abi::kScratchMemBase;
+  std::memset(buf, 0xAA, 512);
+  auto& r = Begin(abi::RequestKind::kReadSectors);
+  r.device = 0;
+  r.count = 1;
+  r.buffer = abi::kScratchMemBase;
+  EXPECT_EQ(server.Serve(), RequestServer::Next::kResume);
+  EXPECT_EQ(Slot().status, 0);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(buf), 8), "abcdefgh");
+  for (int i = 8; i < 512; ++i) ASSERT_EQ(buf[i], 0) << i;
+}
+
+TEST_F(RequestServerTest, WritesGrowTheOutputUpToItsLimit) {
+  RequestServer server(ram_, devices_, {}, {});
+  std::memset(bytes_.data() + abi::kScratchMemBase, 'w', 1024);
+  auto& r = Begin(abi::RequestKind::kWriteSectors);
+  r.device = abi::kOutputDevice;
+  r.sector = 4;
+  r.count = 2;
+  r.buffer = abi::kScratchMemBase;
+  server.Serve();
+  EXPECT_EQ(Slot().status, 0);
+  EXPECT_EQ(devices_.output->limits.size, 3072u);
+  Begin(abi::RequestKind::kDeviceCapacity).device = abi::kOutputDevice;
+  server.Serve();
+  EXPECT_EQ(Slot().value, 3072u);
+  auto& far = Begin(abi::RequestKind::kWriteSectors);
+  far.device = abi::kOutputDevice;
+  far.sector = 8;
+  far.count = 1;
+  far.buffer = abi::kScratchMemBase;
+  server.Serve();
+  EXPECT_EQ(Slot().status, static_cast<int32_t>(abi::CallStatus::kOutOfRange));
+  EXPECT_EQ(server.report().refused_requests, 1u);
+}
+
+TEST_F(RequestServerTest, RefusesBadMagicAndUnknownKinds) {
+  RequestServer server(ram_, devices_, {}, {});
+  Begin(abi::RequestKind::kDeviceCount).magic = 0;
+  server.Serve();
+  EXPECT_EQ(Slot().status, static_cast<int32_t>(abi::CallStatus::kBadRequest));
+  Begin(abi::RequestKind::kDeviceCount).kind = 999;
+  server.Serve();
+  EXPECT_EQ(Slot().status, static_cast<int32_t>(abi::CallStatus::kBadRequest));
+}
+
+TEST_F(RequestServerTest, AcceptsExactlyOneResultOfTheExpectedShape) {
+  RequestServer server(ram_, devices_, {0x11223344, 16}, {});
+  const uint32_t magic = 0x11223344;
+  std::memcpy(bytes_.data() + abi::kScratchMemBase, &magic, 4);
+  auto send = [&](uint32_t arg_magic, uint64_t length) {
+    auto& r = Begin(abi::RequestKind::kResult);
+    r.arg0 = arg_magic;
+    r.buffer = abi::kScratchMemBase;
+    r.length = length;
+    server.Serve();
+    return Slot().status;
+  };
+  EXPECT_EQ(send(0x11223344, 15), static_cast<int32_t>(abi::CallStatus::kBadResult));
+  EXPECT_EQ(send(0x55555555, 16), static_cast<int32_t>(abi::CallStatus::kBadResult));
+  EXPECT_EQ(send(0x11223344, 16), 0);
+  EXPECT_EQ(send(0x11223344, 16), static_cast<int32_t>(abi::CallStatus::kBadResult));
+  EXPECT_EQ(server.report().result.size(), 16u);
+}
+
+TEST_F(RequestServerTest, DebugTextIsBoundedAndSanitised) {
+  RequestServer server(ram_, devices_, {}, {});
+  const char text[] = "ok\x1b[2J\x07\n";
+  std::memcpy(bytes_.data() + abi::kScratchMemBase, text, sizeof text - 1);
+  auto& r = Begin(abi::RequestKind::kDebugPrint);
+  r.buffer = abi::kScratchMemBase;
+  r.length = sizeof text - 1;
+  server.Serve();
+  EXPECT_EQ(server.report().debug_text, "ok?[2J?\n");
+  auto& big = Begin(abi::RequestKind::kDebugPrint);
+  big.buffer = abi::kScratchMemBase;
+  big.length = abi::kMaxDebugTextBytes + 1;
+  server.Serve();
+  EXPECT_EQ(Slot().status, static_cast<int32_t>(abi::CallStatus::kTooLong));
+  auto& unterminated_outside = Begin(abi::RequestKind::kDebugPrint);
+  unterminated_outside.buffer = abi::kScratch.end() - 10;
+  unterminated_outside.length = 20;
+  server.Serve();
+  EXPECT_EQ(Slot().status, static_cast<int32_t>(abi::CallStatus::kBadBuffer));
+}
+
+TEST_F(RequestServerTest, CompleteAndReturnStop) {
+  RequestServer server(ram_, devices_, {}, {});
+  Begin(abi::RequestKind::kError).arg0 = 7;
+  EXPECT_EQ(server.Serve(), RequestServer::Next::kResume);
+  Begin(abi::RequestKind::kComplete).arg0 = 1;
+  EXPECT_EQ(server.Serve(), RequestServer::Next::kStop);
+  EXPECT_EQ(server.report().completed, 1);
+  EXPECT_EQ(server.report().error->first, 7u);
+}
+
+TEST_F(RequestServerTest, FailWritesAfterHook) {
+  ServerHooks hooks;
+  hooks.fail_writes_after = 1;
+  RequestServer server(ram_, devices_, {}, hooks);
+  for (int i = 0; i < 2; ++i) {
+    auto& r = Begin(abi::RequestKind::kWriteSectors);
+    r.device = abi::kOutputDevice;
+    r.sector = static_cast<uint64_t>(i);
+    r.count = 1;
+    r.buffer = abi::kScratchMemBase;
+    server.Serve();
+    EXPECT_EQ(Slot().status, i == 0 ? 0 : static_cast<int32_t>(abi::CallStatus::kIoError));
+  }
+}
+
+TEST(SanitizeGuestText, KeepsPrintableNewlinesTabs) {
+  EXPECT_EQ(SanitizeGuestText(std::string("a\tb\nc\r\0\xff", 8)), "a\tb\nc???");
+}
+
+}  // namespace
+}  // namespace instar::vmm
