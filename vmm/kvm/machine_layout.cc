@@ -32,6 +32,19 @@ PageKind KindOf(uint64_t addr) {
   return PageKind::kAbsent;
 }
 
+// True when some mapped region overlaps [base, base + size): most 2 MiB chunks are empty and
+// this keeps the page-table build from visiting their pages one by one.
+bool AnyRegionOverlaps(uint64_t base, uint64_t size) {
+  auto overlaps = [&](const abi::Region& r) { return r.base < base + size && base < r.end(); };
+  for (const abi::Region& r : abi::kUserRegions) {
+    if (overlaps(r)) return true;
+  }
+  for (const abi::Region& r : abi::kSupervisorRegions) {
+    if (overlaps(r)) return true;
+  }
+  return overlaps(abi::kDoorbell);
+}
+
 uint64_t EntryFor(uint64_t addr, PageKind kind) {
   if (kind == PageKind::kAbsent) return 0;
   return addr | kPtePresent | kPteWritable | (kind == PageKind::kUser ? kPteUser : 0);
@@ -56,6 +69,7 @@ Status BuildMachine(const GuestRam& ram) {
   uint64_t next_table = abi::kPageTables.base;
   for (uint64_t chunk = 0; chunk < kEntriesPerTable; ++chunk) {
     const uint64_t chunk_base = chunk * kLargePage;
+    if (!AnyRegionOverlaps(chunk_base, kLargePage)) continue;  // stays absent (zeroed RAM)
     const PageKind first = KindOf(chunk_base);
     bool uniform = true;
     for (uint64_t p = 1; p < kEntriesPerTable && uniform; ++p) {
