@@ -34,6 +34,7 @@ def instar_crate(name, srcs = [], hdrs = [], deps = [], visibility = None):
         hdrs = hdrs,
         deps = [_guest_label(d) for d in deps],
         copts = GUEST_COPTS,
+        linkstatic = True,  # no shared object: guest code is never PIC
         visibility = visibility,
     )
 
@@ -47,6 +48,7 @@ def instar_guest_library(name, srcs = [], hdrs = [], deps = [], visibility = Non
         deps = [_guest_label(d) for d in deps],
         copts = GUEST_COPTS,
         alwayslink = True,
+        linkstatic = True,
         visibility = visibility,
     )
 
@@ -110,19 +112,21 @@ def instar_library(name, copts = [], **kwargs):
 def instar_binary(name, copts = [], **kwargs):
     cc_binary(name = name, copts = HOST_COPTS + copts, **kwargs)
 
-def instar_test(name, deps = [], copts = [], **kwargs):
+def instar_test(name, deps = [], copts = [], size = "small", **kwargs):
     cc_test(
         name = name,
+        size = size,
         deps = deps + ["@gtest_system//:gtest_main"],
         copts = TEST_COPTS + copts,
         **kwargs
     )
 
-def instar_sh_test(name, srcs, data = [], **kwargs):
+def instar_sh_test(name, srcs, data = [], size = "medium", **kwargs):
     """A shell test against the built CLI (tests/lib/testlib.sh gives $INSTAR and helpers).
     Needs /dev/kvm and qemu-img (installed by tools/setup)."""
     native.sh_test(
         name = name,
+        size = size,
         srcs = srcs,
         data = data + ["//tools/cli:instar", "//tests/lib:testlib.sh"],
         tags = kwargs.pop("tags", []) + ["requires-kvm"],
