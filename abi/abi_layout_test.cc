@@ -7,9 +7,11 @@
 
 #include "abi/call_table.h"
 #include "abi/chain_config.h"
+#include "abi/check.h"
 #include "abi/guest_image.h"
 #include "abi/info.h"
 #include "abi/memory_map.h"
+#include "abi/resize.h"
 #include "abi/status.h"
 #include "abi/transport.h"
 #include "gtest/gtest.h"
@@ -19,7 +21,11 @@ namespace {
 
 TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(Request), 72u);
-  EXPECT_EQ(sizeof(CallTable), 144u);
+  EXPECT_EQ(sizeof(CallTable), 176u);
+  EXPECT_EQ(sizeof(CheckConfig), 64u);
+  EXPECT_EQ(sizeof(CheckResult), 272u);
+  EXPECT_EQ(sizeof(ResizeConfig), 64u);
+  EXPECT_EQ(sizeof(ResizeResult), 256u);
   EXPECT_EQ(sizeof(ChainDevice), 48u);
   EXPECT_EQ(sizeof(ChainConfig), 16u + 48u * 65u);
   EXPECT_EQ(sizeof(GuestImageHeader), 48u);
@@ -52,6 +58,8 @@ TEST(AbiLayout, CallTableIsAppendOnly) {
       offsetof(CallTable, get_chain_config),       offsetof(CallTable, debug_print),
       offsetof(CallTable, send_progress),          offsetof(CallTable, send_error),
       offsetof(CallTable, send_complete),          offsetof(CallTable, send_info_result),
+      offsetof(CallTable, send_record),            offsetof(CallTable, set_output_size),
+      offsetof(CallTable, send_check_result),      offsetof(CallTable, send_resize_result),
   };
   for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); ++i) {
     EXPECT_EQ(slots[i], 16 + 8 * i) << "entry " << i;
@@ -82,9 +90,11 @@ TEST(AbiLayout, ChainConfigOffsets) {
 }
 
 TEST(AbiLayout, MagicsAreDistinct) {
-  const std::set<uint32_t> magics = {kCallTableMagic, kRequestMagic,    kChainConfigMagic,
-                                     kGuestImageMagic, kInfoConfigMagic, kInfoResultMagic};
-  EXPECT_EQ(magics.size(), 6u);
+  const std::set<uint32_t> magics = {
+      kCallTableMagic,   kRequestMagic,     kChainConfigMagic,  kGuestImageMagic,
+      kInfoConfigMagic,  kInfoResultMagic,  kCheckConfigMagic,  kCheckResultMagic,
+      kResizeConfigMagic, kResizeResultMagic};
+  EXPECT_EQ(magics.size(), 10u);
 }
 
 TEST(AbiLayout, MemoryMapHasThePlansValues) {

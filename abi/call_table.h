@@ -8,13 +8,15 @@
 #include <stdint.h>
 
 #include "abi/chain_config.h"
+#include "abi/check.h"
 #include "abi/info.h"
+#include "abi/resize.h"
 #include "abi/memory_map.h"
 
 namespace instar::abi {
 
 inline constexpr uint32_t kCallTableMagic = 0x4C435349;  // "ISCL"
-inline constexpr uint32_t kCallTableVersion = 1;
+inline constexpr uint32_t kCallTableVersion = 2;
 
 // Every sector-level entry moves `count` sectors between the device and `buffer`; one call is one
 // host exit, so callers batch whole clusters. Return values are CallStatus.
@@ -41,6 +43,15 @@ struct CallTable {
   void (*send_error)(uint32_t code, uint64_t detail);
   void (*send_complete)(int32_t status);  // does not return
   int32_t (*send_info_result)(const InfoResult* result);
+  // Version 2.
+  // One element of a list the operation reports (snapshots, check findings, ...): `magic`
+  // names the record type, which the host accepts only when the operation declared it, with
+  // exactly its size, and up to its count cap.
+  int32_t (*send_record)(uint32_t magic, const void* record, uint32_t size);
+  // Truncates or extends the output device to `bytes` (only below its write limit).
+  int32_t (*set_output_size)(uint64_t bytes);
+  int32_t (*send_check_result)(const CheckResult* result);
+  int32_t (*send_resize_result)(const ResizeResult* result);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);
 static_assert(offsetof(CallTable, read_input_sector) == 24);
@@ -58,7 +69,11 @@ static_assert(offsetof(CallTable, send_progress) == 112);
 static_assert(offsetof(CallTable, send_error) == 120);
 static_assert(offsetof(CallTable, send_complete) == 128);
 static_assert(offsetof(CallTable, send_info_result) == 136);
-static_assert(sizeof(CallTable) == 144);
+static_assert(offsetof(CallTable, send_record) == 144);
+static_assert(offsetof(CallTable, set_output_size) == 152);
+static_assert(offsetof(CallTable, send_check_result) == 160);
+static_assert(offsetof(CallTable, send_resize_result) == 168);
+static_assert(sizeof(CallTable) == 176);
 static_assert(sizeof(CallTable) <= kCallTable.size);
 
 // True when `table` is a call table this operation can use: right magic, a version at least

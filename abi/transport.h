@@ -31,6 +31,8 @@ enum class RequestKind : uint32_t {
   kComplete = 9,        // arg0 status
   kResult = 10,         // arg0 result magic, buffer, length
   kOperationReturned = 11,  // runtime: the operation's entry returned arg0 without completing
+  kRecord = 12,         // arg0 record magic, buffer, length
+  kSetSize = 13,        // device, arg0 new size in bytes
 };
 
 struct Request {

@@ -127,6 +127,25 @@ int32_t SendResult(uint32_t magic, const void* result, uint64_t size) {
 int32_t SendInfoResult(const instar::abi::InfoResult* result) {
   return SendResult(instar::abi::kInfoResultMagic, result, sizeof(*result));
 }
+int32_t SendCheckResult(const instar::abi::CheckResult* result) {
+  return SendResult(instar::abi::kCheckResultMagic, result, sizeof(*result));
+}
+int32_t SendResizeResult(const instar::abi::ResizeResult* result) {
+  return SendResult(instar::abi::kResizeResultMagic, result, sizeof(*result));
+}
+int32_t SendRecord(uint32_t magic, const void* record, uint32_t size) {
+  Request* r = Begin(RequestKind::kRecord);
+  r->arg0 = magic;
+  r->buffer = reinterpret_cast<uint64_t>(record);
+  r->length = size;
+  return Submit(r);
+}
+int32_t SetOutputSize(uint64_t bytes) {
+  Request* r = Begin(RequestKind::kSetSize);
+  r->device = instar::abi::kOutputDevice;
+  r->arg0 = bytes;
+  return Submit(r);
+}
 
 }  // namespace
 
@@ -151,6 +170,10 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->send_error = SendError;
   table->send_complete = SendComplete;
   table->send_info_result = SendInfoResult;
+  table->send_record = SendRecord;
+  table->set_output_size = SetOutputSize;
+  table->send_check_result = SendCheckResult;
+  table->send_resize_result = SendResizeResult;
 
   // The host verified the operation's header before loading it.
   const auto* op =

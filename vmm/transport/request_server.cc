@@ -22,7 +22,8 @@ std::string SanitizeGuestText(std::string_view text) {
 
 RequestServer::RequestServer(GuestRam ram, DeviceSet& devices, ExpectedResult expected,
                              ServerHooks hooks)
-    : ram_(ram), devices_(devices), expected_(expected), hooks_(std::move(hooks)) {
+    : ram_(ram), devices_(devices), expected_(std::move(expected)), hooks_(std::move(hooks)),
+      record_counts_(expected_.records.size(), 0) {
   for (const Device& d : devices_.inputs) input_limits_.push_back(d.limits);
 }
 
@@ -86,6 +87,42 @@ abi::CallStatus RequestServer::DoIo(const abi::Request& request) {
   return abi::CallStatus::kOk;
 }
 
+abi::CallStatus RequestServer::DoRecord(const abi::Request& request) {
+  for (size_t i = 0; i < expected_.records.size(); ++i) {
+    const RecordSpec& spec = expected_.records[i];
+    if (spec.magic != request.arg0) continue;
+    if (request.length != spec.size || record_counts_[i] >= spec.max_count) {
+      return abi::CallStatus::kBadResult;
+    }
+    const uint8_t* bytes = ram_.UserRange(request.buffer, request.length);
+    if (bytes == nullptr) return abi::CallStatus::kBadBuffer;
+    uint32_t magic;
+    std::memcpy(&magic, bytes, sizeof magic);
+    if (magic != spec.magic) return abi::CallStatus::kBadResult;
+    ++record_counts_[i];
+    report_.records.push_back({spec.magic, std::vector<uint8_t>(bytes, bytes + request.length)});
+    return abi::CallStatus::kOk;
+  }
+  return abi::CallStatus::kBadResult;
+}
+
+abi::CallStatus RequestServer::DoSetSize(const abi::Request& request) {
+  Device* dev = DeviceAt(request.device);
+  if (dev == nullptr) return abi::CallStatus::kBadDevice;
+  if (!dev->limits.writable) return abi::CallStatus::kReadOnly;
+  if (request.arg0 > dev->limits.write_limit) return abi::CallStatus::kOutOfRange;
+  if (hooks_.fail_writes_after && writes_done_ >= *hooks_.fail_writes_after) {
+    return abi::CallStatus::kIoError;
+  }
+  if (::ftruncate(dev->fd.get(), static_cast<off_t>(request.arg0)) != 0) {
+    return abi::CallStatus::kIoError;
+  }
+  ++writes_done_;
+  dev->limits.size = request.arg0;
+  if (request.device != abi::kOutputDevice) input_limits_[request.device].size = request.arg0;
+  return abi::CallStatus::kOk;
+}
+
 abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* value, Next* next) {
   const DeviceLimits* output = devices_.output ? &devices_.output->limits : nullptr;
   switch (static_cast<abi::RequestKind>(request.kind)) {
@@ -136,6 +173,10 @@ abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* val
       report_.result.assign(bytes, bytes + request.length);
       return abi::CallStatus::kOk;
     }
+    case abi::RequestKind::kRecord:
+      return DoRecord(request);
+    case abi::RequestKind::kSetSize:
+      return DoSetSize(request);
     case abi::RequestKind::kComplete:
       report_.completed = static_cast<int32_t>(request.arg0);
       *next = Next::kStop;

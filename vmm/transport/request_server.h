@@ -18,16 +18,31 @@
 
 namespace instar::vmm {
 
-// The one typed result the running operation may send.
+// A record type the running operation may stream (send_record), with its exact size and how
+// many the host keeps at most (which bounds the host memory a guest can make it use).
+struct RecordSpec {
+  uint32_t magic = 0;
+  uint32_t size = 0;
+  uint32_t max_count = 0;
+};
+
+// What the running operation may send: one typed result, and records of the listed types.
 struct ExpectedResult {
   uint32_t magic = 0;
   uint32_t size = 0;
+  std::vector<RecordSpec> records;
+};
+
+struct Record {
+  uint32_t magic;
+  std::vector<uint8_t> bytes;
 };
 
 struct OperationReport {
   std::optional<int32_t> completed;         // send_complete(status)
   std::optional<int64_t> returned;          // the entry returned without completing
   std::vector<uint8_t> result;              // exactly ExpectedResult::size bytes when sent
+  std::vector<Record> records;              // in the order sent
   std::optional<std::pair<uint32_t, uint64_t>> error;  // first send_error(code, detail)
   std::string debug_text;                   // sanitised, bounded
   uint64_t requests = 0;
@@ -57,6 +72,8 @@ class RequestServer {
  private:
   abi::CallStatus Handle(const abi::Request& request, uint64_t* value, Next* next);
   abi::CallStatus DoIo(const abi::Request& request);
+  abi::CallStatus DoRecord(const abi::Request& request);
+  abi::CallStatus DoSetSize(const abi::Request& request);
   Device* DeviceAt(uint32_t index);
 
   GuestRam ram_;
@@ -66,6 +83,7 @@ class RequestServer {
   ServerHooks hooks_;
   OperationReport report_;
   uint64_t writes_done_ = 0;
+  std::vector<uint32_t> record_counts_;  // per ExpectedResult::records entry
 };
 
 // Replaces bytes that could drive a terminal (control characters other than \n and \t, DEL,

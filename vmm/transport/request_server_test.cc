@@ -161,6 +161,48 @@ TEST_F(RequestServerTest, FailWritesAfterHook) {
   }
 }
 
+TEST_F(RequestServerTest, RecordsOnlyOfDeclaredTypesSizesAndCounts) {
+  ExpectedResult expected;
+  expected.records.push_back({0xAABBCCDD, 8, 2});
+  RequestServer server(ram_, devices_, expected, {});
+  const uint32_t magic = 0xAABBCCDD;
+  std::memcpy(bytes_.data() + abi::kScratchMemBase, &magic, 4);
+  auto send = [&](uint32_t arg_magic, uint64_t length) {
+    auto& r = Begin(abi::RequestKind::kRecord);
+    r.arg0 = arg_magic;
+    r.buffer = abi::kScratchMemBase;
+    r.length = length;
+    server.Serve();
+    return Slot().status;
+  };
+  const auto bad = static_cast<int32_t>(abi::CallStatus::kBadResult);
+  EXPECT_EQ(send(0x11111111, 8), bad);  // undeclared type
+  EXPECT_EQ(send(0xAABBCCDD, 9), bad);  // wrong size
+  EXPECT_EQ(send(0xAABBCCDD, 8), 0);
+  EXPECT_EQ(send(0xAABBCCDD, 8), 0);
+  EXPECT_EQ(send(0xAABBCCDD, 8), bad);  // over its count cap
+  ASSERT_EQ(server.report().records.size(), 2u);
+  EXPECT_EQ(server.report().records[0].magic, 0xAABBCCDDu);
+}
+
+TEST_F(RequestServerTest, SetSizeOnlyOnWritableDevicesBelowTheLimit) {
+  RequestServer server(ram_, devices_, {}, {});
+  auto set = [&](uint32_t device, uint64_t bytes) {
+    auto& r = Begin(abi::RequestKind::kSetSize);
+    r.device = device;
+    r.arg0 = bytes;
+    server.Serve();
+    return Slot().status;
+  };
+  EXPECT_EQ(set(0, 0), static_cast<int32_t>(abi::CallStatus::kReadOnly));
+  EXPECT_EQ(set(abi::kOutputDevice, 4097), static_cast<int32_t>(abi::CallStatus::kOutOfRange));
+  EXPECT_EQ(set(abi::kOutputDevice, 512), 0);
+  EXPECT_EQ(devices_.output->limits.size, 512u);
+  EXPECT_EQ(lseek(devices_.output->fd.get(), 0, SEEK_END), 512);
+  EXPECT_EQ(set(abi::kOutputDevice, 4096), 0);
+  EXPECT_EQ(lseek(devices_.output->fd.get(), 0, SEEK_END), 4096);
+}
+
 TEST(SanitizeGuestText, KeepsPrintableNewlinesTabs) {
   EXPECT_EQ(SanitizeGuestText(std::string("a\tb\nc\r\0\xff", 8)), "a\tb\nc???");
 }
