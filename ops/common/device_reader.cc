@@ -21,6 +21,45 @@ int32_t DeviceReader::ReadSectors(uint64_t sector, uint32_t count, void* buffer)
                                        : table_->read_input_sector(device_, sector, count, buffer);
 }
 
+int32_t DeviceReader::WriteSectors(uint64_t sector, uint32_t count, const void* buffer) {
+  return device_ == abi::kOutputDevice
+             ? table_->write_output_sector(sector, count, buffer)
+             : table_->write_input_sector(device_, sector, count, buffer);
+}
+
+base::Status<IoError> DeviceReader::Write(uint64_t offset, uint64_t length, const uint8_t* in) {
+  uint64_t end = 0;
+  if (!base::CheckedAdd(offset, length, &end)) return base::Fail(IoError::kPastEnd);
+  while (length > 0) {
+    const uint64_t sector = offset / kSector;
+    const uint64_t within = offset % kSector;
+    if (within != 0 || length < kSector) {
+      // Partial sector: read it (zeros past the end), patch, write back.
+      const bool exists = sector * kSector < size_;
+      if (exists && ReadSectors(sector, 1, bounce_) != 0) return base::Fail(IoError::kReadFailed);
+      if (!exists) __builtin_memset(bounce_, 0, kSector);
+      uint64_t n = kSector - within;
+      if (n > length) n = length;
+      __builtin_memcpy(bounce_ + within, in, n);
+      if (WriteSectors(sector, 1, bounce_) != 0) return base::Fail(IoError::kWriteFailed);
+      in += n;
+      offset += n;
+      length -= n;
+    } else {
+      uint64_t sectors = length / kSector;
+      if (sectors > kMaxSectorsPerCall) sectors = kMaxSectorsPerCall;
+      if (WriteSectors(sector, static_cast<uint32_t>(sectors), in) != 0) {
+        return base::Fail(IoError::kWriteFailed);
+      }
+      in += sectors * kSector;
+      offset += sectors * kSector;
+      length -= sectors * kSector;
+    }
+    if (offset > size_) size_ = offset;
+  }
+  return {};
+}
+
 base::Status<IoError> DeviceReader::Read(uint64_t offset, uint64_t length, uint8_t* out) {
   uint64_t end = 0;
   const uint64_t readable = base::DivRoundUp(size_, kSector) * kSector;

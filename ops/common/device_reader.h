@@ -1,6 +1,7 @@
-// DeviceReader: byte-granular reads from an attached device through the call table's sector
-// calls, batching up to one transfer cap per exit. Guest-only; no allocation (the bounce
-// sector lives in the reader).
+// DeviceReader: byte-granular reads and writes on an attached device through the call table's
+// sector calls, batching up to one transfer cap per exit. A partial-sector write is a
+// read-modify-write of that sector. Guest-only; no allocation (the bounce sector lives in the
+// reader).
 #pragma once
 
 #include <stdint.h>
@@ -10,7 +11,7 @@
 
 namespace instar::ops {
 
-enum class IoError { kReadFailed, kPastEnd };
+enum class IoError { kReadFailed, kWriteFailed, kPastEnd };
 
 class DeviceReader {
  public:
@@ -21,9 +22,13 @@ class DeviceReader {
   // Reads [offset, offset+length) into `out`; bytes past the end of the device read as zeros
   // up to the end of its last sector, beyond that the read fails with kPastEnd.
   base::Status<IoError> Read(uint64_t offset, uint64_t length, uint8_t* out);
+  // Writes [offset, offset+length) from `in` (the host enforces the device's write limit).
+  // The size seen by Read grows when the write ends past it.
+  base::Status<IoError> Write(uint64_t offset, uint64_t length, const uint8_t* in);
 
  private:
   int32_t ReadSectors(uint64_t sector, uint32_t count, void* buffer);
+  int32_t WriteSectors(uint64_t sector, uint32_t count, const void* buffer);
 
   const abi::CallTable* table_;
   uint32_t device_;
