@@ -12,6 +12,15 @@
 namespace instar::abi {
 
 inline constexpr uint32_t kRequestMagic = 0x51525349;  // "ISRQ"
+
+// The process backend's doorbell: the guest writes one 8-byte word to kProcessDoorbellFd and
+// reads one 8-byte reply from kProcessReplyFd; kProcessRamFd is the guest RAM memfd, closed by
+// the loader once mapped. A word equal to kProcessFaultWord is followed by an 8-word fault
+// frame (vector, error, rip, cr2, signal, code, 0, 0) written by the loader's signal handler.
+inline constexpr int kProcessRamFd = 3;
+inline constexpr int kProcessDoorbellFd = 4;
+inline constexpr int kProcessReplyFd = 5;
+inline constexpr uint64_t kProcessFaultWord = 0xFA017FA017FA0170ull;
 inline constexpr uint32_t kOutputDevice = 0xFFFFFFFFu;
 
 // Upper bound of one data request: 4 MiB moves a batch of clusters per exit and keeps a single

@@ -57,8 +57,9 @@ _REGIONS = {
     "runtime": "RUNTIME",
 }
 
-def instar_guest_binary(name, srcs, deps = [], region = "operation", visibility = None):
-    """A flat guest binary for `region` ("operation" or "runtime"), plus `name_image`."""
+def instar_guest_binary(name, srcs, deps = [], region = "operation", defines = [], visibility = None):
+    """A flat guest binary for `region` ("operation" or "runtime"), plus `name_image`.
+    `defines` select build variants of one source (e.g. the runtime's doorbell)."""
     if region not in _REGIONS:
         fail("region must be one of " + str(_REGIONS.keys()))
     prefix = _REGIONS[region]
@@ -76,7 +77,7 @@ def instar_guest_binary(name, srcs, deps = [], region = "operation", visibility 
         name = name + ".elf",
         srcs = srcs,
         deps = [_guest_label(d) for d in deps] + ["//crates/freestanding:freestanding_guest"],
-        copts = GUEST_COPTS,
+        copts = GUEST_COPTS + ["-D" + d for d in defines],
         linkopts = guest_linkopts(":" + linker_script),
         additional_linker_inputs = [":" + linker_script],
         features = ["-pie", "-supports_start_end_lib"],

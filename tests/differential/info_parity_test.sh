@@ -28,4 +28,21 @@ compare_with_qemu info --output=xml plain.qcow2
 compare_with_qemu info -f nosuchformat plain.qcow2
 compare_with_qemu info --bogus plain.qcow2
 compare_with_qemu info -f
+
+# A file the caller may not read: the error must be qemu-img's, not a KVM one, so run as an
+# unprivileged user (the process sandbox needs no /dev/kvm).
+public="$(mktemp -d /tmp/instar-unreadable.XXXXXX)"
+chmod 755 "$public"
+cp "$INSTAR" "$public/instar"
+printf 'secret' > "$public/secret.img"
+chmod 600 "$public/secret.img"
+as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
+CHECKS=$((CHECKS + 1))
+(cd "$public" && as_nobody qemu-img info secret.img) >/dev/null 2>"$WORK/q.err"; qrc=$?
+(cd "$public" && as_nobody env INSTAR_SANDBOX=process ./instar info secret.img) >/dev/null 2>"$WORK/i.err"; irc=$?
+if [ "$qrc" != 1 ] || [ "$irc" != 1 ] ||
+   [ "$(sed 's/^qemu-img: //' "$WORK/q.err")" != "$(sed 's/^instar: //' "$WORK/i.err")" ]; then
+  fail "unreadable file: qemu-img ($qrc) '$(cat "$WORK/q.err")' vs instar ($irc) '$(cat "$WORK/i.err")'"
+fi
+rm -rf "$public"
 finish

@@ -40,6 +40,27 @@ bool ParseLimit(const char* text, uint64_t* out) {
   return true;
 }
 
+std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
+  std::string name = choice;
+  if (name.empty()) {
+    const char* env = std::getenv("INSTAR_SANDBOX");
+    name = env != nullptr && *env != '\0' ? env : "auto";
+  }
+  const auto parsed = vmm::ParseSandboxChoice(name);
+  if (!parsed) {
+    PrintError("--sandbox must be kvm, process or auto, not '" + name + "'");
+    return nullptr;
+  }
+  std::string notice;
+  auto sandbox = vmm::OpenSandbox(*parsed, &notice);
+  if (!notice.empty()) PrintError(notice);
+  if (!sandbox.ok()) {
+    PrintError(sandbox.status().message());
+    return nullptr;
+  }
+  return std::move(sandbox).value();
+}
+
 vmm::VmLimits LimitsFromEnvironment() {
   vmm::VmLimits limits;
   uint64_t v = 0;

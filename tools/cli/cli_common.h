@@ -1,13 +1,15 @@
 // What every instar subcommand shares: qemu-img's error line shapes, option-parsing errors,
-// the VM limits an operator may set (flags or environment), and the KVM handle.
+// the VM limits an operator may set (flags or environment), and the sandbox choice.
 #pragma once
 
 #include <optional>
 #include <string>
 
 #include "abi/image_format.h"
-#include "vmm/kvm/kvm_system.h"
-#include "vmm/launcher/operation_launcher.h"
+#include <memory>
+
+#include "vmm/launcher/sandbox.h"
+#include "vmm/launcher/sandbox_factory.h"
 
 namespace instar::cli {
 
@@ -23,6 +25,10 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
 
 // -f NAME -> format; nullopt for names instar does not know.
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name);
+
+// The sandbox INSTAR_SANDBOX (kvm, process, auto; default auto) or --sandbox names; prints
+// the fallback notice or the error itself. Null on failure.
+std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice);
 
 // Limits from INSTAR_DEADLINE_MS / INSTAR_MAX_EXITS; flags override them later.
 vmm::VmLimits LimitsFromEnvironment();

@@ -20,6 +20,7 @@ enum LongOnly {
   kOptVerbose,
   kOptDeadline,
   kOptMaxExits,
+  kOptSandbox,
 };
 
 void PrintHelp() {
@@ -33,7 +34,8 @@ void PrintHelp() {
       "  -U, --force-share    accepted for compatibility (instar never writes here)\n"
       "  --verbose            show the guest's debug text and timings on stderr\n"
       "  --deadline MS        stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
-      "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n");
+      "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n"
+      "  --sandbox KIND       kvm, process or auto (INSTAR_SANDBOX; default auto)\n");
 }
 
 }  // namespace
@@ -50,9 +52,10 @@ int InfoCommand(int argc, char** argv) {
       {"verbose", no_argument, nullptr, kOptVerbose},
       {"deadline", required_argument, nullptr, kOptDeadline},
       {"max-exits", required_argument, nullptr, kOptMaxExits},
+      {"sandbox", required_argument, nullptr, kOptSandbox},
       {nullptr, 0, nullptr, 0},
   };
-  std::string format_name, output = "human";
+  std::string format_name, output = "human", sandbox_choice;
   bool verbose = false;
   vmm::VmLimits limits = LimitsFromEnvironment();
   opterr = 0;
@@ -82,6 +85,7 @@ int InfoCommand(int argc, char** argv) {
         if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-exits value");
         limits.max_exits = v;
         break;
+      case kOptSandbox: sandbox_choice = optarg; break;
       case ':': return OptionError(optopt, argv[optind - 1], true);
       default: return OptionError(optopt, argv[optind - 1], false);
     }
@@ -110,12 +114,9 @@ int InfoCommand(int argc, char** argv) {
     };
   }
 
-  auto kvm = vmm::KvmSystem::Open();
-  if (!kvm.ok()) {
-    PrintError(kvm.status().message());
-    return kExitError;
-  }
-  auto info = vmm::RunInfo(*kvm, request);
+  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport(sandbox_choice);
+  if (sandbox == nullptr) return kExitError;
+  auto info = vmm::RunInfo(*sandbox, request);
   if (!info.ok()) {
     const Status& s = info.status();
     // File-open errors repeat the name, as qemu-img's do.

@@ -1,7 +1,6 @@
 #include "vmm/images/operation_registry.h"
 
 #include "ops/info/info_image.h"
-#include "vmm/runtime/runtime_image.h"
 
 namespace instar::vmm {
 namespace {
@@ -20,7 +19,5 @@ const EmbeddedImage* FindOperation(std::string_view name) {
   }
   return nullptr;
 }
-
-const EmbeddedImage& RuntimeImage() { return images::runtime; }
 
 }  // namespace instar::vmm

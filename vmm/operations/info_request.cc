@@ -85,7 +85,7 @@ Status ValidateInfoResult(const abi::InfoResult& r) {
   return Status::Ok();
 }
 
-StatusOr<ImageInfo> RunInfo(const KvmSystem& kvm, const InfoRequest& request) {
+StatusOr<ImageInfo> RunInfo(const Sandbox& sandbox, const InfoRequest& request) {
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image,
                           OpenDevice(request.path, /*writable=*/false, abi::DeviceRole::kImage));
@@ -105,7 +105,7 @@ StatusOr<ImageInfo> RunInfo(const KvmSystem& kvm, const InfoRequest& request) {
   launch.limits = request.limits;
   launch.hooks = request.hooks;
 
-  INSTAR_ASSIGN_OR_RETURN(OperationOutcome outcome, RunOperation(kvm, devices, launch));
+  INSTAR_ASSIGN_OR_RETURN(OperationOutcome outcome, RunOperation(sandbox, devices, launch));
   info.timings = outcome.timings;
   info.debug_text = std::move(outcome.report.debug_text);
   if (outcome.report.result.empty()) {

@@ -9,8 +9,8 @@
 #include "abi/image_format.h"
 #include "abi/info.h"
 #include "vmm/base/status.h"
-#include "vmm/kvm/kvm_system.h"
 #include "vmm/launcher/operation_launcher.h"
+#include "vmm/launcher/sandbox.h"
 
 namespace instar::vmm {
 
@@ -29,7 +29,7 @@ struct ImageInfo {
 };
 
 // Errors carry the text after "Could not open 'PATH': ".
-StatusOr<ImageInfo> RunInfo(const KvmSystem& kvm, const InfoRequest& request);
+StatusOr<ImageInfo> RunInfo(const Sandbox& sandbox, const InfoRequest& request);
 
 // The message for an error the guest reported; exhaustive over abi::InfoError.
 std::string DescribeInfoError(abi::InfoError error, uint64_t detail);

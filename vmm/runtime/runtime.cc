@@ -1,7 +1,10 @@
-// The guest runtime blob, loaded at RUNTIME_LOAD_ADDR; the vCPU starts here at CPL3. It fills
+// The guest runtime blob, loaded at RUNTIME_LOAD_ADDR; the guest starts here at CPL3. It fills
 // the call table, calls the operation's entry, and turns every call-table entry that needs
-// the host into one request descriptor plus one doorbell store (abi/transport.h).
-// Freestanding; no allocation; never blocks except in the doorbell store itself.
+// the host into one request descriptor plus one doorbell ring (abi/transport.h).
+// Built twice: the KVM runtime rings with a store to the doorbell page (an MMIO exit); the
+// process runtime (INSTAR_RUNTIME_PIPE_DOORBELL) writes to the doorbell pipe and reads the
+// reply pipe, the only system calls its seccomp filter allows.
+// Freestanding; no allocation; never blocks except in the doorbell itself.
 #include <stdint.h>
 
 #include "abi/call_table.h"
@@ -22,11 +25,31 @@ using instar::abi::RequestKind;
 // initialisation, which a loader-less guest never runs.
 Request* TransportRequest() { return reinterpret_cast<Request*>(instar::abi::kTransport.base); }
 
+#if defined(INSTAR_RUNTIME_PIPE_DOORBELL)
+// One round trip: write a word to the doorbell pipe, block reading the reply. The host has
+// served the request when the reply arrives.
+long RawSyscall3(long number, long a, long b, long c) {
+  long ret;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(number), "D"(a), "S"(b), "d"(c)
+               : "rcx", "r11", "memory");
+  return ret;
+}
+
+void RingDoorbell() {
+  uint64_t word = 1;
+  constexpr long kWrite = 1, kRead = 0;
+  RawSyscall3(kWrite, instar::abi::kProcessDoorbellFd, reinterpret_cast<long>(&word), 8);
+  RawSyscall3(kRead, instar::abi::kProcessReplyFd, reinterpret_cast<long>(&word), 8);
+}
+#else
 // One exit: the store traps to the host, which has served the request by the time it retires.
 // The clobber keeps the compiler from caching descriptor fields across it.
 void RingDoorbell() {
   asm volatile("movq $1, (%0)" : : "r"(instar::abi::kDoorbell.base) : "memory");
 }
+#endif
 
 Request* Begin(RequestKind kind) {
   Request* r = TransportRequest();
