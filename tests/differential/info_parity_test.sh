@@ -19,6 +19,7 @@ for f in plain.qcow2 v2.qcow2 overlay.qcow2 sized.raw tiny.raw empty.raw; do
   compare_with_qemu info --output json "$f"
 done
 compare_with_qemu info -f raw plain.qcow2
+compare_with_qemu info truncated.qcow2
 compare_with_qemu info -f qcow2 empty.raw
 compare_with_qemu info missing.qcow2
 compare_with_qemu info adir
