@@ -40,7 +40,21 @@ bool ParseLimit(const char* text, uint64_t* out) {
   return true;
 }
 
+namespace {
+
+std::unique_ptr<vmm::Sandbox>& Preopened() {
+  static std::unique_ptr<vmm::Sandbox> sandbox;
+  return sandbox;
+}
+
+}  // namespace
+
+void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox) {
+  Preopened() = std::move(sandbox);
+}
+
 std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
+  if (Preopened() != nullptr) return std::move(Preopened());
   std::string name = choice;
   if (name.empty()) {
     const char* env = std::getenv("INSTAR_SANDBOX");

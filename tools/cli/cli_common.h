@@ -27,8 +27,10 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name);
 
 // The sandbox INSTAR_SANDBOX (kvm, process, auto; default auto) or --sandbox names; prints
-// the fallback notice or the error itself. Null on failure.
+// the fallback notice or the error itself. Null on failure. A sandbox handed to
+// SetPreopenedSandbox (a daemon worker opens it before dropping privileges) is used instead.
 std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice);
+void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox);
 
 // Limits from INSTAR_DEADLINE_MS / INSTAR_MAX_EXITS; flags override them later.
 vmm::VmLimits LimitsFromEnvironment();

@@ -1,0 +1,29 @@
+#include "tools/cli/commands.h"
+
+#include <cstdio>
+#include <string>
+
+#include "tools/cli/cli_common.h"
+#include "tools/cli/info_command.h"
+
+namespace instar::cli {
+
+void PrintUsage() {
+  std::printf(
+      "instar version 0.1 (qemu-img 7.2 compatible)\n"
+      "usage: instar [--daemon SOCKET] COMMAND [command options]\n"
+      "\n"
+      "Commands:\n"
+      "  info [-f FMT] [--output=human|json] [-U] FILENAME\n"
+      "\n"
+      "Run 'instar COMMAND --help' for a command's options. With --daemon (or INSTAR_DAEMON)\n"
+      "the command runs in the instard daemon listening on SOCKET.\n");
+}
+
+int RunCommand(int argc, char** argv) {
+  const std::string command = argv[0];
+  if (command == "info") return InfoCommand(argc, argv);
+  return UsageError("Command not found: " + command);
+}
+
+}  // namespace instar::cli
