@@ -46,4 +46,16 @@ if [ "$qrc" != 1 ] || [ "$irc" != 1 ] ||
   fail "unreadable file: qemu-img ($qrc) '$(cat "$WORK/q.err")' vs instar ($irc) '$(cat "$WORK/i.err")'"
 fi
 rm -rf "$public"
+
+# An image QEMU holds (qemu-io stands in for a running VM): refused without -U, as qemu-img
+# refuses it; read with -U.
+qemu-img create -q -f qcow2 busy.qcow2 16M
+qemu-io -c "sleep 20000" busy.qcow2 &
+holder=$!
+for _ in $(seq 100); do grep -q OFDLCK /proc/locks && ! qemu-img info busy.qcow2 >/dev/null 2>&1 && break; sleep 0.05; done
+compare_with_qemu info busy.qcow2
+compare_with_qemu info -U busy.qcow2
+compare_with_qemu info --force-share --output=json busy.qcow2
+kill $holder
+wait $holder 2>/dev/null
 finish

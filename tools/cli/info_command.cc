@@ -31,7 +31,7 @@ void PrintHelp() {
       "\n"
       "  -f, --format FMT     image format (raw, qcow2, vmdk); probed when absent\n"
       "  --output FMT         human (default) or json\n"
-      "  -U, --force-share    accepted for compatibility (instar never writes here)\n"
+      "  -U, --force-share    open even if QEMU holds the image (takes no image locks)\n"
       "  --verbose            show the guest's debug text and timings on stderr\n"
       "  --deadline MS        stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
       "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n"
@@ -56,6 +56,7 @@ int InfoCommand(int argc, char** argv) {
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name, output = "human", sandbox_choice;
+  bool force_share = false;
   bool verbose = false;
   vmm::VmLimits limits = LimitsFromEnvironment();
   opterr = 0;
@@ -67,7 +68,7 @@ int InfoCommand(int argc, char** argv) {
     switch (c) {
       case 'h': PrintHelp(); return kExitOk;
       case 'f': format_name = optarg; break;
-      case 'U': break;
+      case 'U': force_share = true; break;
       case kOptOutput: output = optarg; break;
       case kOptBackingChain:
         PrintError("--backing-chain is not supported yet");
@@ -99,6 +100,7 @@ int InfoCommand(int argc, char** argv) {
 
   vmm::InfoRequest request;
   request.path = filename;
+  request.force_share = force_share;
   request.limits = limits;
   if (!format_name.empty()) {
     const auto format = ParseFormatName(format_name);
@@ -120,9 +122,10 @@ int InfoCommand(int argc, char** argv) {
   if (!info.ok()) {
     const Status& s = info.status();
     // File-open errors repeat the name, as qemu-img's do.
-    const bool open_error = s.code() == StatusCode::kNotFound ||
-                            s.code() == StatusCode::kPermissionDenied ||
-                            s.code() == StatusCode::kIoError;
+    const bool in_use = s.message().rfind("Failed to get ", 0) == 0;
+    const bool open_error = !in_use && (s.code() == StatusCode::kNotFound ||
+                                        s.code() == StatusCode::kPermissionDenied ||
+                                        s.code() == StatusCode::kIoError);
     if (s.code() == StatusCode::kInvalidArgument && s.message() == "Is a directory") {
       PrintError("Could not open '" + filename + "': 'file' driver requires '" + filename +
                  "' to be a regular file");

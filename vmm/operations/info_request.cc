@@ -6,6 +6,7 @@
 
 #include "crates/probe/probe.h"
 #include "ops/info/info_image.h"
+#include "vmm/safety/qemu_image_lock.h"
 #include "vmm/transport/device.h"
 
 namespace instar::vmm {
@@ -89,6 +90,9 @@ StatusOr<ImageInfo> RunInfo(const Sandbox& sandbox, const InfoRequest& request) 
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image,
                           OpenDevice(request.path, /*writable=*/false, abi::DeviceRole::kImage));
+  if (!request.force_share) {
+    INSTAR_RETURN_IF_ERROR(AcquireImageLocks(image.fd.get(), kInfoLocks, request.path));
+  }
   struct stat st {};
   ImageInfo info;
   if (::fstat(image.fd.get(), &st) == 0) info.actual_size = static_cast<uint64_t>(st.st_blocks) * 512;

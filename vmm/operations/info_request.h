@@ -17,6 +17,7 @@ namespace instar::vmm {
 struct InfoRequest {
   std::string path;
   abi::ImageFormat format = abi::ImageFormat::kAuto;
+  bool force_share = false;  // -U: take no QEMU image locks (and ignore theirs)
   VmLimits limits;
   ServerHooks hooks;
 };
