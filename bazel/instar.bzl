@@ -10,7 +10,15 @@
 """
 
 load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_library", "cc_test")
-load("//bazel:copts.bzl", "GUEST_COPTS", "HOST_COPTS", "TEST_COPTS", "guest_linkopts")
+load(
+    "//bazel:copts.bzl",
+    "GUEST_COPTS",
+    "HOST_COPTS",
+    "SANITIZER_COPTS",
+    "SANITIZER_LINKOPTS",
+    "TEST_COPTS",
+    "guest_linkopts",
+)
 
 def _guest_label(label):
     if label.startswith("@"):
@@ -25,7 +33,7 @@ def instar_crate(name, srcs = [], hdrs = [], deps = [], visibility = None):
         srcs = srcs,
         hdrs = hdrs,
         deps = deps,
-        copts = HOST_COPTS,
+        copts = HOST_COPTS + SANITIZER_COPTS,
         visibility = visibility,
     )
     cc_library(
@@ -103,22 +111,28 @@ def instar_guest_binary(name, srcs, deps = [], region = "operation", defines = [
         srcs = [name + "_image.cc"],
         hdrs = [name + "_image.h"],
         deps = ["//vmm/images:embedded_image"],
-        copts = HOST_COPTS,
+        copts = HOST_COPTS + SANITIZER_COPTS,
         visibility = visibility,
     )
 
 def instar_library(name, copts = [], **kwargs):
-    cc_library(name = name, copts = HOST_COPTS + copts, **kwargs)
+    cc_library(name = name, copts = HOST_COPTS + SANITIZER_COPTS + copts, **kwargs)
 
-def instar_binary(name, copts = [], **kwargs):
-    cc_binary(name = name, copts = HOST_COPTS + copts, **kwargs)
+def instar_binary(name, copts = [], linkopts = [], **kwargs):
+    cc_binary(
+        name = name,
+        copts = HOST_COPTS + SANITIZER_COPTS + copts,
+        linkopts = linkopts + SANITIZER_LINKOPTS,
+        **kwargs
+    )
 
-def instar_test(name, deps = [], copts = [], size = "small", **kwargs):
+def instar_test(name, deps = [], copts = [], linkopts = [], size = "small", **kwargs):
     cc_test(
         name = name,
         size = size,
         deps = deps + ["@gtest_system//:gtest_main"],
-        copts = TEST_COPTS + copts,
+        copts = TEST_COPTS + SANITIZER_COPTS + copts,
+        linkopts = linkopts + SANITIZER_LINKOPTS,
         **kwargs
     )
 
