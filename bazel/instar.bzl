@@ -147,3 +147,27 @@ def instar_sh_test(name, srcs, data = [], size = "medium", **kwargs):
         tags = kwargs.pop("tags", []) + ["requires-kvm"],
         **kwargs
     )
+
+def instar_fuzz_test(name, srcs, corpus, deps = [], **kwargs):
+    """A libFuzzer target. Under --config=fuzz it is a fuzzer (tools/fuzz/run_fuzzers.sh runs
+    it for a time budget); otherwise it replays its checked-in corpus (`corpus`: a directory
+    in this package holding seeds and minimized crashes) as a regression test."""
+    files = native.glob([corpus + "/**"])
+    cc_test(
+        name = name,
+        srcs = srcs,
+        deps = deps + select({
+            "//bazel:sanitize_fuzz": [],
+            "//conditions:default": ["//tools/fuzz:replay_main"],
+        }),
+        copts = TEST_COPTS + SANITIZER_COPTS,
+        linkopts = SANITIZER_LINKOPTS + select({
+            "//bazel:sanitize_fuzz": ["-fsanitize=fuzzer"],
+            "//conditions:default": [],
+        }),
+        data = files,
+        args = ["$(rootpath %s)" % f for f in files],
+        size = "small",
+        tags = kwargs.pop("tags", []) + ["fuzz"],
+        **kwargs
+    )
