@@ -14,7 +14,7 @@
 namespace instar::abi {
 
 inline constexpr uint32_t kCallTableMagic = 0x4C435349;  // "ISCL"
-inline constexpr uint32_t kCallTableVersion = 1;
+inline constexpr uint32_t kCallTableVersion = 2;
 
 // Every sector-level entry moves `count` sectors between the device and `buffer`; one call is one
 // host exit, so callers batch whole clusters. Return values are CallStatus.
@@ -41,6 +41,9 @@ struct CallTable {
   void (*send_error)(uint32_t code, uint64_t detail);
   void (*send_complete)(int32_t status);  // does not return
   int32_t (*send_info_result)(const InfoResult* result);
+  // Version 2. One buffer of records (abi/info_records.h), at most kMaxInfoRecordBytes, sent
+  // at most once and before the typed result.
+  int32_t (*send_records)(const void* records, uint32_t length);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);
 static_assert(offsetof(CallTable, read_input_sector) == 24);
@@ -58,7 +61,8 @@ static_assert(offsetof(CallTable, send_progress) == 112);
 static_assert(offsetof(CallTable, send_error) == 120);
 static_assert(offsetof(CallTable, send_complete) == 128);
 static_assert(offsetof(CallTable, send_info_result) == 136);
-static_assert(sizeof(CallTable) == 144);
+static_assert(offsetof(CallTable, send_records) == 144);
+static_assert(sizeof(CallTable) == 152);
 static_assert(sizeof(CallTable) <= kCallTable.size);
 
 // True when `table` is a call table this operation can use: right magic, a version at least

@@ -31,6 +31,7 @@ enum class RequestKind : uint32_t {
   kComplete = 9,        // arg0 status
   kResult = 10,         // arg0 result magic, buffer, length
   kOperationReturned = 11,  // runtime: the operation's entry returned arg0 without completing
+  kRecords = 12,        // buffer, length: the operation's variable-length records
 };
 
 struct Request {

@@ -34,6 +34,8 @@ def instar_crate(name, srcs = [], hdrs = [], deps = [], visibility = None):
         hdrs = hdrs,
         deps = [_guest_label(d) for d in deps],
         copts = GUEST_COPTS,
+        # Guest code is never a shared object (it is not PIC): static archives only.
+        linkstatic = True,
         visibility = visibility,
     )
 
@@ -47,6 +49,7 @@ def instar_guest_library(name, srcs = [], hdrs = [], deps = [], visibility = Non
         deps = [_guest_label(d) for d in deps],
         copts = GUEST_COPTS,
         alwayslink = True,
+        linkstatic = True,
         visibility = visibility,
     )
 

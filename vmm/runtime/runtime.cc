@@ -6,6 +6,7 @@
 
 #include "abi/call_table.h"
 #include "abi/guest_image.h"
+#include "abi/info_records.h"
 #include "abi/memory_map.h"
 #include "abi/status.h"
 #include "abi/transport.h"
@@ -128,6 +129,13 @@ int32_t SendInfoResult(const instar::abi::InfoResult* result) {
   return SendResult(instar::abi::kInfoResultMagic, result, sizeof(*result));
 }
 
+int32_t SendRecords(const void* records, uint32_t length) {
+  Request* r = Begin(RequestKind::kRecords);
+  r->buffer = reinterpret_cast<uint64_t>(records);
+  r->length = length;
+  return Submit(r);
+}
+
 }  // namespace
 
 extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void instar_entry() {
@@ -151,6 +159,7 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->send_error = SendError;
   table->send_complete = SendComplete;
   table->send_info_result = SendInfoResult;
+  table->send_records = SendRecords;
 
   // The host verified the operation's header before loading it.
   const auto* op =

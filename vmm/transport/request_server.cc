@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "abi/info_records.h"
 #include "abi/memory_map.h"
 #include "vmm/transport/request_validation.h"
 
@@ -134,6 +135,18 @@ abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* val
       std::memcpy(&magic, bytes, sizeof magic);
       if (magic != expected_.magic) return abi::CallStatus::kBadResult;
       report_.result.assign(bytes, bytes + request.length);
+      return abi::CallStatus::kOk;
+    }
+    case abi::RequestKind::kRecords: {
+      // Once, before the result, bounded; the operation's host side parses and checks them.
+      if (report_.records_sent || !report_.result.empty() ||
+          request.length > abi::kMaxInfoRecordBytes) {
+        return abi::CallStatus::kBadResult;
+      }
+      const uint8_t* bytes = ram_.UserRange(request.buffer, request.length);
+      if (bytes == nullptr) return abi::CallStatus::kBadBuffer;
+      report_.records.assign(bytes, bytes + request.length);
+      report_.records_sent = true;
       return abi::CallStatus::kOk;
     }
     case abi::RequestKind::kComplete:
