@@ -49,8 +49,8 @@ enum class InfoError : uint32_t {
   kBadHeaderExtension = 12,      // an extension runs past the header area
   kNotVmdk = 13,                 // -f vmdk on something else
   kVmdkUnsupportedVersion = 14,  // detail: version
-  kVmdkBadGrainSize = 15,        // detail: grain size in sectors
-  kVmdkBadGrainTableSize = 16,   // detail: entries per grain table
+  kVmdkBadGrainSize = 15,        // detail: grain size in sectors (over qemu's limit)
+  kVmdkBadGrainTableSize = 16,   // detail: entries per grain table (over qemu's limit)
   kVmdkDescriptorTooLarge = 17,  // detail: bytes
   kVmdkBadDescriptor = 18,       // detail: line number
   kUnsupportedFormat = 19,       // detail: probe::Format of a format instar does not handle
@@ -77,8 +77,13 @@ enum class InfoError : uint32_t {
   kVmdkExtentHeaderInvalid = 40,   // an attached sparse extent's header; detail: extent index
   kRecordsTooLarge = 41,           // the records do not fit kMaxInfoRecordBytes
   kBackingFormatTooLong = 42,      // detail: length
+  kVmdkBadL1EntrySize = 43,        // a grain directory entry covers no sectors
+  kVmdkL1TooBig = 44,              // the grain directory is too large
+  kVmdkFileTruncated = 45,         // detail: bytes the sparse header says the file has at least
+  kVmdkUnsupportedCreateType = 46, // the kVmdkCreateType record names it
+  kVmdkInvalidArgument = 47,       // qemu fails with a bare EINVAL (a descriptor file without extents)
 };
-inline constexpr uint32_t kInfoErrorCount = 43;
+inline constexpr uint32_t kInfoErrorCount = 48;
 
 // InfoResult::flags bits.
 inline constexpr uint32_t kInfoDirty = 1u << 0;
@@ -90,6 +95,7 @@ inline constexpr uint32_t kInfoHasBackingFile = 1u << 5;
 inline constexpr uint32_t kInfoHasBackingFormat = 1u << 6;
 inline constexpr uint32_t kInfoDataFileRaw = 1u << 7;   // qcow2 autoclear bit 1
 inline constexpr uint32_t kInfoVmdkDescriptorFile = 1u << 8;  // the image is a text descriptor
+inline constexpr uint32_t kInfoVmdkNoParentCid = 1u << 9;     // its descriptor has no parentCID
 
 inline constexpr uint32_t kMaxBackingFileBytes = 1023;  // qemu's limit on the header string
 inline constexpr uint32_t kMaxFormatNameBytes = 31;

@@ -50,7 +50,7 @@ InfoStatus Describe(InfoContext& ctx) {
   }
   switch (format) {
     case ImageFormat::kQcow2: return DescribeQcow2(ctx, probe_bytes);
-    case ImageFormat::kVmdk: return DescribeVmdk(ctx, probe_bytes);
+    case ImageFormat::kVmdk: return DescribeVmdk(ctx, head);
     case ImageFormat::kRaw:
       ctx.result.format = static_cast<uint32_t>(ImageFormat::kRaw);
       // The block layer works in whole sectors: a raw image's size rounds up to one.

@@ -55,14 +55,17 @@ InfoError FromHeader(qcow2::HeaderError e) {
   return InfoError::kNotQcow2;
 }
 
-void CopyText(ByteView source, qcow2::ByteRange range, char* out, uint32_t* out_len,
-              uint32_t capacity) {
+// Copies a header string the way qemu reads it: as a C string, so it ends at its first NUL.
+// Returns its length.
+uint32_t CopyText(ByteView source, qcow2::ByteRange range, char* out, uint32_t capacity) {
   const ByteView text = source.Sub(range.offset, range.length);
-  uint32_t n = static_cast<uint32_t>(text.size());
-  if (n > capacity) n = capacity;
-  if (n != 0) __builtin_memcpy(out, text.data(), n);
+  uint32_t n = 0;
+  while (n < text.size() && n < capacity && text.data()[n] != 0) {
+    out[n] = static_cast<char>(text.data()[n]);
+    ++n;
+  }
   out[n] = '\0';
-  *out_len = n;
+  return n;
 }
 
 // Names the unknown incompatible bits the feature name table knows, for qemu's message.
@@ -247,16 +250,12 @@ InfoStatus DescribeQcow2(InfoContext& ctx, ByteView head) {
   if (h.compatible_features & qcow2::kCompatLazyRefcounts) r.flags |= abi::kInfoLazyRefcounts;
   if (h.autoclear_features & qcow2::kAutoclearDataFileRaw) r.flags |= abi::kInfoDataFileRaw;
   if (h.crypt_method != qcow2::kCryptNone) r.flags |= abi::kInfoEncrypted;
-  if (h.backing_file.length != 0) {
-    r.flags |= abi::kInfoHasBackingFile;
-    CopyText(head, h.backing_file, r.backing_file, &r.backing_file_len,
-             abi::kMaxBackingFileBytes);
-  }
-  if (h.backing_format.length != 0) {
-    r.flags |= abi::kInfoHasBackingFormat;
-    CopyText(head, h.backing_format, r.backing_format, &r.backing_format_len,
-             abi::kMaxFormatNameBytes);
-  }
+  r.backing_file_len =
+      CopyText(head, h.backing_file, r.backing_file, abi::kMaxBackingFileBytes);
+  if (r.backing_file_len != 0) r.flags |= abi::kInfoHasBackingFile;
+  r.backing_format_len =
+      CopyText(head, h.backing_format, r.backing_format, abi::kMaxFormatNameBytes);
+  if (r.backing_format_len != 0) r.flags |= abi::kInfoHasBackingFormat;
   if (h.external_data_file.length != 0) {
     TRY_STATUS(ctx.records.AppendText(
         abi::InfoRecordType::kDataFile,

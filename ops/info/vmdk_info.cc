@@ -18,6 +18,8 @@ using base::Fail;
 
 constexpr uint64_t kSector = 512;
 constexpr uint16_t kCompressionDeflate = 1;
+// The block layer's largest image (INT64_MAX aligned down to 1 GiB), as for qcow2.
+constexpr uint64_t kMaxImageBytes = 0x7FFFFFFFC0000000ull;
 
 InfoError FromSparse(vmdk::SparseHeaderError e) {
   using vmdk::SparseHeaderError;
@@ -27,6 +29,8 @@ InfoError FromSparse(vmdk::SparseHeaderError e) {
     case SparseHeaderError::kUnsupportedVersion: return InfoError::kVmdkUnsupportedVersion;
     case SparseHeaderError::kBadGrainSize: return InfoError::kVmdkBadGrainSize;
     case SparseHeaderError::kBadGrainTableSize: return InfoError::kVmdkBadGrainTableSize;
+    case SparseHeaderError::kBadL1EntrySize: return InfoError::kVmdkBadL1EntrySize;
+    case SparseHeaderError::kL1TooBig: return InfoError::kVmdkL1TooBig;
   }
   return InfoError::kNotVmdk;
 }
@@ -59,6 +63,19 @@ base::Result<vmdk::SparseHeader, InfoError> ExtentHeader(InfoContext& ctx, uint3
   return parsed.value();
 }
 
+// The create types qemu opens from a descriptor file of their own.
+bool DescriptorFileType(ByteView text, const vmdk::TextRange& type) {
+  static constexpr const char* kTypes[] = {"monolithicFlat", "vmfs", "vmfsSparse", "seSparse",
+                                           "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"};
+  const ByteView value = text.Sub(type.offset, type.length);
+  for (const char* t : kTypes) {
+    uint32_t n = 0;
+    while (t[n] != '\0') ++n;
+    if (n == value.size() && __builtin_memcmp(t, value.data(), n) == 0) return true;
+  }
+  return false;
+}
+
 InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& d,
                        const vmdk::SparseHeader* embedded) {
   abi::InfoResult& r = ctx.result;
@@ -75,6 +92,7 @@ InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& 
       // The image is its own (only) extent: qemu names it after the image, with no type.
       x.flags = ExtentFlags(*embedded);
       x.cluster_size = static_cast<uint32_t>(embedded->grain_sectors * kSector);
+      x.sectors = embedded->capacity_sectors;
     } else {
       type_name = text.Sub(e.type_name.offset, e.type_name.length);
       filename = text.Sub(e.filename.offset, e.filename.length);
@@ -116,11 +134,19 @@ InfoStatus DescribeVmdk(InfoContext& ctx, ByteView head) {
     auto parsed = vmdk::ParseSparseHeader(head);
     if (!parsed.ok()) return Fail(FromSparse(parsed.error().code), parsed.error().detail);
     sparse = parsed.value();
+    // qemu wants the file to reach at least the first grain.
+    if (sparse.overhead_sectors > ctx.image.size() / kSector) {
+      return Fail(InfoError::kVmdkFileTruncated,
+                  sparse.overhead_sectors > UINT64_MAX / kSector
+                      ? UINT64_MAX
+                      : sparse.overhead_sectors * kSector);
+    }
     r.format_version = sparse.version;
     r.cluster_size = static_cast<uint32_t>(sparse.grain_sectors * kSector);
-    r.virtual_size = sparse.capacity_sectors > UINT64_MAX / kSector
-                         ? UINT64_MAX
-                         : sparse.capacity_sectors * kSector;
+    if (sparse.capacity_sectors > kMaxImageBytes / kSector) {
+      return Fail(InfoError::kImageTooLarge);
+    }
+    r.virtual_size = sparse.capacity_sectors * kSector;
     if (sparse.descriptor_offset_sectors != 0 && sparse.descriptor_size_sectors != 0) {
       if (sparse.descriptor_size_sectors > vmdk::kMaxDescriptorBytes / kSector ||
           sparse.descriptor_offset_sectors > UINT64_MAX / kSector) {
@@ -151,6 +177,15 @@ InfoStatus DescribeVmdk(InfoContext& ctx, ByteView head) {
   }
   TRY_STATUS(ctx.records.AppendText(abi::InfoRecordType::kVmdkCreateType,
                                     text.Sub(d.create_type.offset, d.create_type.length)));
+  if (is_text) {
+    if (!d.create_type.present()) return Fail(InfoError::kNotVmdk);
+    if (!DescriptorFileType(text, d.create_type)) {
+      return Fail(InfoError::kVmdkUnsupportedCreateType);
+    }
+    if (d.extent_count == 0) return Fail(InfoError::kVmdkInvalidArgument);
+    // qemu refuses this only after opening the extents, which the host does.
+    if (!d.has_parent_cid) r.flags |= abi::kInfoVmdkNoParentCid;
+  }
   return SendExtents(ctx, text, d, is_text ? nullptr : &sparse);
 }
 

@@ -19,12 +19,14 @@ class RecordReader {
     pos_ = sizeof(T);
     return true;
   }
-  // A text of `length` bytes after what was read; no NULs allowed.
+  // A text of `length` bytes after what was read. qemu keeps image strings as C strings, so
+  // the text ends at its first NUL.
   bool Text(uint32_t length, std::string* out) {
     if (length > size_ - pos_) return false;
-    out->assign(reinterpret_cast<const char*>(data_ + pos_), length);
+    const auto* text = reinterpret_cast<const char*>(data_ + pos_);
+    out->assign(text, strnlen(text, length));
     pos_ += length;
-    return out->find('\0') == std::string::npos;
+    return true;
   }
   // Everything after the texts is padding: fewer than 8 bytes.
   bool Done() const { return size_ - pos_ < 8; }
@@ -109,7 +111,7 @@ StatusOr<InfoRecords> ParseInfoRecords(const std::vector<uint8_t>& bytes) {
         if (!r.Fixed(&x) || !r.Text(x.type_length, &info.type) ||
             !r.Text(x.filename_length, &info.filename) || !r.Done() ||
             (x.flags & ~(abi::kInfoExtentCompressed | abi::kInfoExtentSparse)) != 0 ||
-            (x.cluster_size & (x.cluster_size - 1)) != 0 ||
+            x.cluster_size % 512 != 0 ||
             x.sectors > UINT64_MAX / 512) {
           return Bad("bad extent record");
         }

@@ -73,8 +73,8 @@ struct InfoRecords {
   std::vector<FeatureNameInfo> feature_names;
 };
 
-// Parses `bytes`. Strings must be printable text without NULs (qemu's own names can hold any
-// byte but a NUL; bytes >= 0x80 are kept for the printers to escape).
+// Parses `bytes`. Texts end at their first NUL, as qemu's C strings do; other bytes are kept
+// for the printers (JSON escapes them).
 StatusOr<InfoRecords> ParseInfoRecords(const std::vector<uint8_t>& bytes);
 
 // Checks the record counts against the result's own counts.

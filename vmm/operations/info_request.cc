@@ -73,9 +73,10 @@ StatusOr<GuestRun> RunGuest(const KvmSystem& kvm, const InfoRequest& request, De
     if (code >= abi::kInfoErrorCount || code == 0) {
       return GuestFailed("info guest reported unknown error code " + std::to_string(code));
     }
-    return Status(StatusCode::kImageRejected,
-                  DescribeInfoError(static_cast<abi::InfoError>(code), detail,
-                                    run.records.feature_names));
+    const auto error = static_cast<abi::InfoError>(code);
+    // qemu fails some descriptors with a bare errno, which it words like an open failure.
+    if (error == abi::InfoError::kVmdkInvalidArgument) return IoError("Invalid argument");
+    return Status(StatusCode::kImageRejected, DescribeInfoError(error, detail, run.records));
   }
   std::memcpy(&run.result, outcome.report.result.data(), sizeof run.result);
   INSTAR_RETURN_IF_ERROR(ValidateInfoResult(run.result));
@@ -115,7 +116,7 @@ Status OpenExtents(const InfoRequest& request, const InfoRecords& records, Devic
 }  // namespace
 
 std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
-                              const std::vector<FeatureNameInfo>& feature_names) {
+                              const InfoRecords& records) {
   using abi::InfoError;
   const std::string d = std::to_string(detail);
   switch (error) {
@@ -125,7 +126,8 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
     case InfoError::kUnsupportedQcow2Version: return "Unsupported qcow2 version " + d;
     case InfoError::kTruncatedHeader: return "qcow2 header too short";
     case InfoError::kInvalidClusterSize: return "Unsupported cluster size: 2^" + d;
-    case InfoError::kUnsupportedFeatures: return UnsupportedFeatures(detail, feature_names);
+    case InfoError::kUnsupportedFeatures:
+      return UnsupportedFeatures(detail, records.feature_names);
     case InfoError::kHeaderTooShort: return "qcow2 header too short";
     case InfoError::kHeaderTooLong: return "qcow2 header exceeds cluster size";
     case InfoError::kRefcountOrderTooLarge:
@@ -133,10 +135,17 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
     case InfoError::kBadEncryptionMethod: return "Unsupported encryption method " + d;
     case InfoError::kBackingFileTooLong: return "Backing file name too long";
     case InfoError::kBadHeaderExtension: return "Invalid header extension";
-    case InfoError::kNotVmdk: return "Invalid VMDK image descriptor";
+    case InfoError::kNotVmdk: return "invalid VMDK image descriptor";
     case InfoError::kVmdkUnsupportedVersion: return "Unsupported VMDK version " + d;
-    case InfoError::kVmdkBadGrainSize: return "Invalid VMDK grain size " + d;
-    case InfoError::kVmdkBadGrainTableSize: return "Invalid VMDK grain table size " + d;
+    case InfoError::kVmdkBadGrainSize: return "Invalid granularity, image may be corrupt";
+    case InfoError::kVmdkBadGrainTableSize: return "L2 table size too big";
+    case InfoError::kVmdkBadL1EntrySize: return "L1 entry size is invalid";
+    case InfoError::kVmdkL1TooBig: return "L1 size too big";
+    case InfoError::kVmdkFileTruncated:
+      return "File truncated, expecting at least " + d + " bytes";
+    case InfoError::kVmdkUnsupportedCreateType:
+      return "Unsupported image type '" + records.vmdk_create_type.value_or("") + "'";
+    case InfoError::kVmdkInvalidArgument: return "Invalid argument";
     case InfoError::kVmdkDescriptorTooLarge: return "VMDK descriptor too large (" + d + " bytes)";
     case InfoError::kVmdkBadDescriptor:
       return "Invalid VMDK image descriptor (line " + d + ")";
@@ -186,8 +195,10 @@ Status ValidateInfoResult(const abi::InfoResult& r) {
       format != abi::ImageFormat::kVmdk) {
     return GuestFailed("info result names no known format");
   }
-  if (r.cluster_size != 0 && (r.cluster_size & (r.cluster_size - 1)) != 0) {
-    return GuestFailed("info result has a cluster size that is not a power of two");
+  // qcow2 clusters are powers of two; vmdk grains are any whole number of sectors.
+  const bool power_of_two = (r.cluster_size & (r.cluster_size - 1)) == 0;
+  if (format == abi::ImageFormat::kQcow2 ? !power_of_two : r.cluster_size % 512 != 0) {
+    return GuestFailed("info result has an impossible cluster size");
   }
   if (format == abi::ImageFormat::kQcow2) {
     if (r.format_version < 2 || r.format_version > 3 || r.refcount_bits == 0 ||
@@ -223,6 +234,8 @@ StatusOr<ImageInfo> RunInfo(const KvmSystem& kvm, const InfoRequest& request) {
                                (run.result.flags & abi::kInfoVmdkDescriptorFile) != 0;
   if (descriptor_file && !run.records.extents.empty()) {
     INSTAR_RETURN_IF_ERROR(OpenExtents(request, run.records, devices, info));
+    // qemu reads the parent CID after opening the extents and fails with a bare EINVAL.
+    if (run.result.flags & abi::kInfoVmdkNoParentCid) return IoError("Invalid argument");
     bool any_sparse = false;
     for (const VmdkExtentInfo& e : run.records.extents) {
       any_sparse |= e.type == "SPARSE" || e.type == "VMFSSPARSE";

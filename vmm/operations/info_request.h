@@ -39,10 +39,9 @@ struct ImageInfo {
 // Errors carry the text after "Could not open 'PATH': ".
 StatusOr<ImageInfo> RunInfo(const KvmSystem& kvm, const InfoRequest& request);
 
-// The message for an error the guest reported; exhaustive over abi::InfoError. Feature names
-// come from the image's feature name table (for kUnsupportedFeatures).
-std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
-                              const std::vector<FeatureNameInfo>& feature_names);
+// The message for an error the guest reported; exhaustive over abi::InfoError. Some messages
+// quote what the guest sent with the error (feature names, the vmdk create type).
+std::string DescribeInfoError(abi::InfoError error, uint64_t detail, const InfoRecords& records);
 
 // Checks an InfoResult that arrived from the guest: every enum in range, strings terminated
 // inside their fields with the stated length, sizes plausible.
