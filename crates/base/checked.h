@@ -7,11 +7,18 @@
 namespace instar::base {
 
 // Each returns false (leaving *out untouched) when the result does not fit in 64 bits.
+// (The builtins store the wrapped result even on overflow, hence the temporaries.)
 inline bool CheckedAdd(uint64_t a, uint64_t b, uint64_t* out) {
-  return !__builtin_add_overflow(a, b, out);
+  uint64_t r;
+  if (__builtin_add_overflow(a, b, &r)) return false;
+  *out = r;
+  return true;
 }
 inline bool CheckedMul(uint64_t a, uint64_t b, uint64_t* out) {
-  return !__builtin_mul_overflow(a, b, out);
+  uint64_t r;
+  if (__builtin_mul_overflow(a, b, &r)) return false;
+  *out = r;
+  return true;
 }
 inline bool CheckedShl(uint64_t a, uint32_t shift, uint64_t* out) {
   if (shift >= 64) return a == 0 ? (*out = 0, true) : false;
