@@ -15,7 +15,7 @@ void PrintUsage() {
       "usage: instar COMMAND [command options]\n"
       "\n"
       "Commands:\n"
-      "  info [-f FMT] [--output=human|json] [-U] FILENAME\n"
+      "  info [-f FMT] [--output=human|json] [--backing-chain] [-U] [--allow-dir DIR] FILENAME\n"
       "\n"
       "Run 'instar COMMAND --help' for a command's options.\n");
 }
