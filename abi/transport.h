@@ -42,6 +42,7 @@ enum class RequestKind : uint32_t {
   kOperationReturned = 11,  // runtime: the operation's entry returned arg0 without completing
   kRecord = 12,         // arg0 record magic, buffer, length
   kSetSize = 13,        // device, arg0 new size in bytes
+  kRecords = 14,        // buffer, length: the operation's variable-length records
 };
 
 struct Request {

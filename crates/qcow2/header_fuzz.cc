@@ -31,7 +31,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   RequireInside(header.external_data_file, size);
   RequireInside(header.feature_names, size);
   RequireInside(header.bitmaps_extension, size);
-  RequireInside(header.crypto_extension, size);
   Require(header.backing_file.length <= instar::qcow2::kMaxBackingFileBytes);
   return 0;
 }

@@ -14,7 +14,7 @@ void PrintUsage() {
       "usage: instar [--daemon SOCKET] COMMAND [command options]\n"
       "\n"
       "Commands:\n"
-      "  info [-f FMT] [--output=human|json] [-U] FILENAME\n"
+      "  info [-f FMT] [--output=human|json] [--backing-chain] [-U] [--allow-dir DIR] FILENAME\n"
       "\n"
       "Run 'instar COMMAND --help' for a command's options. With --daemon (or INSTAR_DAEMON)\n"
       "the command runs in the instard daemon listening on SOCKET.\n");

@@ -9,6 +9,7 @@
 
 #include "abi/call_table.h"
 #include "abi/guest_image.h"
+#include "abi/info_records.h"
 #include "abi/memory_map.h"
 #include "abi/status.h"
 #include "abi/transport.h"
@@ -170,6 +171,13 @@ int32_t SetOutputSize(uint64_t bytes) {
   return Submit(r);
 }
 
+int32_t SendRecords(const void* records, uint32_t length) {
+  Request* r = Begin(RequestKind::kRecords);
+  r->buffer = reinterpret_cast<uint64_t>(records);
+  r->length = length;
+  return Submit(r);
+}
+
 }  // namespace
 
 extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void instar_entry() {
@@ -197,6 +205,7 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->set_output_size = SetOutputSize;
   table->send_check_result = SendCheckResult;
   table->send_resize_result = SendResizeResult;
+  table->send_records = SendRecords;
 
   // The host verified the operation's header before loading it.
   const auto* op =
