@@ -1,0 +1,24 @@
+// Why a resize planner refused or stopped. The operation maps each 1:1 onto abi::ResizeError.
+// Header-only, freestanding.
+#pragma once
+
+namespace instar::resize {
+
+enum class PlanError {
+  kIoError,               // a read failed, or the sink refused a step
+  kScratchTooSmall,       // the metadata this request touches does not fit the arena
+  kL1TooLarge,            // detail: L1 entries the new size needs
+  kSizeNotSectorMultiple,
+  kV2WithSnapshots,
+  kImageCorruptFlag,
+  kDirtyImage,
+  kExternalDataFile,
+  kEncrypted,
+  kHasBackingFile,
+  kCorruptL1,             // detail: offset
+  kCorruptL2,             // detail: offset
+  kCorruptRefcountTable,  // detail: offset
+  kCorruptRefcount,       // detail: cluster index
+};
+
+}  // namespace instar::resize
