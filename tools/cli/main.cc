@@ -6,6 +6,7 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_command.h"
+#include "tools/cli/resize_command.h"
 
 namespace {
 
@@ -16,6 +17,7 @@ void PrintUsage() {
       "\n"
       "Commands:\n"
       "  info [-f FMT] [--output=human|json] [-U] FILENAME\n"
+      "  resize [-f FMT] [--preallocation=MODE] [-q] [--shrink] FILENAME [+ | -]SIZE\n"
       "\n"
       "Run 'instar COMMAND --help' for a command's options.\n");
 }
@@ -35,5 +37,6 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (command == "info") return InfoCommand(argc - 1, argv + 1);
+  if (command == "resize") return ResizeCommand(argc - 1, argv + 1);
   return UsageError("Command not found: " + command);
 }

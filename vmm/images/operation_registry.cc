@@ -1,6 +1,7 @@
 #include "vmm/images/operation_registry.h"
 
 #include "ops/info/info_image.h"
+#include "ops/resize/resize_image.h"
 #include "vmm/runtime/runtime_image.h"
 
 namespace instar::vmm {
@@ -8,6 +9,7 @@ namespace {
 
 const RegisteredOperation kOperations[] = {
     {"info", &images::info},
+    {"resize", &images::resize},
 };
 
 }  // namespace
