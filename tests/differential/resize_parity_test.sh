@@ -1,0 +1,140 @@
+#!/bin/bash
+# Differential test: `instar resize` against `qemu-img resize` on two copies of the same image
+# (same file name, separate directories): same exit code, same stdout, same stderr with the
+# program name normalised; after a success `qemu-img compare` finds the same guest content,
+# `qemu-img check` finds instar's copy clean and both report the same virtual size.
+source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/lib/testlib.sh"
+cd "$WORK" || exit 1
+mkdir -p src q i
+
+# resize_pair IMAGE ARGS...: ARGS with the literal word IMG standing for the image's name.
+resize_pair() {
+  local image="$1"
+  shift
+  CHECKS=$((CHECKS + 1))
+  local name args=() a
+  name="$(basename "$image")"
+  for a in "$@"; do [ "$a" = IMG ] && args+=("$name") || args+=("$a"); done
+  rm -f q/* i/*
+  [ -e "$image" ] && cp "$image" "q/$name" && cp "$image" "i/$name"
+  (cd q && qemu-img resize "${args[@]}" >.out 2>.err; echo $? >.rc)
+  (cd i && "$INSTAR" resize "${args[@]}" >.out 2>.err; echo $? >.rc)
+  sed -i 's/^qemu-img: /PROG: /; s/Try .qemu-img --help./Try PROG --help/' q/.err
+  sed -i 's/^instar: /PROG: /; s/Try .instar --help./Try PROG --help/' i/.err
+  local ok=1 what="resize ${args[*]} ($image)"
+  if ! cmp -s q/.rc i/.rc; then echo "MISMATCH exit code for $what: $(cat q/.rc) vs $(cat i/.rc)" >&2; ok=0; fi
+  if ! cmp -s q/.out i/.out; then echo "MISMATCH stdout for $what" >&2; diff q/.out i/.out >&2; ok=0; fi
+  if ! cmp -s q/.err i/.err; then echo "MISMATCH stderr for $what" >&2; diff q/.err i/.err >&2; ok=0; fi
+  if [ "$ok" = 1 ] && [ "$(cat q/.rc)" = 0 ] && [ -e "i/$name" ]; then
+    local fmt=()
+    case "$name" in *.raw) fmt=(-f raw) ;; esac
+    if ! qemu-img compare "${fmt[@]}" "${fmt[@]/#-f/-F}" "q/$name" "i/$name" >/dev/null 2>&1; then
+      echo "MISMATCH content for $what" >&2; ok=0
+    fi
+    local qs is
+    qs=$(qemu-img info "${fmt[@]}" --output=json "q/$name" | grep '"virtual-size"')
+    is=$(qemu-img info "${fmt[@]}" --output=json "i/$name" | grep '"virtual-size"')
+    if [ "$qs" != "$is" ]; then echo "MISMATCH virtual size for $what: $qs vs $is" >&2; ok=0; fi
+    if [[ "$name" != *.raw ]] && ! qemu-img check "i/$name" >i/.check 2>&1; then
+      echo "NOT CLEAN after $what:" >&2; cat i/.check >&2; ok=0
+    fi
+  fi
+  [ "$ok" = 1 ] || fail "$what"
+}
+
+# Images: data at the start, at the last cluster, and around a 1 MiB boundary.
+make_qcow2() {  # NAME SIZE OPTIONS
+  qemu-img create -q -f qcow2 -o "$3" "src/$1" "$2"
+  qemu-io -c "write -P 0x11 0 64k" -c "write -P 0x22 $(( $2 - 65536 )) 64k" \
+          -c "write -P 0x33 $(( 1048576 - 512 )) 1k" "src/$1" >/dev/null
+}
+
+# --- arguments and sizes (no image needed to disagree about) ---
+qemu-img create -q -f raw src/plain.raw 1M
+for s in 2x abc "" 5M5 "5M " 1e3 1.5 .5k 16E 99999999999999999999 99999999999999999999x \
+         "+" "--5" 1..5k 0x k 1.5e3k 0x1.5M 0x1M +0x2k -0 +0 8E 9E 18446744073709551615 \
+         9223372036854775807 9223372035781033985 1.5e; do
+  resize_pair src/plain.raw -f raw --shrink IMG "$s"
+done
+resize_pair src/plain.raw IMG
+resize_pair src/plain.raw
+resize_pair src/plain.raw IMG 1 2
+resize_pair src/plain.raw --bogus IMG 2M
+resize_pair src/plain.raw -f IMG 2M
+resize_pair src/plain.raw -f foo IMG 2M
+resize_pair src/plain.raw --preallocation=bogus IMG 2x
+resize_pair src/plain.raw IMG 2M -q
+resize_pair src/missing.raw IMG 2M
+resize_pair src/missing.raw IMG 2x
+
+# --- raw ---
+printf 'abc' > src/tiny.raw
+for args in "IMG 2M" "-f raw IMG 2M" "-f raw IMG +1000" "-f raw IMG -- -512" \
+            "-f raw --shrink IMG -- -512" "-f raw --shrink IMG 1000" "-f raw -q IMG 3M" \
+            "-f raw --preallocation=metadata IMG 3M" "-f raw --preallocation=falloc IMG 3M" \
+            "-f raw --preallocation=full IMG +1M" "-f raw --preallocation=full IMG 1M" \
+            "-f raw IMG 1M" "-f raw --shrink --preallocation=full IMG 512k"; do
+  # shellcheck disable=SC2086
+  resize_pair src/plain.raw $args
+done
+resize_pair src/tiny.raw -f raw IMG +512
+resize_pair src/tiny.raw -f raw --shrink IMG -- -1
+
+# --- qcow2 grow and shrink over cluster sizes, refcount widths, versions ---
+n=0
+for cs in 512 4096 65536 2097152; do
+  for rb in 1 16 64; do
+    for compat in 1.1 0.10; do
+      [ "$compat" = 0.10 ] && [ "$rb" != 16 ] && continue
+      n=$((n + 1))
+      img="src/c${cs}_r${rb}_v${compat}.qcow2"
+      make_qcow2 "$(basename "$img")" $((8 << 20)) "cluster_size=$cs,refcount_bits=$rb,compat=$compat"
+      resize_pair "$img" IMG 1G
+      resize_pair "$img" IMG +3T
+      resize_pair "$img" IMG 12345678
+      resize_pair "$img" IMG 1M
+      resize_pair "$img" --shrink IMG 1M
+      resize_pair "$img" --shrink IMG 1047552
+      resize_pair "$img" --shrink IMG -- -7M
+      resize_pair "$img" -q IMG +0
+      resize_pair "$img" -q IMG 8M
+    done
+  done
+done
+# Growth that needs a much larger refcount table (small clusters, wide refcounts).
+make_qcow2 bigtable.qcow2 $((64 << 20)) cluster_size=512,refcount_bits=64
+resize_pair src/bigtable.qcow2 IMG 8T
+resize_pair src/bigtable.qcow2 IMG 1P
+resize_pair src/bigtable.qcow2 IMG 1E
+resize_pair src/bigtable.qcow2 IMG 9223372036854775807
+# qcow2 refusals and preallocation.
+make_qcow2 p.qcow2 $((8 << 20)) cluster_size=65536
+resize_pair src/p.qcow2 --preallocation=metadata --shrink IMG 1M
+resize_pair src/p.qcow2 IMG 1000
+resize_pair src/p.qcow2 --shrink IMG 1000
+resize_pair src/p.qcow2 -f raw IMG 16M
+resize_pair src/plain.raw -f qcow2 IMG 16M
+cp src/p.qcow2 src/corrupt.qcow2
+printf '\x02' | dd of=src/corrupt.qcow2 bs=1 seek=79 conv=notrunc 2>/dev/null
+resize_pair src/corrupt.qcow2 IMG +1M
+
+# Snapshots: v3 grows and shrinks, v2 refuses.
+make_qcow2 snap3.qcow2 $((8 << 20)) cluster_size=4096
+qemu-img snapshot -c s1 src/snap3.qcow2
+qemu-io -c "write -P 0x44 0 8k" -c "write -P 0x55 7M 8k" src/snap3.qcow2 >/dev/null
+resize_pair src/snap3.qcow2 IMG 2G
+resize_pair src/snap3.qcow2 --shrink IMG 6M
+resize_pair src/snap3.qcow2 --shrink IMG 2M
+make_qcow2 snap2.qcow2 $((8 << 20)) compat=0.10
+qemu-img snapshot -c s1 src/snap2.qcow2
+resize_pair src/snap2.qcow2 IMG 16M
+resize_pair src/snap2.qcow2 IMG 1000
+resize_pair src/snap2.qcow2 IMG 16777217
+
+# vmdk: qemu-img refuses every resize.
+qemu-img create -q -f vmdk src/d.vmdk 64M
+resize_pair src/d.vmdk --shrink IMG 32M
+resize_pair src/d.vmdk IMG 9223372036854775807
+resize_pair src/d.vmdk IMG 1000
+resize_pair src/d.vmdk --preallocation=full IMG 1000
+finish
