@@ -19,6 +19,9 @@ enum class PlanError {
   kCorruptL2,             // detail: offset
   kCorruptRefcountTable,  // detail: offset
   kCorruptRefcount,       // detail: cluster index
+  kFormatCannotResize,    // a vmdk instar does not grow (subformat, compression, > 2 TiB)
+  kVmdkCorrupt,           // detail: offset of the table that lies outside the file
+  kVmdkBadDescriptor,     // the new descriptor text does not fit, or it has no extent line
 };
 
 }  // namespace instar::resize

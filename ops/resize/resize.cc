@@ -22,6 +22,9 @@
 #include "crates/resize/qcow2_image.h"
 #include "crates/resize/qcow2_shrink.h"
 #include "crates/resize/step.h"
+#include "crates/resize/vmdk_grow.h"
+#include "crates/vmdk/descriptor.h"
+#include "crates/vmdk/sparse_header.h"
 #include "ops/common/device_reader.h"
 #include "ops/resize/step_executor.h"
 
@@ -61,6 +64,9 @@ ResizeError FromPlan(PlanError e) {
     case PlanError::kCorruptL2: return ResizeError::kCorruptL2;
     case PlanError::kCorruptRefcountTable: return ResizeError::kCorruptRefcountTable;
     case PlanError::kCorruptRefcount: return ResizeError::kCorruptRefcount;
+    case PlanError::kFormatCannotResize: return ResizeError::kFormatCannotResize;
+    case PlanError::kVmdkCorrupt: return ResizeError::kVmdkCorrupt;
+    case PlanError::kVmdkBadDescriptor: return ResizeError::kVmdkBadDescriptor;
   }
   return ResizeError::kIoError;
 }
@@ -145,6 +151,41 @@ ResizeStatus ResizeRaw(const instar::abi::CallTable* table, instar::ops::DeviceR
   return {};
 }
 
+// Runs a planner twice: a dry run that validates everything, then for real. Each run gets a
+// fresh arena over everything left.
+template <class Planner>
+ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Arena& arena,
+                             Planner&& plan) {
+  // (Less one page: the allocation is page aligned.)
+  if (arena.remaining() < 4096) return Fail(ResizeError::kScratchTooSmall);
+  const uint64_t planner_bytes = arena.remaining() - 4096;
+  uint8_t* planner_memory = arena.Allocate(planner_bytes, 4096);
+  if (planner_memory == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  const instar::resize::StepSink dry_run;
+  const instar::resize::StepSink apply = executor.sink();
+  const instar::resize::StepSink* runs[] = {&dry_run, &apply};
+  for (const instar::resize::StepSink* sink : runs) {
+    Arena planner_arena(planner_memory, planner_bytes);
+    PlanError error = PlanError::kIoError;
+    unsigned long long detail = 0;
+    if (!plan(planner_arena, *sink, &error, &detail)) return Fail(FromPlan(error), detail);
+  }
+  return {};
+}
+
+instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceReader& image,
+                                                      Arena& arena, uint64_t offset,
+                                                      uint64_t length) {
+  uint64_t end = 0;
+  if (!instar::base::CheckedAdd(offset, length, &end) || end > image.size()) {
+    return Fail(ResizeError::kVmdkCorrupt, offset);
+  }
+  uint8_t* buffer = arena.Allocate(length, kSector);
+  if (buffer == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  if (!image.Read(offset, length, buffer).ok()) return Fail(ResizeError::kIoError);
+  return ByteView(buffer, length);
+}
+
 ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
                          Arena& arena, ByteView head, const ResizeConfig& config) {
   g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
@@ -176,26 +217,85 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
   const bool grow = total > qcow2.header.size;
   if (grow && qcow2.header.backing_file.length != 0) return Fail(ResizeError::kHasBackingFile);
 
-  // The planners get everything left; the dry run and the real run each start afresh.
-  // (Less one page: the allocation is page aligned.)
-  if (arena.remaining() < 4096) return Fail(ResizeError::kScratchTooSmall);
-  const uint64_t planner_bytes = arena.remaining() - 4096;
-  uint8_t* planner_memory = arena.Allocate(planner_bytes, 4096);
-  if (planner_memory == nullptr) return Fail(ResizeError::kScratchTooSmall);
-  const instar::resize::StepSink dry_run;
-  const instar::resize::StepSink apply = executor.sink();
-  const instar::resize::StepSink* runs[] = {&dry_run, &apply};
-  for (const instar::resize::StepSink* sink : runs) {
-    Arena planner_arena(planner_memory, planner_bytes);
-    if (grow) {
-      auto planned = instar::resize::PlanQcow2Grow(qcow2, total, reader, planner_arena, *sink);
-      if (!planned.ok()) return Fail(FromPlan(planned.error().code), planned.error().detail);
-    } else {
-      auto planned = instar::resize::PlanQcow2Shrink(qcow2, total, reader, planner_arena, *sink);
-      if (!planned.ok()) return Fail(FromPlan(planned.error().code), planned.error().detail);
+  return DryRunThenApply(executor, arena,
+                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                             PlanError* error, unsigned long long* detail) {
+                           if (grow) {
+                             auto planned = instar::resize::PlanQcow2Grow(qcow2, total, reader,
+                                                                          planner_arena, sink);
+                             if (planned.ok()) return true;
+                             *error = planned.error().code;
+                             *detail = planned.error().detail;
+                             return false;
+                           }
+                           auto planned = instar::resize::PlanQcow2Shrink(qcow2, total, reader,
+                                                                          planner_arena, sink);
+                           if (planned.ok()) return true;
+                           *error = planned.error().code;
+                           *detail = planned.error().detail;
+                           return false;
+                         });
+}
+
+// qemu-img resizes no VMDK ("Image format driver does not support resize", after its generic
+// checks); instar grows monolithicSparse and refuses the rest with qemu-img's message.
+ResizeStatus ResizeVmdk(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+                        Arena& arena, ByteView head, const ResizeConfig& config) {
+  auto* descriptor = arena.New<instar::vmdk::Descriptor>();
+  if (descriptor == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  instar::resize::VmdkImage vmdk;
+  vmdk.file_size = image.size();
+  if (instar::vmdk::LooksLikeDescriptor(head)) {
+    // A descriptor file (split or flat extents): never resized, but sized for the checks.
+    if (image.size() > instar::vmdk::kMaxDescriptorBytes) {
+      return Fail(ResizeError::kVmdkBadDescriptor, 0);
     }
+    ByteView text;
+    TRY(text, ReadRange(image, arena, 0, image.size()));
+    auto parsed = instar::vmdk::ParseDescriptor(text, descriptor);
+    if (!parsed.ok()) return Fail(ResizeError::kVmdkBadDescriptor, parsed.error().detail);
+    g_result.old_size = descriptor->VirtualSizeBytes();
+    TRY_STATUS(ResolveSize(config, g_result.old_size));
+    return Fail(ResizeError::kFormatCannotResize);
   }
-  return {};
+  auto sparse = instar::vmdk::ParseSparseHeader(head);
+  if (!sparse.ok()) {
+    return Fail(ResizeError::kVmdkBadHeader, static_cast<uint64_t>(sparse.error().code));
+  }
+  vmdk.header = sparse.value();
+  vmdk.header_bytes = head.Sub(0, kSector);
+  const instar::vmdk::SparseHeader& h = vmdk.header;
+  if (h.capacity_sectors > kMaxImageLength / kSector) return Fail(ResizeError::kFormatCannotResize);
+  g_result.old_size = h.capacity_sectors * kSector;
+  if (h.descriptor_offset_sectors != 0 && h.descriptor_size_sectors != 0) {
+    if (h.descriptor_size_sectors > instar::vmdk::kMaxDescriptorBytes / kSector ||
+        h.descriptor_offset_sectors > UINT64_MAX / kSector) {
+      return Fail(ResizeError::kVmdkBadDescriptor, 0);
+    }
+    TRY(vmdk.descriptor_text, ReadRange(image, arena, h.descriptor_offset_sectors * kSector,
+                                        h.descriptor_size_sectors * kSector));
+    auto parsed = instar::vmdk::ParseDescriptor(vmdk.descriptor_text, descriptor);
+    if (!parsed.ok()) return Fail(ResizeError::kVmdkBadDescriptor, parsed.error().detail);
+    vmdk.descriptor = descriptor;
+  }
+  TRY_STATUS(ResolveSize(config, g_result.old_size));
+  const uint64_t total = g_result.new_size;
+  if (total <= g_result.old_size ||
+      config.preallocation != static_cast<uint32_t>(Preallocation::kOff)) {
+    return Fail(ResizeError::kFormatCannotResize);
+  }
+  if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
+  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  return DryRunThenApply(executor, arena,
+                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                             PlanError* error, unsigned long long* detail) {
+                           auto planned = instar::resize::PlanVmdkGrow(vmdk, total, reader,
+                                                                       planner_arena, sink);
+                           if (planned.ok()) return true;
+                           *error = planned.error().code;
+                           *detail = planned.error().detail;
+                           return false;
+                         });
 }
 
 ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& config) {
@@ -226,7 +326,7 @@ ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& con
   switch (format) {
     case ImageFormat::kRaw: status = ResizeRaw(table, image, executor, config); break;
     case ImageFormat::kQcow2: status = ResizeQcow2(image, executor, arena, probe_head, config); break;
-    case ImageFormat::kVmdk: status = Fail(ResizeError::kFormatCannotResize); break;
+    case ImageFormat::kVmdk: status = ResizeVmdk(image, executor, arena, probe_head, config); break;
     case ImageFormat::kAuto: status = Fail(ResizeError::kBadConfig); break;
   }
   g_result.writes += executor.steps_applied();

@@ -131,10 +131,61 @@ resize_pair src/snap2.qcow2 IMG 16M
 resize_pair src/snap2.qcow2 IMG 1000
 resize_pair src/snap2.qcow2 IMG 16777217
 
-# vmdk: qemu-img refuses every resize.
+# vmdk: qemu-img refuses every resize; instar refuses the same way except growing
+# monolithicSparse, checked below against a raw copy that qemu-img resized.
 qemu-img create -q -f vmdk src/d.vmdk 64M
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse src/split.vmdk 3G
+qemu-img create -q -f vmdk -o subformat=monolithicFlat src/flat.vmdk 64M
+qemu-img create -q -f vmdk -o subformat=streamOptimized src/stream.vmdk 64M
 resize_pair src/d.vmdk --shrink IMG 32M
 resize_pair src/d.vmdk IMG 9223372036854775807
 resize_pair src/d.vmdk IMG 1000
+resize_pair src/d.vmdk IMG 64M
 resize_pair src/d.vmdk --preallocation=full IMG 1000
+resize_pair src/d.vmdk --preallocation=full IMG 128M
+resize_pair src/stream.vmdk IMG 128M
+cp src/split*.vmdk src/flat*.vmdk q/ && cp src/split*.vmdk src/flat*.vmdk i/
+for f in split.vmdk flat.vmdk; do
+  for size in 6G 1G; do
+    CHECKS=$((CHECKS + 1))
+    qr=$(cd q && qemu-img resize "$f" "$size" 2>&1; echo "rc=$?")
+    ir=$(cd i && "$INSTAR" resize "$f" "$size" 2>&1; echo "rc=$?")
+    [ "${qr//qemu-img/PROG}" = "${ir//instar/PROG}" ] || fail "resize $f $size: '$qr' vs '$ir'"
+  done
+done
+
+vsize() {
+  qemu-img info --output=json "$1" | sed -n 's/^    "virtual-size": \([0-9]*\).*/\1/p' | head -1
+}
+
+# vmdk_grow SIZE [CAPACITY]: grows a monolithicSparse image with data at both ends; the result
+# must be check-clean, read like qemu-img's resize of a raw copy, and accept writes at its end.
+vmdk_grow() {
+  CHECKS=$((CHECKS + 1))
+  local size="$1" capacity="${2:-64M}"
+  rm -f i/g.vmdk i/g.raw
+  qemu-img create -q -f vmdk i/g.vmdk "$capacity"
+  qemu-io -c "write -P 0x61 0 64k" -c "write -P 0x62 $(( $(vsize i/g.vmdk) - 65536 )) 64k" \
+    i/g.vmdk >/dev/null || { fail "vmdk setup"; return; }
+  qemu-img convert -O raw i/g.vmdk i/g.raw
+  qemu-img resize -q -f raw i/g.raw "$size"
+  local out
+  out=$("$INSTAR" resize i/g.vmdk "$size" 2>&1)
+  [ "$out" = "Image resized." ] || { fail "vmdk grow to $size: $out"; return; }
+  qemu-img check i/g.vmdk >/dev/null 2>&1 || fail "vmdk grow to $size: check"
+  qemu-img compare -F raw i/g.vmdk i/g.raw >/dev/null 2>&1 || fail "vmdk grow to $size: content"
+  local end
+  end=$(vsize i/g.vmdk)
+  # qemu-io reports failed requests in its output, not its exit code.
+  out=$(qemu-io -c "write -P 0x63 $((end - 65536)) 64k" -c "read -P 0x63 $((end - 65536)) 64k" \
+    i/g.vmdk 2>&1)
+  case "$out" in *ail*) fail "vmdk grow to $size: write at the new end: $out" ;; esac
+  qemu-img check i/g.vmdk >/dev/null 2>&1 || fail "vmdk grow to $size: check after a write"
+}
+vmdk_grow 128M
+vmdk_grow +1000k
+vmdk_grow 4G
+vmdk_grow 5G
+vmdk_grow 100G
+vmdk_grow 3G 1000M
 finish
