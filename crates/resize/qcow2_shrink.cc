@@ -28,11 +28,12 @@ class Shrinker {
  public:
   Shrinker(const Qcow2Image& image, const ImageReader& reader, base::Arena& arena,
            const StepSink& sink, uint64_t* table)
-      : image_(image), reader_(reader), sink_(sink),
+      : image_(image), reader_(reader), sink_(sink), table_(table),
         editor_(reader, image.geometry, table, image.refcount_table_entries, arena,
                 CacheBlocksFor(image.geometry, arena)) {
     l2_ = arena.Allocate(image.geometry.cluster_size, 512);
     l1_ = arena.Allocate(kL1Batch * 8, 512);
+    empty_blocks_ = arena.Allocate(image.refcount_table_entries / 8 + 1, 8);
     // Pointers are always dropped before the decrements they allow; a full cache may write
     // decrements out early.
     editor_.AllowEvictionWrites(&sink_, Phase::kRefcountDecrement);
@@ -47,14 +48,17 @@ class Shrinker {
                                              uint64_t* dropped);
   base::Status<PlanError> CutPartialTable(uint64_t l1_index, uint64_t first_entry);
   base::Status<PlanError> DropWholeTables(uint64_t first_index);
+  base::Status<PlanError> DropEmptyBlocks();
   base::Result<uint64_t, PlanError> LastUsedCluster();
 
   const Qcow2Image& image_;
   const ImageReader& reader_;
   const StepSink& sink_;
+  uint64_t* table_;  // the editor's copy of the refcount table
   RefcountEditor editor_;
   uint8_t* l2_ = nullptr;
   uint8_t* l1_ = nullptr;
+  uint8_t* empty_blocks_ = nullptr;  // one bit per refcount table entry
   ShrinkSummary summary_;
 };
 
@@ -174,11 +178,46 @@ base::Status<PlanError> Shrinker::DropWholeTables(uint64_t first_index) {
   return {};
 }
 
+// Refcount blocks that now count nothing but possibly themselves leave the refcount table, as
+// qemu's shrink does, so the file can be cut before them. Which blocks are empty is decided
+// once, before any leaves (a block that counted a leaving block stays, as with qemu). Each
+// table entry is cleared first; then a block counted by another block is dereferenced there.
+base::Status<PlanError> Shrinker::DropEmptyBlocks() {
+  const uint64_t cs = image_.geometry.cluster_size;
+  const uint64_t per_block = image_.geometry.refcount_entries;
+  const uint64_t table_offset = image_.header.refcount_table_offset;
+  const uint64_t entries = image_.refcount_table_entries;
+  __builtin_memset(empty_blocks_, 0, entries / 8 + 1);
+  for (uint64_t r = 0; r < entries; ++r) {
+    if (table_[r] == 0) continue;
+    const uint64_t self = table_[r] / cs;
+    bool empty = true;
+    for (uint64_t i = 0; i < per_block && empty; ++i) {
+      uint64_t refcount;
+      TRY(refcount, editor_.Get(r * per_block + i));
+      if (refcount != 0 && !(r * per_block + i == self && refcount == 1)) empty = false;
+    }
+    if (empty) empty_blocks_[r / 8] |= static_cast<uint8_t>(1u << (r % 8));
+  }
+  for (uint64_t r = 0; r < entries; ++r) {
+    if ((empty_blocks_[r / 8] & (1u << (r % 8))) == 0) continue;
+    uint8_t zero[8] = {};
+    if (!Emit(sink_, StepKind::kWrite, Phase::kPointerDrop, table_offset + 8 * r, 8, zero)) {
+      return Fail(PlanError::kIoError);
+    }
+    const uint64_t self = table_[r] / cs;
+    editor_.Forget(r);
+    table_[r] = 0;
+    if (self / per_block != r) TRY_STATUS(editor_.Adjust(self, -1));
+  }
+  return editor_.Flush(sink_, Phase::kRefcountDecrement);
+}
+
 // The highest host cluster with a non-zero refcount (the header's cluster at least).
 base::Result<uint64_t, PlanError> Shrinker::LastUsedCluster() {
   const uint64_t per_block = image_.geometry.refcount_entries;
   for (uint64_t r = image_.refcount_table_entries; r-- > 0;) {
-    if (image_.refcount_table[r] == 0) continue;
+    if (table_[r] == 0) continue;
     for (uint64_t i = per_block; i-- > 0;) {
       uint64_t refcount;
       TRY(refcount, editor_.Get(r * per_block + i));
@@ -189,7 +228,9 @@ base::Result<uint64_t, PlanError> Shrinker::LastUsedCluster() {
 }
 
 base::Result<ShrinkSummary, PlanError> Shrinker::Run(uint64_t new_size) {
-  if (l2_ == nullptr || l1_ == nullptr) return Fail(PlanError::kScratchTooSmall);
+  if (l2_ == nullptr || l1_ == nullptr || empty_blocks_ == nullptr) {
+    return Fail(PlanError::kScratchTooSmall);
+  }
   const qcow2::Geometry& g = image_.geometry;
   // 1. The new size: from here on the guest sees the new image.
   uint8_t field[8];
@@ -210,7 +251,9 @@ base::Result<ShrinkSummary, PlanError> Shrinker::Run(uint64_t new_size) {
   }
   TRY_STATUS(DropWholeTables(base::DivRoundUp(kept_clusters, g.l2_entries)));
   TRY_STATUS(editor_.Flush(sink_, Phase::kRefcountDecrement));
-  // 4. Cut the file after the last cluster in use.
+  // 4. Refcount blocks with nothing left to count, then cut the file after the last cluster
+  // in use.
+  TRY_STATUS(DropEmptyBlocks());
   uint64_t last;
   TRY(last, LastUsedCluster());
   summary_.new_file_size = image_.file_size;

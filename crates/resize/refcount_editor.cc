@@ -133,6 +133,16 @@ base::Status<PlanError> RefcountEditor::AddNewBlock(uint64_t index, uint64_t hos
   return {};
 }
 
+void RefcountEditor::Forget(uint64_t index) {
+  for (uint32_t i = 0; i < slot_count_; ++i) {
+    Slot& s = slots_[i];
+    if (!s.used || s.index != index) continue;
+    s.used = false;
+    s.dirty = false;
+    if (last_hit_ == &s) last_hit_ = nullptr;
+  }
+}
+
 base::Status<PlanError> RefcountEditor::Flush(const StepSink& sink, Phase phase) {
   for (uint32_t i = 0; i < slot_count_; ++i) {
     if (slots_[i].used && slots_[i].dirty) TRY_STATUS(WriteSlot(slots_[i], sink, phase));

@@ -46,6 +46,10 @@ class RefcountEditor {
     evict_phase_ = phase;
   }
 
+  // Forgets the cached copy of block `index`, unwritten changes included: the caller dropped
+  // the block from the table.
+  void Forget(uint64_t index);
+
   void SetTable(uint64_t* table, uint64_t entries) {
     table_ = table;
     table_entries_ = entries;

@@ -38,6 +38,10 @@ resize_pair() {
     if [[ "$name" != *.raw ]] && ! qemu-img check "i/$name" >i/.check 2>&1; then
       echo "NOT CLEAN after $what:" >&2; cat i/.check >&2; ok=0
     fi
+    # A shrink cuts the file where qemu-img cuts it.
+    if [[ " ${args[*]} " == *" --shrink "* ]] && [ "$(stat -c %s "q/$name")" != "$(stat -c %s "i/$name")" ]; then
+      echo "MISMATCH file size after $what: $(stat -c %s "q/$name") vs $(stat -c %s "i/$name")" >&2; ok=0
+    fi
   fi
   [ "$ok" = 1 ] || fail "$what"
 }
