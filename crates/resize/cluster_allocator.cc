@@ -1,6 +1,7 @@
 #include "crates/resize/cluster_allocator.h"
 
 #include "crates/base/checked.h"
+#include "crates/base/endian.h"
 #include "crates/qcow2/geometry.h"
 
 namespace instar::resize {
@@ -55,7 +56,97 @@ base::Result<Layout, PlanError> LayoutFrom(const Qcow2Image& image, const uint64
   return base::Fail(PlanError::kScratchTooSmall);
 }
 
+bool EmitWrite(const StepSink& sink, Phase phase, uint64_t offset, uint64_t length,
+               const uint8_t* bytes) {
+  Step step;
+  step.kind = StepKind::kWrite;
+  step.phase = phase;
+  step.offset = offset;
+  step.length = length;
+  step.bytes = bytes;
+  return sink.Emit(step);
+}
+
+// Big-endian bytes of table entries [first, last].
+uint8_t* EncodeTable(base::Arena& arena, const uint64_t* table, uint64_t first, uint64_t last) {
+  uint8_t* out = arena.Allocate(8 * (last - first + 1), 8);
+  if (out == nullptr) return nullptr;
+  for (uint64_t i = first; i <= last; ++i) base::StoreBe64(out + 8 * (i - first), table[i]);
+  return out;
+}
+
 }  // namespace
+
+base::Result<bool, PlanError> FindFreeCluster(const Qcow2Image& image, const uint64_t* table,
+                                              RefcountEditor& editor, uint64_t* cluster) {
+  const uint64_t per_block = image.geometry.refcount_entries;
+  const uint64_t clusters = image.file_size / image.geometry.cluster_size;
+  for (uint64_t c = 0; c < clusters; ++c) {
+    if (!HasBlock(table, image.refcount_table_entries, c / per_block)) {
+      c = (c / per_block + 1) * per_block - 1;
+      continue;
+    }
+    uint64_t refcount;
+    TRY(refcount, editor.Get(c));
+    if (refcount == 0) {
+      *cluster = c;
+      return true;
+    }
+  }
+  return false;
+}
+
+base::Status<PlanError> EmitAllocation(const Qcow2Image& image, const Allocation& alloc,
+                                       RefcountEditor& editor, base::Arena& arena,
+                                       const StepSink& sink) {
+  const uint64_t cs = image.geometry.cluster_size;
+  TRY_STATUS(editor.Flush(sink, Phase::kRefcountIncrement));
+  if (alloc.table_clusters != 0) {
+    const uint8_t* bytes = EncodeTable(arena, alloc.table, 0, alloc.table_entries - 1);
+    if (bytes == nullptr) return base::Fail(PlanError::kScratchTooSmall);
+    if (!EmitWrite(sink, Phase::kNewMetadata, alloc.table_first * cs, alloc.table_entries * 8,
+                   bytes)) {
+      return base::Fail(PlanError::kIoError);
+    }
+    uint8_t field[12];
+    base::StoreBe64(field, alloc.table_first * cs);
+    base::StoreBe32(field + 8, static_cast<uint32_t>(alloc.table_clusters));
+    if (!EmitWrite(sink, Phase::kHeader, kHeaderRefcountTableOffset, 12, field)) {
+      return base::Fail(PlanError::kIoError);
+    }
+  } else if (alloc.blocks != 0) {
+    uint64_t first = alloc.block_indices[0], last = alloc.block_indices[0];
+    for (uint64_t i = 1; i < alloc.blocks; ++i) {
+      if (alloc.block_indices[i] < first) first = alloc.block_indices[i];
+      if (alloc.block_indices[i] > last) last = alloc.block_indices[i];
+    }
+    const uint8_t* bytes = EncodeTable(arena, alloc.table, first, last);
+    if (bytes == nullptr) return base::Fail(PlanError::kScratchTooSmall);
+    if (!EmitWrite(sink, Phase::kPointer, image.header.refcount_table_offset + 8 * first,
+                   8 * (last - first + 1), bytes)) {
+      return base::Fail(PlanError::kIoError);
+    }
+  }
+  return {};
+}
+
+base::Status<PlanError> CheckOldTableCounted(const Qcow2Image& image, RefcountEditor& editor) {
+  const uint64_t first = image.ClusterOf(image.header.refcount_table_offset);
+  for (uint64_t c = first; c < first + image.header.refcount_table_clusters; ++c) {
+    uint64_t refcount;
+    TRY(refcount, editor.Get(c));
+    if (refcount == 0) return base::Fail(PlanError::kCorruptRefcount, c);
+  }
+  return {};
+}
+
+base::Status<PlanError> FreeOldTable(const Qcow2Image& image, RefcountEditor& editor) {
+  const uint64_t first = image.ClusterOf(image.header.refcount_table_offset);
+  for (uint64_t c = first; c < first + image.header.refcount_table_clusters; ++c) {
+    TRY_STATUS(editor.Adjust(c, -1));
+  }
+  return {};
+}
 
 base::Result<Allocation, PlanError> AllocateClusters(const Qcow2Image& image, uint64_t count,
                                                      uint64_t* table, RefcountEditor& editor,

@@ -36,4 +36,21 @@ base::Result<Allocation, PlanError> AllocateClusters(const Qcow2Image& image, ui
                                                      uint64_t* table, RefcountEditor& editor,
                                                      base::Arena& arena);
 
+// The first cluster inside the file whose refcount block exists and whose refcount is zero,
+// the way qemu's allocator reuses holes; false when there is none.
+base::Result<bool, PlanError> FindFreeCluster(const Qcow2Image& image, const uint64_t* table,
+                                              RefcountEditor& editor, uint64_t* cluster);
+
+// Makes an allocation live, in order: the editor's blocks (every new refcount, new blocks
+// included; nothing points to the new clusters yet), then the refcount-table entries for new
+// blocks (in place), or the new table and the header fields that switch to it.
+base::Status<PlanError> EmitAllocation(const Qcow2Image& image, const Allocation& allocation,
+                                       RefcountEditor& editor, base::Arena& arena,
+                                       const StepSink& sink);
+
+// After EmitAllocation relocated the table: checks (before anything is written) or drops
+// (after the switch) the old table's clusters' references.
+base::Status<PlanError> CheckOldTableCounted(const Qcow2Image& image, RefcountEditor& editor);
+base::Status<PlanError> FreeOldTable(const Qcow2Image& image, RefcountEditor& editor);
+
 }  // namespace instar::resize

@@ -22,14 +22,6 @@ bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uin
   return sink.Emit(step);
 }
 
-// Big-endian bytes of table entries [first, last] for writing in place.
-uint8_t* EncodeTable(base::Arena& arena, const uint64_t* table, uint64_t first, uint64_t last) {
-  uint8_t* out = arena.Allocate(8 * (last - first + 1), 8);
-  if (out == nullptr) return nullptr;
-  for (uint64_t i = first; i <= last; ++i) base::StoreBe64(out + 8 * (i - first), table[i]);
-  return out;
-}
-
 }  // namespace
 
 base::Result<GrowSummary, PlanError> PlanQcow2Grow(const Qcow2Image& image, uint64_t new_size,
@@ -72,45 +64,11 @@ base::Result<GrowSummary, PlanError> PlanQcow2Grow(const Qcow2Image& image, uint
   TRY(alloc, AllocateClusters(image, new_l1_clusters, table, editor, arena));
   summary.new_refcount_blocks = alloc.blocks;
   summary.refcount_table_relocated = alloc.table_clusters != 0;
-  const uint64_t old_table_first = image.ClusterOf(h.refcount_table_offset);
-  if (summary.refcount_table_relocated) {
-    for (uint64_t c = old_table_first; c < old_table_first + h.refcount_table_clusters; ++c) {
-      uint64_t refcount;
-      TRY(refcount, editor.Get(c));
-      if (refcount == 0) return Fail(PlanError::kCorruptRefcount, c);
-    }
-  }
+  if (summary.refcount_table_relocated) TRY_STATUS(CheckOldTableCounted(image, editor));
 
-  // 1. Refcounts of every new cluster (new blocks included), nothing points to them yet.
-  TRY_STATUS(editor.Flush(sink, Phase::kRefcountIncrement));
-
-  // 2. Make the new refcount blocks reachable: in place, or through a new table.
-  if (summary.refcount_table_relocated) {
-    const uint8_t* bytes = EncodeTable(arena, alloc.table, 0, alloc.table_entries - 1);
-    if (bytes == nullptr) return Fail(PlanError::kScratchTooSmall);
-    if (!Emit(sink, StepKind::kWrite, Phase::kNewMetadata, alloc.table_first * cs,
-              alloc.table_entries * 8, bytes)) {
-      return Fail(PlanError::kIoError);
-    }
-    uint8_t field[12];
-    base::StoreBe64(field, alloc.table_first * cs);
-    base::StoreBe32(field + 8, static_cast<uint32_t>(alloc.table_clusters));
-    if (!Emit(sink, StepKind::kWrite, Phase::kHeader, kHeaderRefcountTableOffset, 12, field)) {
-      return Fail(PlanError::kIoError);
-    }
-  } else if (alloc.blocks != 0) {
-    uint64_t first = alloc.block_indices[0], last = alloc.block_indices[0];
-    for (uint64_t i = 1; i < alloc.blocks; ++i) {
-      if (alloc.block_indices[i] < first) first = alloc.block_indices[i];
-      if (alloc.block_indices[i] > last) last = alloc.block_indices[i];
-    }
-    const uint8_t* bytes = EncodeTable(arena, alloc.table, first, last);
-    if (bytes == nullptr) return Fail(PlanError::kScratchTooSmall);
-    if (!Emit(sink, StepKind::kWrite, Phase::kPointer, h.refcount_table_offset + 8 * first,
-              8 * (last - first + 1), bytes)) {
-      return Fail(PlanError::kIoError);
-    }
-  }
+  // 1. Refcounts of every new cluster (new blocks included), nothing points to them yet;
+  // 2. then the new refcount blocks become reachable: in place, or through a new table.
+  TRY_STATUS(EmitAllocation(image, alloc, editor, arena, sink));
 
   // 3. The new L1 entries (zero: nothing allocated yet), then the header points to them.
   uint64_t l1_offset = h.l1_table_offset;
@@ -149,11 +107,7 @@ base::Result<GrowSummary, PlanError> PlanQcow2Grow(const Qcow2Image& image, uint
       TRY_STATUS(editor.Adjust(c, -1));
     }
   }
-  if (summary.refcount_table_relocated) {
-    for (uint64_t c = old_table_first; c < old_table_first + h.refcount_table_clusters; ++c) {
-      TRY_STATUS(editor.Adjust(c, -1));
-    }
-  }
+  if (summary.refcount_table_relocated) TRY_STATUS(FreeOldTable(image, editor));
   TRY_STATUS(editor.Flush(sink, Phase::kRefcountDecrement));
   return summary;
 }

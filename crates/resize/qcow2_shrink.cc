@@ -3,6 +3,7 @@
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
 #include "crates/qcow2/entries.h"
+#include "crates/resize/cluster_allocator.h"
 #include "crates/resize/refcount_editor.h"
 
 namespace instar::resize {
@@ -28,12 +29,13 @@ class Shrinker {
  public:
   Shrinker(const Qcow2Image& image, const ImageReader& reader, base::Arena& arena,
            const StepSink& sink, uint64_t* table)
-      : image_(image), reader_(reader), sink_(sink), table_(table),
+      : image_(image), reader_(reader), sink_(sink), arena_(arena), table_(table),
+        table_offset_(image.header.refcount_table_offset),
+        table_entries_(image.refcount_table_entries),
         editor_(reader, image.geometry, table, image.refcount_table_entries, arena,
                 CacheBlocksFor(image.geometry, arena)) {
     l2_ = arena.Allocate(image.geometry.cluster_size, 512);
     l1_ = arena.Allocate(kL1Batch * 8, 512);
-    empty_blocks_ = arena.Allocate(image.refcount_table_entries / 8 + 1, 8);
     // Pointers are always dropped before the decrements they allow; a full cache may write
     // decrements out early.
     editor_.AllowEvictionWrites(&sink_, Phase::kRefcountDecrement);
@@ -47,6 +49,8 @@ class Shrinker {
   base::Status<PlanError> DereferenceEntries(uint64_t l2_offset, uint64_t first, uint64_t end,
                                              uint64_t* dropped);
   base::Status<PlanError> CutPartialTable(uint64_t l1_index, uint64_t first_entry);
+  base::Status<PlanError> CutSharedTable(uint64_t l1_entry_offset, uint64_t l2_offset,
+                                         uint64_t first_entry);
   base::Status<PlanError> DropWholeTables(uint64_t first_index);
   base::Status<PlanError> DropEmptyBlocks();
   base::Result<uint64_t, PlanError> LastUsedCluster();
@@ -54,11 +58,13 @@ class Shrinker {
   const Qcow2Image& image_;
   const ImageReader& reader_;
   const StepSink& sink_;
+  base::Arena& arena_;
   uint64_t* table_;  // the editor's copy of the refcount table
+  uint64_t table_offset_;  // where the table is (it moves when a copied L2 table needs room)
+  uint64_t table_entries_;
   RefcountEditor editor_;
   uint8_t* l2_ = nullptr;
   uint8_t* l1_ = nullptr;
-  uint8_t* empty_blocks_ = nullptr;  // one bit per refcount table entry
   ShrinkSummary summary_;
 };
 
@@ -129,8 +135,6 @@ base::Status<PlanError> Shrinker::CutPartialTable(uint64_t l1_index, uint64_t fi
   uint64_t l2_refcount;
   TRY(l2_refcount, editor_.Get(l2_offset / g.cluster_size));
   if (l2_refcount == 0) return Fail(PlanError::kCorruptRefcount, l2_offset / g.cluster_size);
-  // A table shared with a snapshot keeps its entries (see the header comment).
-  if (l2_refcount != 1) return {};
   bool any = false;
   for (uint64_t i = first_entry * g.l2_entry_bytes; i < g.cluster_size; ++i) {
     if (l2_[i] != 0) {
@@ -139,11 +143,56 @@ base::Status<PlanError> Shrinker::CutPartialTable(uint64_t l1_index, uint64_t fi
     }
   }
   if (!any) return {};
+  if (l2_refcount != 1) return CutSharedTable(l1_entry_offset, l2_offset, first_entry);
   const uint64_t from = first_entry * g.l2_entry_bytes;
   if (!Emit(sink_, StepKind::kZero, Phase::kPointerDrop, l2_offset + from,
             g.cluster_size - from)) {
     return Fail(PlanError::kIoError);
   }
+  return DereferenceEntries(l2_offset, first_entry, g.l2_entries, &summary_.entries_dropped);
+}
+
+// A snapshot shares the table: the active L1 gets a copy without the entries past the end (a
+// new cluster, counted before the L1 points to it); then the shared table and the clusters the
+// dropped entries pointed to lose the active image's reference.
+base::Status<PlanError> Shrinker::CutSharedTable(uint64_t l1_entry_offset, uint64_t l2_offset,
+                                                 uint64_t first_entry) {
+  const qcow2::Geometry& g = image_.geometry;
+  const uint64_t cs = g.cluster_size;
+  uint8_t* copy = arena_.Allocate(cs, 512);
+  if (copy == nullptr) return Fail(PlanError::kScratchTooSmall);
+  const uint64_t from = first_entry * g.l2_entry_bytes;
+  __builtin_memcpy(copy, l2_, from);
+  __builtin_memset(copy + from, 0, cs - from);
+  // A hole inside the file first (as qemu does; the file is cut where qemu cuts it), else room
+  // at the end.
+  uint64_t hole = 0;
+  bool found;
+  TRY(found, FindFreeCluster(image_, table_, editor_, &hole));
+  Allocation alloc;
+  if (found) {
+    TRY_STATUS(editor_.Adjust(hole, +1));
+    TRY_STATUS(editor_.Flush(sink_, Phase::kRefcountIncrement));
+    alloc.first_cluster = hole;
+  } else {
+    TRY(alloc, AllocateClusters(image_, 1, table_, editor_, arena_));
+    if (alloc.table_clusters != 0) TRY_STATUS(CheckOldTableCounted(image_, editor_));
+    TRY_STATUS(EmitAllocation(image_, alloc, editor_, arena_, sink_));
+    if (alloc.table_clusters != 0) {
+      table_ = alloc.table;
+      table_entries_ = alloc.table_entries;
+      table_offset_ = alloc.table_first * cs;
+    }
+  }
+  const uint64_t new_l2 = alloc.first_cluster * cs;
+  uint8_t entry[8];
+  base::StoreBe64(entry, qcow2::EncodeL1(new_l2, /*copied=*/true));
+  if (!Emit(sink_, StepKind::kWrite, Phase::kNewMetadata, new_l2, cs, copy) ||
+      !Emit(sink_, StepKind::kWrite, Phase::kPointer, l1_entry_offset, 8, entry)) {
+    return Fail(PlanError::kIoError);
+  }
+  TRY_STATUS(editor_.Adjust(l2_offset / cs, -1));
+  if (alloc.table_clusters != 0) TRY_STATUS(FreeOldTable(image_, editor_));
   return DereferenceEntries(l2_offset, first_entry, g.l2_entries, &summary_.entries_dropped);
 }
 
@@ -185,9 +234,12 @@ base::Status<PlanError> Shrinker::DropWholeTables(uint64_t first_index) {
 base::Status<PlanError> Shrinker::DropEmptyBlocks() {
   const uint64_t cs = image_.geometry.cluster_size;
   const uint64_t per_block = image_.geometry.refcount_entries;
-  const uint64_t table_offset = image_.header.refcount_table_offset;
-  const uint64_t entries = image_.refcount_table_entries;
-  __builtin_memset(empty_blocks_, 0, entries / 8 + 1);
+  const uint64_t table_offset = table_offset_;
+  const uint64_t entries = table_entries_;
+  // One bit per table entry.
+  uint8_t* empty_blocks = arena_.Allocate(entries / 8 + 1, 8);
+  if (empty_blocks == nullptr) return Fail(PlanError::kScratchTooSmall);
+  __builtin_memset(empty_blocks, 0, entries / 8 + 1);
   for (uint64_t r = 0; r < entries; ++r) {
     if (table_[r] == 0) continue;
     const uint64_t self = table_[r] / cs;
@@ -197,10 +249,10 @@ base::Status<PlanError> Shrinker::DropEmptyBlocks() {
       TRY(refcount, editor_.Get(r * per_block + i));
       if (refcount != 0 && !(r * per_block + i == self && refcount == 1)) empty = false;
     }
-    if (empty) empty_blocks_[r / 8] |= static_cast<uint8_t>(1u << (r % 8));
+    if (empty) empty_blocks[r / 8] |= static_cast<uint8_t>(1u << (r % 8));
   }
   for (uint64_t r = 0; r < entries; ++r) {
-    if ((empty_blocks_[r / 8] & (1u << (r % 8))) == 0) continue;
+    if ((empty_blocks[r / 8] & (1u << (r % 8))) == 0) continue;
     uint8_t zero[8] = {};
     if (!Emit(sink_, StepKind::kWrite, Phase::kPointerDrop, table_offset + 8 * r, 8, zero)) {
       return Fail(PlanError::kIoError);
@@ -216,7 +268,7 @@ base::Status<PlanError> Shrinker::DropEmptyBlocks() {
 // The highest host cluster with a non-zero refcount (the header's cluster at least).
 base::Result<uint64_t, PlanError> Shrinker::LastUsedCluster() {
   const uint64_t per_block = image_.geometry.refcount_entries;
-  for (uint64_t r = image_.refcount_table_entries; r-- > 0;) {
+  for (uint64_t r = table_entries_; r-- > 0;) {
     if (table_[r] == 0) continue;
     for (uint64_t i = per_block; i-- > 0;) {
       uint64_t refcount;
@@ -228,9 +280,7 @@ base::Result<uint64_t, PlanError> Shrinker::LastUsedCluster() {
 }
 
 base::Result<ShrinkSummary, PlanError> Shrinker::Run(uint64_t new_size) {
-  if (l2_ == nullptr || l1_ == nullptr || empty_blocks_ == nullptr) {
-    return Fail(PlanError::kScratchTooSmall);
-  }
+  if (l2_ == nullptr || l1_ == nullptr) return Fail(PlanError::kScratchTooSmall);
   const qcow2::Geometry& g = image_.geometry;
   // 1. The new size: from here on the guest sees the new image.
   uint8_t field[8];

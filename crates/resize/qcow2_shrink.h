@@ -4,9 +4,9 @@
 // tables by clearing their L1 entries) and only after that are the data clusters and tables
 // dereferenced. Finally the file is cut after the last cluster still in use. The L1 table
 // keeps its size, as qemu's does. Snapshot tables are untouched: a cluster a snapshot still
-// uses keeps its refcount from the snapshot. An L2 table a snapshot shares and that the new
-// end cuts through is left as it is (still consistent; see docs/resize.md). Reads through
-// `reader`; allocates from the arena; freestanding.
+// uses keeps its refcount from the snapshot, and an L2 table a snapshot shares that the new
+// end cuts through is copied first. Refcount blocks left empty leave the refcount table, as
+// with qemu. Reads through `reader`; allocates from the arena; freestanding.
 #pragma once
 
 #include <stdint.h>

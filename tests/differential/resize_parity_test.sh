@@ -129,6 +129,15 @@ qemu-io -c "write -P 0x44 0 8k" -c "write -P 0x55 7M 8k" src/snap3.qcow2 >/dev/n
 resize_pair src/snap3.qcow2 IMG 2G
 resize_pair src/snap3.qcow2 --shrink IMG 6M
 resize_pair src/snap3.qcow2 --shrink IMG 2M
+# Snapshot sharing every table: the new end cuts through a shared L2 table.
+for opts in cluster_size=512,refcount_bits=64 cluster_size=2048,refcount_bits=8; do
+  qemu-img create -q -f qcow2 -o "$opts" src/shared.qcow2 8M
+  qemu-io -c "write -P 0x66 0 8M" src/shared.qcow2 >/dev/null
+  qemu-img snapshot -c s1 src/shared.qcow2
+  qemu-io -c "write -P 0x77 0 4k" src/shared.qcow2 >/dev/null
+  resize_pair src/shared.qcow2 --shrink IMG 1000k
+  resize_pair src/shared.qcow2 --shrink IMG 3M
+done
 make_qcow2 snap2.qcow2 $((8 << 20)) compat=0.10
 qemu-img snapshot -c s1 src/snap2.qcow2
 resize_pair src/snap2.qcow2 IMG 16M

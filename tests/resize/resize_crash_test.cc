@@ -123,6 +123,16 @@ TEST_F(ResizeCrashTest, Qcow2ShrinkThroughAnL2Table) {
   EXPECT_GT(Sweep(Path("k.qcow2"), "qcow2", std::to_string(request.size), request), 3u);
 }
 
+TEST_F(ResizeCrashTest, Qcow2ShrinkCopiesAnL2TableASnapshotShares) {
+  MakeQcow2("h.qcow2", "cluster_size=512,refcount_bits=16", 4 << 20, "-c 'write -P 10 0 4M'");
+  ASSERT_EQ(Shell("qemu-img snapshot -c s1 " + Path("h.qcow2")), 0);
+  ASSERT_EQ(Shell("qemu-io -c 'write -P 11 0 4k' " + Path("h.qcow2")), 0);
+  ResizeRequest request;
+  request.allow_shrink = true;
+  request.size = 1000 << 10;
+  EXPECT_GT(Sweep(Path("h.qcow2"), "qcow2", "1000k", request), 3u);
+}
+
 TEST_F(ResizeCrashTest, RawGrowAndShrink) {
   ASSERT_EQ(Shell("qemu-img create -q -f raw " + Path("r.raw") + " 1M"), 0);
   ASSERT_EQ(Shell("qemu-io -f raw -c 'write -P 9 0 1M' " + Path("r.raw")), 0);
