@@ -39,11 +39,20 @@ struct ResizeConfig {
   uint32_t preallocation;     // Preallocation
   uint64_t new_size;          // bytes: absolute, or the delta for kGrowBy / kShrinkBy
   uint32_t size_mode;         // ResizeSizeMode
-  uint32_t reserved[9];
+  // The host looked at the image's backing file (kResizeBackingChecked) and found this virtual
+  // size; without it the guest refuses images that have one (kBackingFileUnchecked).
+  uint32_t backing_flags;
+  uint64_t backing_size;
+  uint32_t reserved[6];
 };
 static_assert(sizeof(ResizeConfig) == 64);
 static_assert(offsetof(ResizeConfig, new_size) == 16);
 static_assert(offsetof(ResizeConfig, size_mode) == 24);
+static_assert(offsetof(ResizeConfig, backing_flags) == 28);
+static_assert(offsetof(ResizeConfig, backing_size) == 32);
+
+// ResizeConfig::backing_flags bits.
+inline constexpr uint32_t kResizeBackingChecked = 1u << 0;
 static_assert(sizeof(ResizeConfig) <= kOperationConfig.size);
 
 // Append-only. The host maps each to a message (exhaustively, no catch-all).
@@ -80,7 +89,7 @@ enum class ResizeError : uint32_t {
   kDirtyImage = 26,              // lazy refcounts left dirty: qemu repairs them first
   kExternalDataFile = 27,
   kEncrypted = 28,
-  kHasBackingFile = 29,          // growth over a backing file needs its length
+  kHasBackingFile = 29,          // the host must look at the backing file first (and retry)
   // The image's metadata is inconsistent; nothing was written. detail: the offending offset.
   kCorruptL1 = 30,
   kCorruptL2 = 31,
@@ -90,8 +99,9 @@ enum class ResizeError : uint32_t {
   kVmdkBadHeader = 35,           // detail: SparseHeaderError
   kVmdkBadDescriptor = 36,       // detail: line
   kVmdkCorrupt = 37,             // grain directory or tables out of the file; detail: offset
+  kBackingFileLarger = 38,       // growing needs zeroes over a backing file that is larger
 };
-inline constexpr uint32_t kResizeErrorCount = 38;
+inline constexpr uint32_t kResizeErrorCount = 39;
 
 struct ResizeResult {
   uint32_t magic;

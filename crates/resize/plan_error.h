@@ -14,7 +14,6 @@ enum class PlanError {
   kDirtyImage,
   kExternalDataFile,
   kEncrypted,
-  kHasBackingFile,
   kCorruptL1,             // detail: offset
   kCorruptL2,             // detail: offset
   kCorruptRefcountTable,  // detail: offset

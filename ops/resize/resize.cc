@@ -59,7 +59,6 @@ ResizeError FromPlan(PlanError e) {
     case PlanError::kDirtyImage: return ResizeError::kDirtyImage;
     case PlanError::kExternalDataFile: return ResizeError::kExternalDataFile;
     case PlanError::kEncrypted: return ResizeError::kEncrypted;
-    case PlanError::kHasBackingFile: return ResizeError::kHasBackingFile;
     case PlanError::kCorruptL1: return ResizeError::kCorruptL1;
     case PlanError::kCorruptL2: return ResizeError::kCorruptL2;
     case PlanError::kCorruptRefcountTable: return ResizeError::kCorruptRefcountTable;
@@ -204,6 +203,11 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
   }
   const instar::resize::Qcow2Image& qcow2 = opened.value();
   g_result.old_size = qcow2.header.size;
+  // qemu opens the backing file with the image; the host checks it and asks again.
+  const bool has_backing = qcow2.header.backing_file.length != 0;
+  if (has_backing && (config.backing_flags & instar::abi::kResizeBackingChecked) == 0) {
+    return Fail(ResizeError::kHasBackingFile);
+  }
   TRY_STATUS(ResolveSize(config, qcow2.header.size));
   const uint64_t total = g_result.new_size;
   if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
@@ -215,7 +219,10 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
   }
   if (total == qcow2.header.size) return {};
   const bool grow = total > qcow2.header.size;
-  if (grow && qcow2.header.backing_file.length != 0) return Fail(ResizeError::kHasBackingFile);
+  // Growing over a longer backing file would uncover its data where qemu writes zeroes.
+  if (grow && has_backing && config.backing_size > qcow2.header.size) {
+    return Fail(ResizeError::kBackingFileLarger, config.backing_size);
+  }
 
   return DryRunThenApply(executor, arena,
                          [&](Arena& planner_arena, const instar::resize::StepSink& sink,

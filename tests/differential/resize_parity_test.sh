@@ -8,6 +8,8 @@ cd "$WORK" || exit 1
 mkdir -p src q i
 
 # resize_pair IMAGE ARGS...: ARGS with the literal word IMG standing for the image's name.
+# Files listed in EXTRA (backing files) are copied beside the image.
+EXTRA=()
 resize_pair() {
   local image="$1"
   shift
@@ -15,8 +17,9 @@ resize_pair() {
   local name args=() a
   name="$(basename "$image")"
   for a in "$@"; do [ "$a" = IMG ] && args+=("$name") || args+=("$a"); done
-  rm -f q/* i/*
+  rm -rf q/* i/*
   [ -e "$image" ] && cp "$image" "q/$name" && cp "$image" "i/$name"
+  for a in "${EXTRA[@]}"; do cp "$a" q/ && cp "$a" i/; done
   (cd q && qemu-img resize "${args[@]}" >.out 2>.err; echo $? >.rc)
   (cd i && "$INSTAR" resize "${args[@]}" >.out 2>.err; echo $? >.rc)
   sed -i 's/^qemu-img: /PROG: /; s/Try .qemu-img --help./Try PROG --help/' q/.err
@@ -143,6 +146,20 @@ qemu-img snapshot -c s1 src/snap2.qcow2
 resize_pair src/snap2.qcow2 IMG 16M
 resize_pair src/snap2.qcow2 IMG 1000
 resize_pair src/snap2.qcow2 IMG 16777217
+
+# Overlays: the backing file is opened (and sized) too; missing, it fails the same way.
+qemu-img create -q -f qcow2 src/base.qcow2 8M
+qemu-io -c "write -P 0x88 0 8M" src/base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 src/over.qcow2
+qemu-io -c "write -P 0x99 1M 1M" src/over.qcow2 >/dev/null
+EXTRA=(src/base.qcow2)
+resize_pair src/over.qcow2 IMG +1M
+resize_pair src/over.qcow2 --shrink IMG 3M
+resize_pair src/over.qcow2 --shrink IMG 1000k
+EXTRA=()
+resize_pair src/over.qcow2 IMG +1M
+resize_pair src/over.qcow2 --shrink IMG 3M
+resize_pair src/over.qcow2 IMG 2x
 
 # vmdk: qemu-img refuses every resize; instar refuses the same way except growing
 # monolithicSparse, checked below against a raw copy that qemu-img resized.

@@ -1,11 +1,16 @@
 #include "vmm/operations/resize_request.h"
 
+#include <limits.h>
+#include <stdlib.h>
+
+#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 
 #include "crates/probe/probe.h"
 #include "ops/resize/resize_image.h"
+#include "vmm/operations/info_request.h"
 #include "vmm/transport/device.h"
 
 namespace instar::vmm {
@@ -101,7 +106,10 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
       return Line("instar cannot resize images with an external data file", open);
     case ResizeError::kEncrypted: return Line("instar cannot resize encrypted images", open);
     case ResizeError::kHasBackingFile:
-      return Line("instar cannot grow an image that has a backing file yet");
+      return Line("the resize guest needs the backing file checked first (host error)");
+    case ResizeError::kBackingFileLarger:
+      return Line("instar cannot yet grow an image over a backing file that is larger than "
+                  "the image (" + d + " bytes): qemu-img would write zeroes over the new area");
     case ResizeError::kCorruptL1:
       return Line("qcow2 image is corrupt: bad L1 table or entry (offset " + Hex(detail) +
                   "); nothing was changed");
@@ -151,7 +159,12 @@ uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request) {
   return target > limit ? target : limit;
 }
 
-StatusOr<ResizeOutcome> RunResize(const KvmSystem& kvm, const ResizeRequest& request) {
+namespace {
+
+// One run of the resize guest; `backing_size` is set when the host has checked the backing
+// file.
+StatusOr<ResizeOutcome> RunResizeOnce(const KvmSystem& kvm, const ResizeRequest& request,
+                                      std::optional<uint64_t> backing_size) {
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image,
                           OpenDevice(request.path, /*writable=*/true, abi::DeviceRole::kImage));
@@ -166,6 +179,10 @@ StatusOr<ResizeOutcome> RunResize(const KvmSystem& kvm, const ResizeRequest& req
   config.preallocation = static_cast<uint32_t>(request.preallocation);
   config.new_size = request.size;
   config.size_mode = static_cast<uint32_t>(request.size_mode);
+  if (backing_size) {
+    config.backing_flags = abi::kResizeBackingChecked;
+    config.backing_size = *backing_size;
+  }
   OperationLaunch launch;
   launch.operation = &images::resize;
   launch.config.resize(sizeof config);
@@ -198,6 +215,89 @@ StatusOr<ResizeOutcome> RunResize(const KvmSystem& kvm, const ResizeRequest& req
     return GuestFailed("resize guest completed without a result");
   } else if (run.report.completed && *run.report.completed != 0) {
     return GuestFailed("resize guest failed without an error code");
+  }
+  return outcome;
+}
+
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+}
+
+// What qemu-img says when it cannot open the backing file, as a refusal.
+ResizeMessage BackingRefusal(const std::string& text) {
+  return ResizeMessage{{"Could not open backing file: " + text}, true};
+}
+
+// The backing file's virtual size, learned the way architecture section 6 prescribes: the info
+// guest reads the image's backing name, the host resolves it next to the image (as qemu does),
+// refuses pseudo-paths and anything outside the image's directory, and the info guest sizes
+// it. A refusal comes back in `refusal`.
+StatusOr<uint64_t> CheckBackingFile(const KvmSystem& kvm, const ResizeRequest& request,
+                                    std::optional<ResizeMessage>* refusal) {
+  InfoRequest top;
+  top.path = request.path;
+  top.format = request.format;
+  top.limits = request.limits;
+  INSTAR_ASSIGN_OR_RETURN(ImageInfo info, RunInfo(kvm, top));
+  if ((info.result.flags & abi::kInfoHasBackingFile) == 0) {
+    return GuestFailed("the resize guest reported a backing file the info guest did not see");
+  }
+  const std::string name(info.result.backing_file, info.result.backing_file_len);
+  if (name.rfind("json:", 0) == 0 || name.find("://") != std::string::npos) {
+    *refusal = ResizeMessage{{"instar does not follow the backing file name '" + name +
+                              "' (json: and protocol names are refused)"}, true};
+    return uint64_t{0};
+  }
+  const std::string path = name[0] == '/' ? name : DirectoryOf(request.path) + name;
+  char resolved[PATH_MAX], directory[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) {
+    *refusal = BackingRefusal("Could not open '" + path + "': " + std::strerror(errno));
+    return uint64_t{0};
+  }
+  const std::string image_dir = DirectoryOf(request.path).empty() ? "." : DirectoryOf(request.path);
+  if (::realpath(image_dir.c_str(), directory) == nullptr ||
+      std::string(resolved).rfind(std::string(directory) + "/", 0) != 0) {
+    *refusal = ResizeMessage{{"instar does not follow the backing file '" + path +
+                              "': it is outside the image's directory"}, true};
+    return uint64_t{0};
+  }
+  InfoRequest backing;
+  backing.path = resolved;
+  backing.limits = request.limits;
+  if (info.result.flags & abi::kInfoHasBackingFormat) {
+    const std::string format(info.result.backing_format, info.result.backing_format_len);
+    backing.format = format == "raw"     ? abi::ImageFormat::kRaw
+                     : format == "qcow2" ? abi::ImageFormat::kQcow2
+                     : format == "vmdk"  ? abi::ImageFormat::kVmdk
+                                         : abi::ImageFormat::kAuto;
+  }
+  auto sized = RunInfo(kvm, backing);
+  if (!sized.ok()) {
+    const StatusCode code = sized.status().code();
+    const bool open_error = code == StatusCode::kNotFound ||
+                            code == StatusCode::kPermissionDenied || code == StatusCode::kIoError;
+    *refusal = BackingRefusal(open_error ? "Could not open '" + path + "': " + sized.status().message()
+                                         : sized.status().message());
+    return uint64_t{0};
+  }
+  return sized->result.virtual_size;
+}
+
+}  // namespace
+
+StatusOr<ResizeOutcome> RunResize(const KvmSystem& kvm, const ResizeRequest& request) {
+  INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome, RunResizeOnce(kvm, request, std::nullopt));
+  if (outcome.error != abi::ResizeError::kHasBackingFile) return outcome;
+  std::optional<ResizeMessage> refusal;
+  INSTAR_ASSIGN_OR_RETURN(uint64_t backing_size, CheckBackingFile(kvm, request, &refusal));
+  if (refusal) {
+    outcome.refusal = std::move(refusal);
+    return outcome;
+  }
+  INSTAR_ASSIGN_OR_RETURN(outcome, RunResizeOnce(kvm, request, backing_size));
+  if (outcome.error == abi::ResizeError::kHasBackingFile) {
+    return GuestFailed("the resize guest asked for a backing file check twice");
   }
   return outcome;
 }
