@@ -132,6 +132,17 @@ qemu-io -c "write -P 0x44 0 8k" -c "write -P 0x55 7M 8k" src/snap3.qcow2 >/dev/n
 resize_pair src/snap3.qcow2 IMG 2G
 resize_pair src/snap3.qcow2 --shrink IMG 6M
 resize_pair src/snap3.qcow2 --shrink IMG 2M
+# Extended L2 entries, zero clusters, and compressed clusters (several per host cluster).
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=65536 src/ext.qcow2 64M
+qemu-io -c "write -P 1 0 1M" -c "write -P 2 40M 100k" -c "write -z 50M 1M" -c "write -P 3 63M 1M" \
+  src/ext.qcow2 >/dev/null
+qemu-img convert -c -O qcow2 src/ext.qcow2 src/comp.qcow2
+for f in src/ext.qcow2 src/comp.qcow2; do
+  resize_pair "$f" --shrink IMG 40100k
+  resize_pair "$f" --shrink IMG 20M
+  resize_pair "$f" IMG 3G
+done
+
 # Snapshot sharing every table: the new end cuts through a shared L2 table.
 for opts in cluster_size=512,refcount_bits=64 cluster_size=2048,refcount_bits=8; do
   qemu-img create -q -f qcow2 -o "$opts" src/shared.qcow2 8M
