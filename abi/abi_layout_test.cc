@@ -27,6 +27,8 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(CheckResult), 272u);
   EXPECT_EQ(sizeof(ResizeConfig), 64u);
   EXPECT_EQ(sizeof(ResizeResult), 256u);
+  EXPECT_EQ(offsetof(ResizeConfig, size_mode), 24u);
+  EXPECT_EQ(offsetof(ResizeConfig, backing_size), 32u);
   EXPECT_EQ(sizeof(ChainDevice), 48u);
   EXPECT_EQ(sizeof(ChainConfig), 16u + 48u * 65u);
   EXPECT_EQ(sizeof(GuestImageHeader), 48u);

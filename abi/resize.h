@@ -24,16 +24,35 @@ enum class Preallocation : uint32_t {
 // ResizeConfig::flags bits.
 inline constexpr uint32_t kResizeAllowShrink = 1u << 0;  // --shrink
 
+// ResizeConfig::size_mode: how new_size is applied to the current virtual size (qemu-img's
+// "+SIZE" and "-SIZE"); the guest resolves it because only it knows the virtual size.
+enum class ResizeSizeMode : uint32_t {
+  kAbsolute = 0,
+  kGrowBy = 1,
+  kShrinkBy = 2,
+};
+
 struct ResizeConfig {
   uint32_t magic;
   uint32_t requested_format;  // ImageFormat; kAuto probes
   uint32_t flags;             // kResize* bits
   uint32_t preallocation;     // Preallocation
-  uint64_t new_size;          // bytes, absolute (the host resolves +/-)
-  uint32_t reserved[10];
+  uint64_t new_size;          // bytes: absolute, or the delta for kGrowBy / kShrinkBy
+  uint32_t size_mode;         // ResizeSizeMode
+  // The host looked at the image's backing file (kResizeBackingChecked) and found this virtual
+  // size; without it the guest refuses images that have one (kBackingFileUnchecked).
+  uint32_t backing_flags;
+  uint64_t backing_size;
+  uint32_t reserved[6];
 };
 static_assert(sizeof(ResizeConfig) == 64);
 static_assert(offsetof(ResizeConfig, new_size) == 16);
+static_assert(offsetof(ResizeConfig, size_mode) == 24);
+static_assert(offsetof(ResizeConfig, backing_flags) == 28);
+static_assert(offsetof(ResizeConfig, backing_size) == 32);
+
+// ResizeConfig::backing_flags bits.
+inline constexpr uint32_t kResizeBackingChecked = 1u << 0;
 static_assert(sizeof(ResizeConfig) <= kOperationConfig.size);
 
 // Append-only. The host maps each to a message (exhaustively, no catch-all).
@@ -41,8 +60,51 @@ enum class ResizeError : uint32_t {
   kOk = 0,
   kIoError = 1,
   kBadConfig = 2,
+  kUnsupportedFormat = 3,        // detail: probe::Format
+  // Opening a qcow2 image (detail as in the matching InfoError).
+  kNotQcow2 = 4,
+  kTruncatedHeader = 5,
+  kUnsupportedQcow2Version = 6,  // detail: version
+  kInvalidClusterSize = 7,       // detail: cluster_bits
+  kHeaderTooShort = 8,
+  kHeaderTooLong = 9,
+  kRefcountOrderTooLarge = 10,
+  kUnsupportedFeatures = 11,     // detail: unknown incompatible bits
+  kBadEncryptionMethod = 12,     // detail: method
+  kBackingFileTooLong = 13,
+  kBadHeaderExtension = 14,
+  // qemu-img's own refusals, in the order it checks them.
+  kSizeNotPositive = 15,         // the resolved size is <= 0 as a signed 64-bit number
+  kPreallocationNeedsGrowth = 16,
+  kShrinkNotAllowed = 17,        // shrinking without --shrink
+  kSizeAboveMaximum = 18,        // detail: the requested size
+  kSizeNotSectorMultiple = 19,
+  kV2WithSnapshots = 20,
+  kL1TooLarge = 21,              // the new size needs an L1 table above qemu's cap
+  kImageCorruptFlag = 22,        // the corrupt bit is set: qemu refuses to open read/write
+  kFormatCannotResize = 23,      // qemu-img resizes no vmdk; instar grows monolithicSparse only
+  kPreallocationUnsupported = 24,  // detail: Preallocation the format does not do
+  kFileTooLarge = 25,            // the device could not be resized to the new size
+  // Images instar refuses where qemu-img would do more than resize.
+  kDirtyImage = 26,              // lazy refcounts left dirty: qemu repairs them first
+  kExternalDataFile = 27,
+  kEncrypted = 28,
+  kHasBackingFile = 29,          // the host must look at the backing file first (and retry)
+  // The image's metadata is inconsistent; nothing was written. detail: the offending offset.
+  kCorruptL1 = 30,
+  kCorruptL2 = 31,
+  kCorruptRefcountTable = 32,
+  kCorruptRefcount = 33,         // a referenced cluster has refcount 0, or a count would wrap
+  kScratchTooSmall = 34,         // metadata for this request does not fit the guest's arena
+  kVmdkBadHeader = 35,           // detail: SparseHeaderError
+  kVmdkBadDescriptor = 36,       // detail: line
+  kVmdkCorrupt = 37,             // grain directory or tables out of the file; detail: offset
+  kBackingFileLarger = 38,       // growing needs zeroes over a backing file that is larger
+  // The qcow2 header failed one of qemu's open-time checks the codes above do not name; the
+  // host asks the info operation for qemu's exact message (one place knows them all).
+  kQcow2HeaderRefused = 39,
 };
-inline constexpr uint32_t kResizeErrorCount = 3;
+inline constexpr uint32_t kResizeErrorCount = 40;
 
 struct ResizeResult {
   uint32_t magic;

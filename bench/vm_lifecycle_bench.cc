@@ -102,15 +102,15 @@ int main(int argc, char** argv) {
 
   std::vector<double> kvm, process, qemu;
   for (int i = 0; i < runs; ++i) {
-    kvm.push_back(TimeProcess({instar, "info", "--sandbox=kvm", image}));
-    process.push_back(TimeProcess({instar, "info", "--sandbox=process", image}));
+    kvm.push_back(TimeProcess({instar, "--sandbox=kvm", "info", image}));
+    process.push_back(TimeProcess({instar, "--sandbox=process", "info", image}));
     qemu.push_back(TimeProcess({"qemu-img", "info", image}));
   }
   const double q = Median(qemu);
   std::printf("info on %s, %d interleaved runs each (median wall time, us; ratio to qemu-img):\n",
               image.c_str(), runs);
-  std::printf("  instar info --sandbox=kvm      %8.1f  %5.2f\n", Median(kvm), Median(kvm) / q);
-  std::printf("  instar info --sandbox=process  %8.1f  %5.2f\n", Median(process),
+  std::printf("  instar --sandbox=kvm info      %8.1f  %5.2f\n", Median(kvm), Median(kvm) / q);
+  std::printf("  instar --sandbox=process info  %8.1f  %5.2f\n", Median(process),
               Median(process) / q);
   std::printf("  qemu-img info                  %8.1f  %5.2f\n", q, 1.0);
   return 0;

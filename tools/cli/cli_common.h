@@ -18,6 +18,8 @@ inline constexpr int kExitError = 1;
 
 // "instar: MESSAGE" on stderr.
 void PrintError(const std::string& message);
+// qemu-img's "Could not open 'NAME': ..." line for a failure to open, lock or read `name`.
+void ReportOpenError(const std::string& name, const Status& status);
 // qemu-img's two-line usage error; returns kExitError.
 int UsageError(const std::string& message);
 // Reports getopt's '?' or ':' result the way qemu-img does; returns kExitError.
@@ -26,10 +28,10 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
 // -f NAME -> format; nullopt for names instar does not know.
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name);
 
-// The sandbox INSTAR_SANDBOX (kvm, process, auto; default auto) or --sandbox names; prints
-// the fallback notice or the error itself. Null on failure. A sandbox handed to
+// The sandbox `instar --sandbox KIND` or INSTAR_SANDBOX names (kvm, process, auto; default
+// auto); prints the fallback notice or the error itself. Null on failure. A sandbox handed to
 // SetPreopenedSandbox (a daemon worker opens it before dropping privileges) is used instead.
-std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice);
+std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice = "");
 void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox);
 
 // Limits from INSTAR_DEADLINE_MS / INSTAR_MAX_EXITS; flags override them later.

@@ -5,6 +5,7 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_command.h"
+#include "tools/cli/resize_command.h"
 
 namespace instar::cli {
 
@@ -15,6 +16,7 @@ void PrintUsage() {
       "\n"
       "Commands:\n"
       "  info [-f FMT] [--output=human|json] [--backing-chain] [-U] [--allow-dir DIR] FILENAME\n"
+      "  resize [-f FMT] [--preallocation=MODE] [-q] [--shrink] FILENAME [+ | -]SIZE\n"
       "\n"
       "Run 'instar COMMAND --help' for a command's options. With --daemon (or INSTAR_DAEMON)\n"
       "the command runs in the instard daemon listening on SOCKET.\n");
@@ -23,6 +25,7 @@ void PrintUsage() {
 int RunCommand(int argc, char** argv) {
   const std::string command = argv[0];
   if (command == "info") return InfoCommand(argc, argv);
+  if (command == "resize") return ResizeCommand(argc, argv);
   return UsageError("Command not found: " + command);
 }
 

@@ -24,7 +24,6 @@ enum LongOnly {
   kOptDeadline,
   kOptMaxExits,
   kOptAllowDir,
-  kOptSandbox,
 };
 
 void PrintHelp() {
@@ -43,26 +42,7 @@ void PrintHelp() {
       "                       'allow DIR' lines in $INSTAR_CONFIG or /etc/instar/config)\n"
       "  --verbose            show the guest's debug text and timings on stderr\n"
       "  --deadline MS        stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
-      "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n"
-      "  --sandbox KIND       kvm, process or auto (INSTAR_SANDBOX; default auto)\n");
-}
-
-// qemu-img's "Could not open 'NAME': ..." line for a failure to open or read `name`.
-void ReportOpenError(const std::string& name, const Status& s) {
-  // File-open errors repeat the name, as qemu-img's do.
-  // "Failed to get ... lock" (an image QEMU holds) is not a file-open error.
-  const bool in_use = s.message().rfind("Failed to get ", 0) == 0;
-  const bool open_error = !in_use && (s.code() == StatusCode::kNotFound ||
-                                      s.code() == StatusCode::kPermissionDenied ||
-                                      s.code() == StatusCode::kIoError);
-  if (s.code() == StatusCode::kInvalidArgument && s.message() == "Is a directory") {
-    PrintError("Could not open '" + name + "': 'file' driver requires '" + name +
-               "' to be a regular file");
-  } else if (open_error && s.message().rfind("Could not open '", 0) != 0) {
-    PrintError("Could not open '" + name + "': Could not open '" + name + "': " + s.message());
-  } else {
-    PrintError("Could not open '" + name + "': " + s.message());
-  }
+      "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n");
 }
 
 void PrintTimings(const vmm::ImageInfo& info) {
@@ -86,10 +66,9 @@ int InfoCommand(int argc, char** argv) {
       {"deadline", required_argument, nullptr, kOptDeadline},
       {"max-exits", required_argument, nullptr, kOptMaxExits},
       {"allow-dir", required_argument, nullptr, kOptAllowDir},
-      {"sandbox", required_argument, nullptr, kOptSandbox},
       {nullptr, 0, nullptr, 0},
   };
-  std::string format_name, output = "human", sandbox_choice;
+  std::string format_name, output = "human";
   bool verbose = false, backing_chain = false, force_share = false;
   std::vector<std::string> extra_dirs;
   vmm::VmLimits limits = LimitsFromEnvironment();
@@ -103,7 +82,6 @@ int InfoCommand(int argc, char** argv) {
       case 'h': PrintHelp(); return kExitOk;
       case 'f': format_name = optarg; break;
       case 'U': force_share = true; break;
-      case kOptSandbox: sandbox_choice = optarg; break;
       case kOptOutput: output = optarg; break;
       case kOptBackingChain: backing_chain = true; break;
       case kOptAllowDir: extra_dirs.push_back(optarg); break;
@@ -160,7 +138,7 @@ int InfoCommand(int argc, char** argv) {
     };
   }
 
-  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport(sandbox_choice);
+  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
   if (sandbox == nullptr) return kExitError;
   if (backing_chain) {
     vmm::ChainPolicy policy;

@@ -1,9 +1,11 @@
 // instar: qemu-img's info/check/resize/rebase/commit, with every image byte parsed inside a
-// throw-away sandboxed machine. `--daemon SOCKET` (or INSTAR_DAEMON) runs the command in
-// instard instead of in this process, with identical output.
+// throw-away sandboxed machine. Two options of instar's own may come before the command:
+// `--daemon SOCKET` (or INSTAR_DAEMON) runs it in instard with identical output, and
+// `--sandbox kvm|process|auto` (or INSTAR_SANDBOX) picks the isolation backend.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 #include <vector>
 
@@ -16,17 +18,26 @@ int main(int argc, char** argv) {
   std::vector<char*> args(argv + 1, argv + argc);
   std::string daemon;
   if (const char* env = std::getenv("INSTAR_DAEMON"); env != nullptr) daemon = env;
-  if (!args.empty() && std::strncmp(args[0], "--daemon", 8) == 0) {
+  // Leading options of instar's own, each as "--name=VALUE" or "--name VALUE".
+  while (!args.empty()) {
     const std::string flag = args[0];
-    if (flag.rfind("--daemon=", 0) == 0) {
-      daemon = flag.substr(9);
+    std::string name;
+    for (const char* option : {"--daemon", "--sandbox"}) {
+      if (flag == option || flag.rfind(std::string(option) + "=", 0) == 0) name = option;
+    }
+    if (name.empty()) break;
+    std::string value;
+    if (flag.size() > name.size()) {
+      value = flag.substr(name.size() + 1);
       args.erase(args.begin());
-    } else if (flag == "--daemon" && args.size() >= 2) {
-      daemon = args[1];
+    } else if (args.size() >= 2) {
+      value = args[1];
       args.erase(args.begin(), args.begin() + 2);
     } else {
-      return UsageError("missing argument for option '--daemon'");
+      return UsageError("missing argument for option '" + name + "'");
     }
+    if (name == "--daemon") daemon = value;
+    else ::setenv("INSTAR_SANDBOX", value.c_str(), 1);
   }
   if (args.empty()) return UsageError("Not enough arguments");
   const std::string command = args[0];

@@ -1,12 +1,14 @@
 #include "vmm/images/operation_registry.h"
 
 #include "ops/info/info_image.h"
+#include "ops/resize/resize_image.h"
 
 namespace instar::vmm {
 namespace {
 
 const RegisteredOperation kOperations[] = {
     {"info", &images::info},
+    {"resize", &images::resize},
 };
 
 }  // namespace

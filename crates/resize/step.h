@@ -1,0 +1,61 @@
+// The vocabulary shared by the resize planners and the operation that applies their output:
+// an ordered stream of Steps (byte writes, zero fills, in-file copies, a file-size change),
+// each labelled with the crash-safety phase it belongs to, and the two callbacks through which
+// a planner reads the image and hands its steps on. Plain function pointers (no virtual
+// calls: freestanding code has no C++ runtime). Header-only, freestanding; no allocation.
+#pragma once
+
+#include <stdint.h>
+
+namespace instar::resize {
+
+// Where a step sits in the write ordering of architecture section 5.
+enum class Phase : uint8_t {
+  kNewMetadata,        // clusters nothing points to yet (new L1, refcount table, L2 copies)
+  kRefcountIncrement,  // refcount blocks gaining references for clusters not yet pointed to
+  kPointer,            // a table entry gains a pointer (refcount table entries, L1 entries)
+  kHeader,             // header fields: sizes, table offsets
+  kPointerDrop,        // a table entry loses its pointer
+  kRefcountDecrement,  // refcount blocks losing references no pointer holds any more
+  kTruncate,           // the file shrinks past clusters whose refcount is zero
+};
+
+enum class StepKind : uint8_t {
+  kWrite,    // `length` bytes from `bytes` at `offset`
+  kZero,     // `length` zero bytes at `offset`
+  kCopy,     // `length` bytes from `source` to `offset` (ranges never overlap)
+  kSetSize,  // the file becomes `length` bytes long
+};
+
+struct Step {
+  StepKind kind = StepKind::kWrite;
+  Phase phase = Phase::kNewMetadata;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  uint64_t source = 0;
+  const uint8_t* bytes = nullptr;  // valid only during the emit call
+};
+
+// Receives steps in order and applies (or records) each before returning; false stops the
+// planner with an I/O error. A null `emit` makes a dry run: everything is read and validated
+// and nothing is written.
+struct StepSink {
+  void* context = nullptr;
+  bool (*emit)(void* context, const Step& step) = nullptr;
+
+  bool dry_run() const { return emit == nullptr; }
+  bool Emit(const Step& step) const { return emit == nullptr || emit(context, step); }
+};
+
+// Reads image bytes; false on an I/O error or a range past the end of the file.
+struct ImageReader {
+  void* context = nullptr;
+  bool (*read)(void* context, uint64_t offset, uint64_t length, uint8_t* out) = nullptr;
+  uint64_t size = 0;  // file size in bytes
+
+  bool Read(uint64_t offset, uint64_t length, uint8_t* out) const {
+    return read(context, offset, length, out);
+  }
+};
+
+}  // namespace instar::resize

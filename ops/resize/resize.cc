@@ -1,0 +1,382 @@
+// The resize operation: the image is the output device (read/write). It probes or checks the
+// format, works out the new virtual size the way qemu-img does (relative sizes, its checks in
+// its order), then hands the format's planner a sink that applies every step at once. Each
+// planner runs twice: a dry run that reads and validates everything it will touch, so a
+// corrupt image is refused untouched, then the real run. The ResizeResult is sent even on
+// failure (the host needs the probed format for qemu-img's raw-probing warning).
+#include <stdint.h>
+
+#include "abi/call_table.h"
+#include "abi/image_format.h"
+#include "abi/memory_map.h"
+#include "abi/resize.h"
+#include "abi/transport.h"
+#include "crates/base/arena.h"
+#include "crates/base/bytes.h"
+#include "crates/base/checked.h"
+#include "crates/base/result.h"
+#include "crates/freestanding/guest_image.h"
+#include "crates/probe/probe.h"
+#include "crates/resize/plan_error.h"
+#include "crates/resize/qcow2_grow.h"
+#include "crates/resize/qcow2_image.h"
+#include "crates/resize/qcow2_shrink.h"
+#include "crates/resize/step.h"
+#include "crates/resize/vmdk_grow.h"
+#include "crates/vmdk/descriptor.h"
+#include "crates/vmdk/sparse_header.h"
+#include "ops/common/device_reader.h"
+#include "ops/resize/step_executor.h"
+
+namespace {
+
+using instar::abi::ImageFormat;
+using instar::abi::Preallocation;
+using instar::abi::ResizeConfig;
+using instar::abi::ResizeError;
+using instar::abi::ResizeResult;
+using instar::base::Arena;
+using instar::base::ByteView;
+using instar::base::Fail;
+using instar::resize::PlanError;
+
+using ResizeStatus = instar::base::Status<ResizeError>;
+
+constexpr uint64_t kSector = 512;
+// qemu's largest image length: INT64_MAX rounded down to 1 GiB.
+constexpr uint64_t kMaxImageLength = 0x7FFFFFFFC0000000ull;
+
+ResizeResult g_result;
+
+ResizeError FromPlan(PlanError e) {
+  switch (e) {
+    case PlanError::kIoError: return ResizeError::kIoError;
+    case PlanError::kScratchTooSmall: return ResizeError::kScratchTooSmall;
+    case PlanError::kL1TooLarge: return ResizeError::kL1TooLarge;
+    case PlanError::kSizeNotSectorMultiple: return ResizeError::kSizeNotSectorMultiple;
+    case PlanError::kV2WithSnapshots: return ResizeError::kV2WithSnapshots;
+    case PlanError::kImageCorruptFlag: return ResizeError::kImageCorruptFlag;
+    case PlanError::kDirtyImage: return ResizeError::kDirtyImage;
+    case PlanError::kExternalDataFile: return ResizeError::kExternalDataFile;
+    case PlanError::kEncrypted: return ResizeError::kEncrypted;
+    case PlanError::kCorruptL1: return ResizeError::kCorruptL1;
+    case PlanError::kCorruptL2: return ResizeError::kCorruptL2;
+    case PlanError::kCorruptRefcountTable: return ResizeError::kCorruptRefcountTable;
+    case PlanError::kCorruptRefcount: return ResizeError::kCorruptRefcount;
+    case PlanError::kFormatCannotResize: return ResizeError::kFormatCannotResize;
+    case PlanError::kVmdkCorrupt: return ResizeError::kVmdkCorrupt;
+    case PlanError::kVmdkBadDescriptor: return ResizeError::kVmdkBadDescriptor;
+  }
+  return ResizeError::kIoError;
+}
+
+ResizeError FromHeader(instar::qcow2::HeaderError e) {
+  using instar::qcow2::HeaderError;
+  switch (e) {
+    case HeaderError::kNotQcow2: return ResizeError::kNotQcow2;
+    case HeaderError::kUnsupportedVersion: return ResizeError::kUnsupportedQcow2Version;
+    case HeaderError::kInvalidClusterSize: return ResizeError::kInvalidClusterSize;
+    case HeaderError::kHeaderTooShort: return ResizeError::kHeaderTooShort;
+    case HeaderError::kHeaderTooLong: return ResizeError::kHeaderTooLong;
+    case HeaderError::kRefcountOrderTooLarge: return ResizeError::kRefcountOrderTooLarge;
+    case HeaderError::kUnsupportedFeatures: return ResizeError::kUnsupportedFeatures;
+    case HeaderError::kBadEncryptionMethod: return ResizeError::kBadEncryptionMethod;
+    case HeaderError::kBackingFileTooLong: return ResizeError::kBackingFileTooLong;
+    case HeaderError::kBadExtension: return ResizeError::kBadHeaderExtension;
+    case HeaderError::kInvalidBackingFileOffset:
+    case HeaderError::kCompressionTypeInvalid:
+    case HeaderError::kCompressionBitMissing:
+    case HeaderError::kCompressionBitSet:
+    case HeaderError::kRefcountTableTooLarge:
+    case HeaderError::kNoRefcountTable:
+    case HeaderError::kRefcountTableOffsetInvalid:
+    case HeaderError::kSnapshotTableTooLarge:
+    case HeaderError::kSnapshotTableOffsetInvalid:
+    case HeaderError::kL1TableTooLarge:
+    case HeaderError::kImageTooBig:
+    case HeaderError::kL1TableTooSmall:
+    case HeaderError::kL1TableOffsetInvalid:
+    case HeaderError::kL1TableUnreadable:
+    case HeaderError::kBackingFormatTooLong:
+    case HeaderError::kBadCryptoExtension:
+    case HeaderError::kImageTooLarge:
+      return ResizeError::kQcow2HeaderRefused;
+  }
+  return ResizeError::kQcow2HeaderRefused;
+}
+
+bool ReadDevice(void* context, uint64_t offset, uint64_t length, uint8_t* out) {
+  return static_cast<instar::ops::DeviceReader*>(context)->Read(offset, length, out).ok();
+}
+
+// Reads [0, length) clipped to the file into the arena.
+instar::base::Result<ByteView, ResizeError> ReadHead(instar::ops::DeviceReader& image,
+                                                     Arena& arena, uint64_t length) {
+  if (length > image.size()) length = image.size();
+  uint8_t* buffer = arena.Allocate(length + 1, kSector);
+  if (buffer == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  if (length != 0 && !image.Read(0, length, buffer).ok()) return Fail(ResizeError::kIoError);
+  return ByteView(buffer, length);
+}
+
+// qemu-img's checks between opening the image and calling the driver, in its order. Sets
+// g_result.new_size.
+ResizeStatus ResolveSize(const ResizeConfig& config, uint64_t current) {
+  uint64_t total = config.new_size;
+  switch (static_cast<instar::abi::ResizeSizeMode>(config.size_mode)) {
+    case instar::abi::ResizeSizeMode::kAbsolute: break;
+    // Two's-complement arithmetic, as qemu-img's signed 64-bit sum behaves.
+    case instar::abi::ResizeSizeMode::kGrowBy: total = current + config.new_size; break;
+    case instar::abi::ResizeSizeMode::kShrinkBy: total = current - config.new_size; break;
+  }
+  g_result.new_size = total;
+  if (static_cast<int64_t>(total) <= 0) return Fail(ResizeError::kSizeNotPositive);
+  const auto prealloc = static_cast<Preallocation>(config.preallocation);
+  if (total <= current && prealloc != Preallocation::kOff) {
+    return Fail(ResizeError::kPreallocationNeedsGrowth);
+  }
+  if (total < current && (config.flags & instar::abi::kResizeAllowShrink) == 0) {
+    return Fail(ResizeError::kShrinkNotAllowed);
+  }
+  if (total > kMaxImageLength) return Fail(ResizeError::kSizeAboveMaximum, total);
+  return {};
+}
+
+ResizeStatus ResizeRaw(const instar::abi::CallTable* table, instar::ops::DeviceReader& image,
+                       instar::ops::StepExecutor& executor, const ResizeConfig& config) {
+  // The block layer sees whole sectors: a raw image's length rounds up to one.
+  const uint64_t current = instar::base::DivRoundUp(image.size(), kSector) * kSector;
+  g_result.old_size = current;
+  TRY_STATUS(ResolveSize(config, current));
+  const uint64_t total = g_result.new_size;
+  const auto prealloc = static_cast<Preallocation>(config.preallocation);
+  if (prealloc == Preallocation::kMetadata) {
+    return Fail(ResizeError::kPreallocationUnsupported, config.preallocation);
+  }
+  const uint64_t old_file = image.size();
+  if (table->set_output_size(total) != 0) return Fail(ResizeError::kFileTooLarge, total);
+  ++g_result.writes;
+  // falloc and full both leave allocated zeros behind the old end.
+  if (prealloc != Preallocation::kOff && total > old_file) {
+    instar::resize::Step zeros;
+    zeros.kind = instar::resize::StepKind::kZero;
+    zeros.offset = old_file;
+    zeros.length = total - old_file;
+    if (!executor.sink().Emit(zeros)) return Fail(ResizeError::kIoError);
+  }
+  return {};
+}
+
+// Runs a planner twice: a dry run that validates everything, then for real. Each run gets a
+// fresh arena over everything left.
+template <class Planner>
+ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Arena& arena,
+                             Planner&& plan) {
+  // (Less one page: the allocation is page aligned.)
+  if (arena.remaining() < 4096) return Fail(ResizeError::kScratchTooSmall);
+  const uint64_t planner_bytes = arena.remaining() - 4096;
+  uint8_t* planner_memory = arena.Allocate(planner_bytes, 4096);
+  if (planner_memory == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  const instar::resize::StepSink dry_run;
+  const instar::resize::StepSink apply = executor.sink();
+  const instar::resize::StepSink* runs[] = {&dry_run, &apply};
+  for (const instar::resize::StepSink* sink : runs) {
+    Arena planner_arena(planner_memory, planner_bytes);
+    PlanError error = PlanError::kIoError;
+    unsigned long long detail = 0;
+    if (!plan(planner_arena, *sink, &error, &detail)) return Fail(FromPlan(error), detail);
+  }
+  return {};
+}
+
+instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceReader& image,
+                                                      Arena& arena, uint64_t offset,
+                                                      uint64_t length) {
+  uint64_t end = 0;
+  if (!instar::base::CheckedAdd(offset, length, &end) || end > image.size()) {
+    return Fail(ResizeError::kVmdkCorrupt, offset);
+  }
+  uint8_t* buffer = arena.Allocate(length, kSector);
+  if (buffer == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  if (!image.Read(offset, length, buffer).ok()) return Fail(ResizeError::kIoError);
+  return ByteView(buffer, length);
+}
+
+ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+                         Arena& arena, ByteView head, const ResizeConfig& config) {
+  g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
+  // The header and its extensions may fill the whole first cluster.
+  auto header = instar::qcow2::ParseHeader(head);
+  if (header.ok() && header.value().cluster_size > head.size() && image.size() > head.size()) {
+    TRY(head, ReadHead(image, arena, header.value().cluster_size));
+  }
+  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  auto opened = instar::resize::OpenQcow2(reader, head, arena);
+  if (!opened.ok()) {
+    const auto failure = opened.error();
+    return Fail(failure.code.header_failed ? FromHeader(failure.code.header_error)
+                                           : FromPlan(failure.code.plan_error),
+                failure.detail);
+  }
+  const instar::resize::Qcow2Image& qcow2 = opened.value();
+  g_result.old_size = qcow2.header.size;
+  // qemu opens the backing file with the image; the host checks it and asks again.
+  const bool has_backing = qcow2.header.backing_file.length != 0;
+  if (has_backing && (config.backing_flags & instar::abi::kResizeBackingChecked) == 0) {
+    return Fail(ResizeError::kHasBackingFile);
+  }
+  TRY_STATUS(ResolveSize(config, qcow2.header.size));
+  const uint64_t total = g_result.new_size;
+  if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
+  if (qcow2.header.version < 3 && qcow2.header.nb_snapshots != 0) {
+    return Fail(ResizeError::kV2WithSnapshots);
+  }
+  if (config.preallocation != static_cast<uint32_t>(Preallocation::kOff)) {
+    return Fail(ResizeError::kPreallocationUnsupported, config.preallocation);
+  }
+  if (total == qcow2.header.size) return {};
+  const bool grow = total > qcow2.header.size;
+  // Growing over a longer backing file would uncover its data where qemu writes zeroes.
+  if (grow && has_backing && config.backing_size > qcow2.header.size) {
+    return Fail(ResizeError::kBackingFileLarger, config.backing_size);
+  }
+
+  return DryRunThenApply(executor, arena,
+                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                             PlanError* error, unsigned long long* detail) {
+                           if (grow) {
+                             auto planned = instar::resize::PlanQcow2Grow(qcow2, total, reader,
+                                                                          planner_arena, sink);
+                             if (planned.ok()) return true;
+                             *error = planned.error().code;
+                             *detail = planned.error().detail;
+                             return false;
+                           }
+                           auto planned = instar::resize::PlanQcow2Shrink(qcow2, total, reader,
+                                                                          planner_arena, sink);
+                           if (planned.ok()) return true;
+                           *error = planned.error().code;
+                           *detail = planned.error().detail;
+                           return false;
+                         });
+}
+
+// qemu-img resizes no VMDK ("Image format driver does not support resize", after its generic
+// checks); instar grows monolithicSparse and refuses the rest with qemu-img's message.
+ResizeStatus ResizeVmdk(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+                        Arena& arena, ByteView head, const ResizeConfig& config) {
+  auto* descriptor = arena.New<instar::vmdk::Descriptor>();
+  if (descriptor == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  instar::resize::VmdkImage vmdk;
+  vmdk.file_size = image.size();
+  if (instar::vmdk::LooksLikeDescriptor(head)) {
+    // A descriptor file (split or flat extents): never resized, but sized for the checks.
+    if (image.size() > instar::vmdk::kMaxDescriptorBytes) {
+      return Fail(ResizeError::kVmdkBadDescriptor, 0);
+    }
+    ByteView text;
+    TRY(text, ReadRange(image, arena, 0, image.size()));
+    auto parsed = instar::vmdk::ParseDescriptor(text, descriptor);
+    if (!parsed.ok()) return Fail(ResizeError::kVmdkBadDescriptor, parsed.error().detail);
+    g_result.old_size = descriptor->VirtualSizeBytes();
+    TRY_STATUS(ResolveSize(config, g_result.old_size));
+    return Fail(ResizeError::kFormatCannotResize);
+  }
+  auto sparse = instar::vmdk::ParseSparseHeader(head);
+  if (!sparse.ok()) {
+    return Fail(ResizeError::kVmdkBadHeader, static_cast<uint64_t>(sparse.error().code));
+  }
+  vmdk.header = sparse.value();
+  vmdk.header_bytes = head.Sub(0, kSector);
+  const instar::vmdk::SparseHeader& h = vmdk.header;
+  if (h.capacity_sectors > kMaxImageLength / kSector) return Fail(ResizeError::kFormatCannotResize);
+  g_result.old_size = h.capacity_sectors * kSector;
+  if (h.descriptor_offset_sectors != 0 && h.descriptor_size_sectors != 0) {
+    if (h.descriptor_size_sectors > instar::vmdk::kMaxDescriptorBytes / kSector ||
+        h.descriptor_offset_sectors > UINT64_MAX / kSector) {
+      return Fail(ResizeError::kVmdkBadDescriptor, 0);
+    }
+    TRY(vmdk.descriptor_text, ReadRange(image, arena, h.descriptor_offset_sectors * kSector,
+                                        h.descriptor_size_sectors * kSector));
+    auto parsed = instar::vmdk::ParseDescriptor(vmdk.descriptor_text, descriptor);
+    if (!parsed.ok()) return Fail(ResizeError::kVmdkBadDescriptor, parsed.error().detail);
+    vmdk.descriptor = descriptor;
+  }
+  TRY_STATUS(ResolveSize(config, g_result.old_size));
+  const uint64_t total = g_result.new_size;
+  if (total <= g_result.old_size ||
+      config.preallocation != static_cast<uint32_t>(Preallocation::kOff)) {
+    return Fail(ResizeError::kFormatCannotResize);
+  }
+  if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
+  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  return DryRunThenApply(executor, arena,
+                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                             PlanError* error, unsigned long long* detail) {
+                           auto planned = instar::resize::PlanVmdkGrow(vmdk, total, reader,
+                                                                       planner_arena, sink);
+                           if (planned.ok()) return true;
+                           *error = planned.error().code;
+                           *detail = planned.error().detail;
+                           return false;
+                         });
+}
+
+ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& config) {
+  if (config.preallocation > static_cast<uint32_t>(Preallocation::kFull) ||
+      config.size_mode > static_cast<uint32_t>(instar::abi::ResizeSizeMode::kShrinkBy)) {
+    return Fail(ResizeError::kBadConfig);
+  }
+  instar::ops::DeviceReader image(table, instar::abi::kOutputDevice);
+  Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
+              instar::abi::kScratchMemSize);
+  instar::ops::StepExecutor executor(table, image, arena);
+  if (!executor.ready()) return Fail(ResizeError::kScratchTooSmall);
+  ByteView probe_head;
+  TRY(probe_head, ReadHead(image, arena, instar::probe::kProbeBytes));
+
+  ImageFormat format = static_cast<ImageFormat>(config.requested_format);
+  if (format == ImageFormat::kAuto) {
+    const instar::probe::Format probed = instar::probe::ProbeFormat(probe_head);
+    switch (probed) {
+      case instar::probe::Format::kRaw: format = ImageFormat::kRaw; break;
+      case instar::probe::Format::kQcow2: format = ImageFormat::kQcow2; break;
+      case instar::probe::Format::kVmdk: format = ImageFormat::kVmdk; break;
+      default: return Fail(ResizeError::kUnsupportedFormat, static_cast<uint64_t>(probed));
+    }
+  }
+  g_result.format = static_cast<uint32_t>(format);
+  ResizeStatus status;
+  switch (format) {
+    case ImageFormat::kRaw: status = ResizeRaw(table, image, executor, config); break;
+    case ImageFormat::kQcow2: status = ResizeQcow2(image, executor, arena, probe_head, config); break;
+    case ImageFormat::kVmdk: status = ResizeVmdk(image, executor, arena, probe_head, config); break;
+    case ImageFormat::kAuto: status = Fail(ResizeError::kBadConfig); break;
+  }
+  g_result.writes += executor.steps_applied();
+  return status;
+}
+
+}  // namespace
+
+extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
+    const instar::abi::CallTable* table) {
+  if (!instar::abi::CallTableUsable(table)) return 1;
+  const auto* config =
+      static_cast<const ResizeConfig*>(table->get_operation_config(nullptr));
+  g_result.magic = instar::abi::kResizeResultMagic;
+  ResizeStatus status = config->magic == instar::abi::kResizeConfigMagic
+                            ? Resize(table, *config)
+                            : ResizeStatus(Fail(ResizeError::kBadConfig));
+  table->send_resize_result(&g_result);
+  if (!status.ok()) {
+    table->send_error(static_cast<uint32_t>(status.error().code), status.error().detail);
+    table->send_complete(1);
+    return 1;
+  }
+  table->send_complete(0);
+  return 0;
+}
+
+INSTAR_GUEST_IMAGE(instar::abi::GuestImageKind::kOperation, instar::abi::kOperationLoadAddr,
+                   instar_entry);

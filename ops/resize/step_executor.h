@@ -1,0 +1,37 @@
+// StepExecutor: applies a planner's steps to the output device, in order, as they arrive
+// (resize::StepSink). Copies and zero fills go through fixed buffers, one transfer cap per
+// write. Guest-only; the buffers come from the arena given at construction.
+#pragma once
+
+#include <stdint.h>
+
+#include "abi/call_table.h"
+#include "crates/base/arena.h"
+#include "crates/resize/step.h"
+#include "ops/common/device_reader.h"
+
+namespace instar::ops {
+
+class StepExecutor {
+ public:
+  StepExecutor(const abi::CallTable* table, DeviceReader& device, base::Arena& arena);
+
+  bool ready() const { return buffer_ != nullptr && zeros_ != nullptr; }
+  resize::StepSink sink() { return resize::StepSink{this, &StepExecutor::Apply}; }
+  uint64_t steps_applied() const { return steps_; }
+
+ private:
+  static bool Apply(void* self, const resize::Step& step);
+  bool Run(const resize::Step& step);
+
+  const abi::CallTable* table_;
+  DeviceReader& device_;
+  uint8_t* buffer_ = nullptr;  // copy bounce buffer
+  uint8_t* zeros_ = nullptr;
+  uint64_t steps_ = 0;
+};
+
+// Bytes moved per copy or zero-fill write.
+inline constexpr uint64_t kExecutorChunk = 1u << 20;
+
+}  // namespace instar::ops

@@ -1,0 +1,232 @@
+#!/bin/bash
+# Differential test: `instar resize` against `qemu-img resize` on two copies of the same image
+# (same file name, separate directories): same exit code, same stdout, same stderr with the
+# program name normalised; after a success `qemu-img compare` finds the same guest content,
+# `qemu-img check` finds instar's copy clean and both report the same virtual size.
+source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/lib/testlib.sh"
+cd "$WORK" || exit 1
+mkdir -p src q i
+
+# resize_pair IMAGE ARGS...: ARGS with the literal word IMG standing for the image's name.
+# Files listed in EXTRA (backing files) are copied beside the image.
+EXTRA=()
+resize_pair() {
+  local image="$1"
+  shift
+  CHECKS=$((CHECKS + 1))
+  local name args=() a
+  name="$(basename "$image")"
+  for a in "$@"; do [ "$a" = IMG ] && args+=("$name") || args+=("$a"); done
+  rm -rf q/* i/*
+  [ -e "$image" ] && cp "$image" "q/$name" && cp "$image" "i/$name"
+  for a in "${EXTRA[@]}"; do cp "$a" q/ && cp "$a" i/; done
+  (cd q && qemu-img resize "${args[@]}" >.out 2>.err; echo $? >.rc)
+  (cd i && "$INSTAR" resize "${args[@]}" >.out 2>.err; echo $? >.rc)
+  sed -i 's/^qemu-img: /PROG: /; s/Try .qemu-img --help./Try PROG --help/' q/.err
+  sed -i 's/^instar: /PROG: /; s/Try .instar --help./Try PROG --help/' i/.err
+  local ok=1 what="resize ${args[*]} ($image)"
+  if ! cmp -s q/.rc i/.rc; then echo "MISMATCH exit code for $what: $(cat q/.rc) vs $(cat i/.rc)" >&2; ok=0; fi
+  if ! cmp -s q/.out i/.out; then echo "MISMATCH stdout for $what" >&2; diff q/.out i/.out >&2; ok=0; fi
+  if ! cmp -s q/.err i/.err; then echo "MISMATCH stderr for $what" >&2; diff q/.err i/.err >&2; ok=0; fi
+  if [ "$ok" = 1 ] && [ "$(cat q/.rc)" = 0 ] && [ -e "i/$name" ]; then
+    local fmt=()
+    case "$name" in *.raw) fmt=(-f raw) ;; esac
+    if ! qemu-img compare "${fmt[@]}" "${fmt[@]/#-f/-F}" "q/$name" "i/$name" >/dev/null 2>&1; then
+      echo "MISMATCH content for $what" >&2; ok=0
+    fi
+    local qs is
+    qs=$(qemu-img info "${fmt[@]}" --output=json "q/$name" | grep '"virtual-size"')
+    is=$(qemu-img info "${fmt[@]}" --output=json "i/$name" | grep '"virtual-size"')
+    if [ "$qs" != "$is" ]; then echo "MISMATCH virtual size for $what: $qs vs $is" >&2; ok=0; fi
+    if [[ "$name" != *.raw ]] && ! qemu-img check "i/$name" >i/.check 2>&1; then
+      echo "NOT CLEAN after $what:" >&2; cat i/.check >&2; ok=0
+    fi
+    # A shrink cuts the file where qemu-img cuts it.
+    if [[ " ${args[*]} " == *" --shrink "* ]] && [ "$(stat -c %s "q/$name")" != "$(stat -c %s "i/$name")" ]; then
+      echo "MISMATCH file size after $what: $(stat -c %s "q/$name") vs $(stat -c %s "i/$name")" >&2; ok=0
+    fi
+  fi
+  [ "$ok" = 1 ] || fail "$what"
+}
+
+# Images: data at the start, at the last cluster, and around a 1 MiB boundary.
+make_qcow2() {  # NAME SIZE OPTIONS
+  qemu-img create -q -f qcow2 -o "$3" "src/$1" "$2"
+  qemu-io -c "write -P 0x11 0 64k" -c "write -P 0x22 $(( $2 - 65536 )) 64k" \
+          -c "write -P 0x33 $(( 1048576 - 512 )) 1k" "src/$1" >/dev/null
+}
+
+# --- arguments and sizes (no image needed to disagree about) ---
+qemu-img create -q -f raw src/plain.raw 1M
+for s in 2x abc "" 5M5 "5M " 1e3 1.5 .5k 16E 99999999999999999999 99999999999999999999x \
+         "+" "--5" 1..5k 0x k 1.5e3k 0x1.5M 0x1M +0x2k -0 +0 8E 9E 18446744073709551615 \
+         9223372036854775807 9223372035781033985 1.5e; do
+  resize_pair src/plain.raw -f raw --shrink IMG "$s"
+done
+resize_pair src/plain.raw IMG
+resize_pair src/plain.raw
+resize_pair src/plain.raw IMG 1 2
+resize_pair src/plain.raw --bogus IMG 2M
+resize_pair src/plain.raw -f IMG 2M
+resize_pair src/plain.raw -f foo IMG 2M
+resize_pair src/plain.raw --preallocation=bogus IMG 2x
+resize_pair src/plain.raw IMG 2M -q
+resize_pair src/missing.raw IMG 2M
+resize_pair src/missing.raw IMG 2x
+
+# --- raw ---
+printf 'abc' > src/tiny.raw
+for args in "IMG 2M" "-f raw IMG 2M" "-f raw IMG +1000" "-f raw IMG -- -512" \
+            "-f raw --shrink IMG -- -512" "-f raw --shrink IMG 1000" "-f raw -q IMG 3M" \
+            "-f raw --preallocation=metadata IMG 3M" "-f raw --preallocation=falloc IMG 3M" \
+            "-f raw --preallocation=full IMG +1M" "-f raw --preallocation=full IMG 1M" \
+            "-f raw IMG 1M" "-f raw --shrink --preallocation=full IMG 512k"; do
+  # shellcheck disable=SC2086
+  resize_pair src/plain.raw $args
+done
+resize_pair src/tiny.raw -f raw IMG +512
+resize_pair src/tiny.raw -f raw --shrink IMG -- -1
+
+# --- qcow2 grow and shrink over cluster sizes, refcount widths, versions ---
+n=0
+for cs in 512 4096 65536 2097152; do
+  for rb in 1 16 64; do
+    for compat in 1.1 0.10; do
+      [ "$compat" = 0.10 ] && [ "$rb" != 16 ] && continue
+      n=$((n + 1))
+      img="src/c${cs}_r${rb}_v${compat}.qcow2"
+      make_qcow2 "$(basename "$img")" $((8 << 20)) "cluster_size=$cs,refcount_bits=$rb,compat=$compat"
+      resize_pair "$img" IMG 1G
+      resize_pair "$img" IMG +3T
+      resize_pair "$img" IMG 12345678
+      resize_pair "$img" IMG 1M
+      resize_pair "$img" --shrink IMG 1M
+      resize_pair "$img" --shrink IMG 1047552
+      resize_pair "$img" --shrink IMG -- -7M
+      resize_pair "$img" -q IMG +0
+      resize_pair "$img" -q IMG 8M
+    done
+  done
+done
+# Growth that needs a much larger refcount table (small clusters, wide refcounts).
+make_qcow2 bigtable.qcow2 $((64 << 20)) cluster_size=512,refcount_bits=64
+resize_pair src/bigtable.qcow2 IMG 8T
+resize_pair src/bigtable.qcow2 IMG 1P
+resize_pair src/bigtable.qcow2 IMG 1E
+resize_pair src/bigtable.qcow2 IMG 9223372036854775807
+# qcow2 refusals and preallocation.
+make_qcow2 p.qcow2 $((8 << 20)) cluster_size=65536
+resize_pair src/p.qcow2 --preallocation=metadata --shrink IMG 1M
+resize_pair src/p.qcow2 IMG 1000
+resize_pair src/p.qcow2 --shrink IMG 1000
+resize_pair src/p.qcow2 -f raw IMG 16M
+resize_pair src/plain.raw -f qcow2 IMG 16M
+cp src/p.qcow2 src/corrupt.qcow2
+printf '\x02' | dd of=src/corrupt.qcow2 bs=1 seek=79 conv=notrunc 2>/dev/null
+resize_pair src/corrupt.qcow2 IMG +1M
+
+# Snapshots: v3 grows and shrinks, v2 refuses.
+make_qcow2 snap3.qcow2 $((8 << 20)) cluster_size=4096
+qemu-img snapshot -c s1 src/snap3.qcow2
+qemu-io -c "write -P 0x44 0 8k" -c "write -P 0x55 7M 8k" src/snap3.qcow2 >/dev/null
+resize_pair src/snap3.qcow2 IMG 2G
+resize_pair src/snap3.qcow2 --shrink IMG 6M
+resize_pair src/snap3.qcow2 --shrink IMG 2M
+# Extended L2 entries, zero clusters, and compressed clusters (several per host cluster).
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=65536 src/ext.qcow2 64M
+qemu-io -c "write -P 1 0 1M" -c "write -P 2 40M 100k" -c "write -z 50M 1M" -c "write -P 3 63M 1M" \
+  src/ext.qcow2 >/dev/null
+qemu-img convert -c -O qcow2 src/ext.qcow2 src/comp.qcow2
+for f in src/ext.qcow2 src/comp.qcow2; do
+  resize_pair "$f" --shrink IMG 40100k
+  resize_pair "$f" --shrink IMG 20M
+  resize_pair "$f" IMG 3G
+done
+
+# Snapshot sharing every table: the new end cuts through a shared L2 table.
+for opts in cluster_size=512,refcount_bits=64 cluster_size=2048,refcount_bits=8; do
+  qemu-img create -q -f qcow2 -o "$opts" src/shared.qcow2 8M
+  qemu-io -c "write -P 0x66 0 8M" src/shared.qcow2 >/dev/null
+  qemu-img snapshot -c s1 src/shared.qcow2
+  qemu-io -c "write -P 0x77 0 4k" src/shared.qcow2 >/dev/null
+  resize_pair src/shared.qcow2 --shrink IMG 1000k
+  resize_pair src/shared.qcow2 --shrink IMG 3M
+done
+make_qcow2 snap2.qcow2 $((8 << 20)) compat=0.10
+qemu-img snapshot -c s1 src/snap2.qcow2
+resize_pair src/snap2.qcow2 IMG 16M
+resize_pair src/snap2.qcow2 IMG 1000
+resize_pair src/snap2.qcow2 IMG 16777217
+
+# Overlays: the backing file is opened (and sized) too; missing, it fails the same way.
+qemu-img create -q -f qcow2 src/base.qcow2 8M
+qemu-io -c "write -P 0x88 0 8M" src/base.qcow2 >/dev/null
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 src/over.qcow2
+qemu-io -c "write -P 0x99 1M 1M" src/over.qcow2 >/dev/null
+EXTRA=(src/base.qcow2)
+resize_pair src/over.qcow2 IMG +1M
+resize_pair src/over.qcow2 --shrink IMG 3M
+resize_pair src/over.qcow2 --shrink IMG 1000k
+EXTRA=()
+resize_pair src/over.qcow2 IMG +1M
+resize_pair src/over.qcow2 --shrink IMG 3M
+resize_pair src/over.qcow2 IMG 2x
+
+# vmdk: qemu-img refuses every resize; instar refuses the same way except growing
+# monolithicSparse, checked below against a raw copy that qemu-img resized.
+qemu-img create -q -f vmdk src/d.vmdk 64M
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse src/split.vmdk 3G
+qemu-img create -q -f vmdk -o subformat=monolithicFlat src/flat.vmdk 64M
+qemu-img create -q -f vmdk -o subformat=streamOptimized src/stream.vmdk 64M
+resize_pair src/d.vmdk --shrink IMG 32M
+resize_pair src/d.vmdk IMG 9223372036854775807
+resize_pair src/d.vmdk IMG 1000
+resize_pair src/d.vmdk IMG 64M
+resize_pair src/d.vmdk --preallocation=full IMG 1000
+resize_pair src/d.vmdk --preallocation=full IMG 128M
+resize_pair src/stream.vmdk IMG 128M
+cp src/split*.vmdk src/flat*.vmdk q/ && cp src/split*.vmdk src/flat*.vmdk i/
+for f in split.vmdk flat.vmdk; do
+  for size in 6G 1G; do
+    CHECKS=$((CHECKS + 1))
+    qr=$(cd q && qemu-img resize "$f" "$size" 2>&1; echo "rc=$?")
+    ir=$(cd i && "$INSTAR" resize "$f" "$size" 2>&1; echo "rc=$?")
+    [ "${qr//qemu-img/PROG}" = "${ir//instar/PROG}" ] || fail "resize $f $size: '$qr' vs '$ir'"
+  done
+done
+
+vsize() {
+  qemu-img info --output=json "$1" | sed -n 's/^    "virtual-size": \([0-9]*\).*/\1/p' | head -1
+}
+
+# vmdk_grow SIZE [CAPACITY]: grows a monolithicSparse image with data at both ends; the result
+# must be check-clean, read like qemu-img's resize of a raw copy, and accept writes at its end.
+vmdk_grow() {
+  CHECKS=$((CHECKS + 1))
+  local size="$1" capacity="${2:-64M}"
+  rm -f i/g.vmdk i/g.raw
+  qemu-img create -q -f vmdk i/g.vmdk "$capacity"
+  qemu-io -c "write -P 0x61 0 64k" -c "write -P 0x62 $(( $(vsize i/g.vmdk) - 65536 )) 64k" \
+    i/g.vmdk >/dev/null || { fail "vmdk setup"; return; }
+  qemu-img convert -O raw i/g.vmdk i/g.raw
+  qemu-img resize -q -f raw i/g.raw "$size"
+  local out
+  out=$("$INSTAR" resize i/g.vmdk "$size" 2>&1)
+  [ "$out" = "Image resized." ] || { fail "vmdk grow to $size: $out"; return; }
+  qemu-img check i/g.vmdk >/dev/null 2>&1 || fail "vmdk grow to $size: check"
+  qemu-img compare -F raw i/g.vmdk i/g.raw >/dev/null 2>&1 || fail "vmdk grow to $size: content"
+  local end
+  end=$(vsize i/g.vmdk)
+  # qemu-io reports failed requests in its output, not its exit code.
+  out=$(qemu-io -c "write -P 0x63 $((end - 65536)) 64k" -c "read -P 0x63 $((end - 65536)) 64k" \
+    i/g.vmdk 2>&1)
+  case "$out" in *ail*) fail "vmdk grow to $size: write at the new end: $out" ;; esac
+  qemu-img check i/g.vmdk >/dev/null 2>&1 || fail "vmdk grow to $size: check after a write"
+}
+vmdk_grow 128M
+vmdk_grow +1000k
+vmdk_grow 4G
+vmdk_grow 5G
+vmdk_grow 100G
+vmdk_grow 3G 1000M
+finish

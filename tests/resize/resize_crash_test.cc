@@ -1,0 +1,150 @@
+// Crash consistency of `instar resize`: the operation is interrupted after every single write
+// it makes (the request server fails every write after the first N), for N = 0, 1, 2, ...
+// until it completes. After each interruption `qemu-img check` must find no corruption (leaks
+// are allowed) and the guest-visible content must be the old image's or the new one's
+// (`qemu-img compare` against the original and against qemu-img's own resize of it).
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include "gtest/gtest.h"
+#include "vmm/launcher/sandbox_factory.h"
+#include "vmm/operations/resize_request.h"
+
+namespace instar::vmm {
+namespace {
+
+namespace fs = std::filesystem;
+
+int Shell(const std::string& command) {
+  const int status = std::system((command + " >/dev/null 2>&1").c_str());
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+class ResizeCrashTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    dir_ = fs::path(tmp != nullptr ? tmp : "/tmp") / "resize_crash";
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+
+  std::string Path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // Interrupts `instar resize` after each write in turn; returns how many writes the whole
+  // operation made.
+  uint64_t Sweep(const std::string& original, const std::string& format, const std::string& size,
+                 ResizeRequest request) {
+    auto sandbox = OpenSandbox(SandboxChoice::kAuto, nullptr);
+    EXPECT_TRUE(sandbox.ok()) << sandbox.status().message();
+    if (!sandbox.ok()) return 0;
+    const std::string expected = Path("expected");
+    fs::copy_file(original, expected, fs::copy_options::overwrite_existing);
+    EXPECT_EQ(Shell("qemu-img resize -f " + format + (request.allow_shrink ? " --shrink " : " ") +
+                  expected + " " + size),
+              0);
+    const std::string image = Path("image");
+    for (uint64_t writes = 0; writes < 10000; ++writes) {
+      fs::copy_file(original, image, fs::copy_options::overwrite_existing);
+      request.path = image;
+      request.format = format == "raw" ? abi::ImageFormat::kRaw : abi::ImageFormat::kQcow2;
+      request.hooks.fail_writes_after = writes;
+      auto outcome = RunResize(**sandbox, request);
+      EXPECT_TRUE(outcome.ok()) << outcome.status().message();
+      if (!outcome.ok()) return writes;
+      if (format == "qcow2") {
+        const int check = Shell("qemu-img check " + image);
+        EXPECT_TRUE(check == 0 || check == 3) << "after " << writes << " writes: check " << check;
+      }
+      const std::string f = " -f " + format + " -F " + format + " ";
+      // Without -s: a preallocated zero and a hole are the same content; a larger image's
+      // extra area must read as zeros.
+      const bool old_content = Shell("qemu-img compare -q" + f + original + " " + image) == 0;
+      const bool new_content = Shell("qemu-img compare -q" + f + expected + " " + image) == 0;
+      EXPECT_TRUE(old_content || new_content) << "after " << writes << " writes";
+      if (!outcome->error) {
+        EXPECT_TRUE(new_content);
+        if (format == "qcow2") {
+          EXPECT_EQ(Shell("qemu-img check " + image), 0);
+        }
+        return writes;
+      }
+      // A failed write, or (raw) a failed change of the file size.
+      EXPECT_TRUE(*outcome->error == abi::ResizeError::kIoError ||
+                  *outcome->error == abi::ResizeError::kFileTooLarge)
+          << "after " << writes << " writes: error " << static_cast<uint32_t>(*outcome->error);
+    }
+    ADD_FAILURE() << "the operation never completed";
+    return 0;
+  }
+
+  void MakeQcow2(const std::string& name, const std::string& options, uint64_t size,
+                 const std::string& writes) {
+    ASSERT_EQ(Shell("qemu-img create -q -f qcow2 -o " + options + " " + Path(name) + " " +
+                  std::to_string(size)),
+              0);
+    ASSERT_EQ(Shell("qemu-io " + writes + " " + Path(name)), 0);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(ResizeCrashTest, Qcow2GrowRelocatingL1AndRefcountTable) {
+  MakeQcow2("a.qcow2", "cluster_size=512,refcount_bits=64", 4 << 20,
+            "-c 'write -P 1 0 4k' -c 'write -P 2 4190208 4k'");
+  ResizeRequest request;
+  request.size = 1ull << 32;
+  const uint64_t writes = Sweep(Path("a.qcow2"), "qcow2", "4G", request);
+  EXPECT_GT(writes, 4u);
+}
+
+TEST_F(ResizeCrashTest, Qcow2GrowWithSnapshot) {
+  MakeQcow2("s.qcow2", "cluster_size=4096,refcount_bits=16", 1 << 20, "-c 'write -P 3 0 64k'");
+  ASSERT_EQ(Shell("qemu-img snapshot -c s1 " + Path("s.qcow2")), 0);
+  ASSERT_EQ(Shell("qemu-io -c 'write -P 4 0 8k' " + Path("s.qcow2")), 0);
+  ResizeRequest request;
+  request.size_mode = abi::ResizeSizeMode::kGrowBy;
+  request.size = 20ull << 30;
+  EXPECT_GT(Sweep(Path("s.qcow2"), "qcow2", "+20G", request), 2u);
+}
+
+TEST_F(ResizeCrashTest, Qcow2ShrinkThroughAnL2Table) {
+  MakeQcow2("k.qcow2", "cluster_size=4096,refcount_bits=1", 64 << 20,
+            "-c 'write -P 5 0 1M' -c 'write -P 6 10M 64k' -c 'write -P 7 40M 2M' "
+            "-c 'write -P 8 63M 1M'");
+  ResizeRequest request;
+  request.allow_shrink = true;
+  request.size = 10ull << 20;
+  request.size += 8192;
+  EXPECT_GT(Sweep(Path("k.qcow2"), "qcow2", std::to_string(request.size), request), 3u);
+}
+
+TEST_F(ResizeCrashTest, Qcow2ShrinkCopiesAnL2TableASnapshotShares) {
+  MakeQcow2("h.qcow2", "cluster_size=512,refcount_bits=16", 4 << 20, "-c 'write -P 10 0 4M'");
+  ASSERT_EQ(Shell("qemu-img snapshot -c s1 " + Path("h.qcow2")), 0);
+  ASSERT_EQ(Shell("qemu-io -c 'write -P 11 0 4k' " + Path("h.qcow2")), 0);
+  ResizeRequest request;
+  request.allow_shrink = true;
+  request.size = 1000 << 10;
+  EXPECT_GT(Sweep(Path("h.qcow2"), "qcow2", "1000k", request), 3u);
+}
+
+TEST_F(ResizeCrashTest, RawGrowAndShrink) {
+  ASSERT_EQ(Shell("qemu-img create -q -f raw " + Path("r.raw") + " 1M"), 0);
+  ASSERT_EQ(Shell("qemu-io -f raw -c 'write -P 9 0 1M' " + Path("r.raw")), 0);
+  ResizeRequest grow;
+  grow.size = 9 << 20;
+  grow.preallocation = abi::Preallocation::kFull;
+  EXPECT_GE(Sweep(Path("r.raw"), "raw", "--preallocation=full 9M", grow), 2u);
+  ResizeRequest shrink;
+  shrink.allow_shrink = true;
+  shrink.size = 4096;
+  EXPECT_EQ(Sweep(Path("r.raw"), "raw", "4096", shrink), 1u);
+}
+
+}  // namespace
+}  // namespace instar::vmm

@@ -1,0 +1,184 @@
+#include "tools/cli/resize_command.h"
+
+#include <getopt.h>
+
+#include <cstdio>
+#include <string>
+
+#include "tools/cli/cli_common.h"
+#include "tools/cli/resize_size.h"
+#include "vmm/operations/resize_request.h"
+
+namespace instar::cli {
+namespace {
+
+enum LongOnly {
+  kOptObject = 256,
+  kOptImageOpts,
+  kOptPreallocation,
+  kOptShrink,
+  kOptVerbose,
+  kOptDeadline,
+  kOptMaxExits,
+};
+
+void PrintHelp() {
+  std::printf(
+      "usage: instar resize [-f FMT] [--preallocation=MODE] [-q] [--shrink] FILENAME "
+      "[+ | -]SIZE\n"
+      "\n"
+      "Changes the virtual size of an image as qemu-img resize does, parsing and changing it\n"
+      "inside a throw-away KVM VM.\n"
+      "\n"
+      "  -f, --format FMT       image format (raw, qcow2, vmdk); probed when absent\n"
+      "  --preallocation MODE   off (default); raw: falloc, full\n"
+      "  --shrink               allow the image to become smaller\n"
+      "  -q                     quiet\n"
+      "  --verbose              show the guest's debug text and timings on stderr\n"
+      "  --deadline MS          stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
+      "  --max-exits N          stop the guest after N exits (INSTAR_MAX_EXITS)\n");
+}
+
+bool ParsePreallocation(const std::string& name, abi::Preallocation* out) {
+  if (name == "off") *out = abi::Preallocation::kOff;
+  else if (name == "metadata") *out = abi::Preallocation::kMetadata;
+  else if (name == "falloc") *out = abi::Preallocation::kFalloc;
+  else if (name == "full") *out = abi::Preallocation::kFull;
+  else return false;
+  return true;
+}
+
+void PrintRawProbeWarning(const std::string& filename) {
+  std::fprintf(stderr,
+               "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+               "         Automatically detecting the format is dangerous for raw images, "
+               "write operations on block 0 will be restricted.\n"
+               "         Specify the 'raw' format explicitly to remove the restrictions.\n",
+               filename.c_str());
+}
+
+}  // namespace
+
+int ResizeCommand(int argc, char** argv) {
+  // qemu-img takes SIZE off the end before option parsing, so "-1G" is never an option.
+  if (argc < 3) return UsageError("Not enough arguments");
+  const std::string size_argument = argv[--argc];
+
+  static const option kOptions[] = {
+      {"help", no_argument, nullptr, 'h'},
+      {"format", required_argument, nullptr, 'f'},
+      {"object", required_argument, nullptr, kOptObject},
+      {"image-opts", no_argument, nullptr, kOptImageOpts},
+      {"preallocation", required_argument, nullptr, kOptPreallocation},
+      {"shrink", no_argument, nullptr, kOptShrink},
+      {"verbose", no_argument, nullptr, kOptVerbose},
+      {"deadline", required_argument, nullptr, kOptDeadline},
+      {"max-exits", required_argument, nullptr, kOptMaxExits},
+      {nullptr, 0, nullptr, 0},
+  };
+  std::string format_name;
+  bool quiet = false, verbose = false;
+  vmm::ResizeRequest request;
+  request.limits = LimitsFromEnvironment();
+  opterr = 0;
+  optind = 1;
+  for (;;) {
+    const int c = getopt_long(argc, argv, ":f:hq", kOptions, nullptr);
+    if (c == -1) break;
+    uint64_t v = 0;
+    switch (c) {
+      case 'h': PrintHelp(); return kExitOk;
+      case 'f': format_name = optarg; break;
+      case 'q': quiet = true; break;
+      case kOptShrink: request.allow_shrink = true; break;
+      case kOptPreallocation:
+        if (!ParsePreallocation(optarg, &request.preallocation)) {
+          PrintError(std::string("Invalid preallocation mode '") + optarg + "'");
+          return kExitError;
+        }
+        break;
+      case kOptObject:
+      case kOptImageOpts:
+        PrintError("--object and --image-opts are not supported by instar");
+        return kExitError;
+      case kOptVerbose: verbose = true; break;
+      case kOptDeadline:
+        if (!ParseLimit(optarg, &v)) return UsageError("invalid --deadline value");
+        request.limits.deadline = std::chrono::milliseconds(v);
+        break;
+      case kOptMaxExits:
+        if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-exits value");
+        request.limits.max_exits = v;
+        break;
+      case ':': return OptionError(optopt, argv[optind - 1], true);
+      default: return OptionError(optopt, argv[optind - 1], false);
+    }
+  }
+  if (optind != argc - 1) return UsageError("Expecting image file name and size");
+  const std::string filename = argv[optind];
+
+  const ParsedSize size = ParseResizeSize(size_argument);
+  if (size.hex_with_suffix) {
+    PrintError("warning: Using a multiplier suffix on hex numbers is deprecated: " + size.number);
+  }
+  switch (size.status) {
+    case SizeParseStatus::kOk: break;
+    case SizeParseStatus::kInvalid:
+      PrintError("Parameter 'size' expects a non-negative number below 2^64");
+      std::fprintf(stderr,
+                   "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+                   "and exabytes, respectively.\n");
+      return kExitError;
+    case SizeParseStatus::kOutOfRange:
+      PrintError("Value '" + size.number + "' is out of range for parameter 'size'");
+      return kExitError;
+  }
+  request.path = filename;
+  request.size = size.bytes;
+  request.size_mode = size.sign == SizeSign::kPlus    ? abi::ResizeSizeMode::kGrowBy
+                      : size.sign == SizeSign::kMinus ? abi::ResizeSizeMode::kShrinkBy
+                                                      : abi::ResizeSizeMode::kAbsolute;
+  if (!format_name.empty()) {
+    const auto format = ParseFormatName(format_name);
+    if (!format) {
+      PrintError("Could not open '" + filename + "': Unknown driver '" + format_name + "'");
+      return kExitError;
+    }
+    request.format = *format;
+  }
+  if (verbose) {
+    request.hooks.on_debug_text = [](std::string_view text) {
+      std::fprintf(stderr, "guest: %.*s", static_cast<int>(text.size()), text.data());
+    };
+  }
+
+  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
+  if (sandbox == nullptr) return kExitError;
+  auto outcome = vmm::RunResize(*sandbox, request);
+  if (!outcome.ok()) {
+    ReportOpenError(filename, outcome.status());
+    return kExitError;
+  }
+  if (verbose) {
+    std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+                 outcome->timings.setup_us, outcome->timings.first_exit_us,
+                 outcome->timings.total_us,
+                 static_cast<unsigned long long>(outcome->timings.exits));
+  }
+  if (request.format == abi::ImageFormat::kAuto && outcome->result &&
+      outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
+    PrintRawProbeWarning(filename);
+  }
+  if (outcome->refusal) {
+    const vmm::ResizeMessage& m = *outcome->refusal;
+    for (size_t i = 0; i < m.lines.size(); ++i) {
+      PrintError((i == 0 && m.while_opening ? "Could not open '" + filename + "': " : "") +
+                 m.lines[i]);
+    }
+    return kExitError;
+  }
+  if (!quiet) std::printf("Image resized.\n");
+  return kExitOk;
+}
+
+}  // namespace instar::cli

@@ -1,0 +1,328 @@
+#include "vmm/operations/resize_request.h"
+
+#include <limits.h>
+#include <stdlib.h>
+
+#include <cerrno>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+
+#include "crates/probe/probe.h"
+#include "ops/resize/resize_image.h"
+#include "vmm/operations/info_request.h"
+#include "vmm/safety/libvirt_guard.h"
+#include "vmm/safety/qemu_image_lock.h"
+#include "vmm/transport/device.h"
+
+namespace instar::vmm {
+namespace {
+
+// The largest metadata a qcow2 grow writes past the end of the file: a new L1 table at qemu's
+// 32 MiB cap, a new refcount table at its 8 MiB cap, their refcount blocks, and cluster
+// alignment, rounded up generously.
+constexpr uint64_t kGrowHeadroom = 64ull << 20;
+
+const char* PreallocationName(uint64_t mode) {
+  switch (static_cast<abi::Preallocation>(mode)) {
+    case abi::Preallocation::kOff: return "off";
+    case abi::Preallocation::kMetadata: return "metadata";
+    case abi::Preallocation::kFalloc: return "falloc";
+    case abi::Preallocation::kFull: return "full";
+  }
+  return "unknown";
+}
+
+std::string Hex(uint64_t v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
+  return buf;
+}
+
+ResizeMessage Line(std::string text, bool while_opening = false) {
+  return ResizeMessage{{std::move(text)}, while_opening};
+}
+
+}  // namespace
+
+ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
+                                  abi::ImageFormat format) {
+  using abi::ResizeError;
+  const std::string d = std::to_string(detail);
+  const bool open = true;
+  switch (error) {
+    case ResizeError::kOk: return Line("no error");
+    case ResizeError::kIoError: return Line("Could not resize image: Input/output error");
+    case ResizeError::kBadConfig: return Line("the resize operation did not understand its request");
+    case ResizeError::kUnsupportedFormat: {
+      const char* name = detail < probe::kFormatCount
+                             ? probe::FormatName(static_cast<probe::Format>(detail))
+                             : "unknown";
+      return Line(std::string("Image format '") + name + "' is not supported by instar", open);
+    }
+    case ResizeError::kNotQcow2: return Line("Image is not in qcow2 format", open);
+    case ResizeError::kTruncatedHeader: return Line("qcow2 header too short", open);
+    case ResizeError::kUnsupportedQcow2Version: return Line("Unsupported qcow2 version " + d, open);
+    case ResizeError::kInvalidClusterSize: return Line("Unsupported cluster size: 2^" + d, open);
+    case ResizeError::kHeaderTooShort: return Line("qcow2 header too short", open);
+    case ResizeError::kHeaderTooLong: return Line("qcow2 header exceeds cluster size", open);
+    case ResizeError::kRefcountOrderTooLarge:
+      return Line("Reference count entry width too large; may not exceed 64 bits", open);
+    case ResizeError::kUnsupportedFeatures: {
+      char buf[96];
+      std::snprintf(buf, sizeof buf,
+                    "Unsupported qcow2 feature(s): Unknown incompatible feature: %" PRIx64, detail);
+      return Line(buf, open);
+    }
+    case ResizeError::kBadEncryptionMethod: return Line("Unsupported encryption method: " + d, open);
+    case ResizeError::kBackingFileTooLong: return Line("Backing file name too long", open);
+    case ResizeError::kBadHeaderExtension: return Line("Invalid header extension", open);
+    case ResizeError::kSizeNotPositive: return Line("New image size must be positive");
+    case ResizeError::kPreallocationNeedsGrowth:
+      return Line("Preallocation can only be used for growing images");
+    case ResizeError::kShrinkNotAllowed:
+      return ResizeMessage{
+          {"Use the --shrink option to perform a shrink operation.",
+           "warning: Shrinking an image will delete all data beyond the shrunken image's end. "
+           "Before performing such an operation, make sure there is no important data there."},
+          false};
+    case ResizeError::kSizeAboveMaximum:
+      return Line("offset(" + d + ") exceeds maximum(9223372035781033984)");
+    case ResizeError::kSizeNotSectorMultiple: return Line("The new size must be a multiple of 512");
+    case ResizeError::kV2WithSnapshots: return Line("Can't resize a v2 image which has snapshots");
+    case ResizeError::kL1TooLarge: return Line("Failed to grow the L1 table: File too large");
+    case ResizeError::kImageCorruptFlag:
+      return Line("qcow2: Image is corrupt; cannot be opened read/write", open);
+    case ResizeError::kFormatCannotResize: return Line("Image format driver does not support resize");
+    case ResizeError::kPreallocationUnsupported:
+      if (format == abi::ImageFormat::kRaw) {
+        return Line(std::string("Unsupported preallocation mode: ") + PreallocationName(detail));
+      }
+      return Line(std::string("instar does not support preallocation=") +
+                  PreallocationName(detail) + " for this format yet");
+    case ResizeError::kFileTooLarge: return Line("Could not resize file: File too large");
+    case ResizeError::kDirtyImage:
+      return Line("the image is marked dirty (lazy refcounts); instar does not repair "
+                  "refcounts: run 'qemu-img check -r all' on it first", open);
+    case ResizeError::kExternalDataFile:
+      return Line("instar cannot resize images with an external data file", open);
+    case ResizeError::kEncrypted: return Line("instar cannot resize encrypted images", open);
+    case ResizeError::kHasBackingFile:
+      return Line("the resize guest needs the backing file checked first (host error)");
+    case ResizeError::kQcow2HeaderRefused:
+      return Line("the resize guest refused the qcow2 header (host error)");
+    case ResizeError::kBackingFileLarger:
+      return Line("instar cannot yet grow an image over a backing file that is larger than "
+                  "the image (" + d + " bytes): qemu-img would write zeroes over the new area");
+    case ResizeError::kCorruptL1:
+      return Line("qcow2 image is corrupt: bad L1 table or entry (offset " + Hex(detail) +
+                  "); nothing was changed");
+    case ResizeError::kCorruptL2:
+      return Line("qcow2 image is corrupt: bad L2 entry (table at " + Hex(detail) +
+                  "); nothing was changed");
+    case ResizeError::kCorruptRefcountTable:
+      return Line("qcow2 image is corrupt: bad refcount table or block (offset " + Hex(detail) +
+                  ")", open);
+    case ResizeError::kCorruptRefcount:
+      return Line("qcow2 image is corrupt: refcount of cluster " + d +
+                  " is inconsistent; run 'qemu-img check'");
+    case ResizeError::kScratchTooSmall:
+      return Line("the image's metadata for this resize does not fit instar's guest memory");
+    case ResizeError::kVmdkBadHeader: return Line("Invalid VMDK sparse header (" + d + ")", open);
+    case ResizeError::kVmdkBadDescriptor:
+      return Line("Invalid VMDK image descriptor (line " + d + ")", open);
+    case ResizeError::kVmdkCorrupt:
+      return Line("VMDK image is corrupt: grain directory or table outside the file (offset " +
+                  Hex(detail) + "); nothing was changed");
+  }
+  return Line("unknown resize error " + std::to_string(static_cast<uint32_t>(error)) +
+              " from the guest");
+}
+
+Status ValidateResizeResult(const abi::ResizeResult& r) {
+  if (r.magic != abi::kResizeResultMagic) return GuestFailed("resize result has a bad magic");
+  const auto format = static_cast<abi::ImageFormat>(r.format);
+  if (format != abi::ImageFormat::kAuto && format != abi::ImageFormat::kRaw &&
+      format != abi::ImageFormat::kQcow2 && format != abi::ImageFormat::kVmdk) {
+    return GuestFailed("resize result names no known format");
+  }
+  if (r.flags != 0) return GuestFailed("resize result has unknown flags");
+  return Status::Ok();
+}
+
+uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request) {
+  const auto saturating_add = [](uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; };
+  uint64_t limit = saturating_add(file_size, kGrowHeadroom);
+  uint64_t target = request.size;
+  if (request.size_mode == abi::ResizeSizeMode::kGrowBy) {
+    // A raw image's virtual size is its length rounded up to a sector.
+    target = saturating_add((file_size + 511) / 512 * 512, request.size);
+  } else if (request.size_mode == abi::ResizeSizeMode::kShrinkBy) {
+    target = 0;
+  }
+  return target > limit ? target : limit;
+}
+
+namespace {
+
+// One run of the resize guest; `backing_size` is set when the host has checked the backing
+// file.
+StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeRequest& request,
+                                      std::optional<uint64_t> backing_size) {
+  DeviceSet devices;
+  INSTAR_ASSIGN_OR_RETURN(Device image,
+                          OpenDevice(request.path, /*writable=*/true, abi::DeviceRole::kImage));
+  // Never write under a running VM: QEMU's own image locks, then libvirt's view.
+  INSTAR_RETURN_IF_ERROR(AcquireImageLocks(image.fd.get(), kWriteLocks, request.path));
+  INSTAR_RETURN_IF_ERROR(CheckNotInUseByLibvirt({request.path}, LibvirtUriFromEnvironment()));
+  image.limits.write_limit = ResizeWriteLimit(image.limits.size, request);
+  image.format = request.format;
+  devices.output = std::move(image);
+
+  abi::ResizeConfig config{};
+  config.magic = abi::kResizeConfigMagic;
+  config.requested_format = static_cast<uint32_t>(request.format);
+  config.flags = request.allow_shrink ? abi::kResizeAllowShrink : 0;
+  config.preallocation = static_cast<uint32_t>(request.preallocation);
+  config.new_size = request.size;
+  config.size_mode = static_cast<uint32_t>(request.size_mode);
+  if (backing_size) {
+    config.backing_flags = abi::kResizeBackingChecked;
+    config.backing_size = *backing_size;
+  }
+  OperationLaunch launch;
+  launch.operation = &images::resize;
+  launch.config.resize(sizeof config);
+  std::memcpy(launch.config.data(), &config, sizeof config);
+  launch.expected_result = {abi::kResizeResultMagic, sizeof(abi::ResizeResult)};
+  launch.limits = request.limits;
+  launch.hooks = request.hooks;
+
+  INSTAR_ASSIGN_OR_RETURN(OperationOutcome run, RunOperation(sandbox, devices, launch));
+  ResizeOutcome outcome;
+  outcome.timings = run.timings;
+  outcome.debug_text = std::move(run.report.debug_text);
+  if (!run.report.result.empty()) {
+    abi::ResizeResult result;
+    std::memcpy(&result, run.report.result.data(), sizeof result);
+    INSTAR_RETURN_IF_ERROR(ValidateResizeResult(result));
+    outcome.result = result;
+  }
+  if (run.report.error) {
+    const auto [code, detail] = *run.report.error;
+    if (code >= abi::kResizeErrorCount || code == 0) {
+      return GuestFailed("resize guest reported unknown error code " + std::to_string(code));
+    }
+    const auto error = static_cast<abi::ResizeError>(code);
+    const auto format = outcome.result ? static_cast<abi::ImageFormat>(outcome.result->format)
+                                       : request.format;
+    outcome.error = error;
+    outcome.refusal = DescribeResizeError(error, detail, format);
+  } else if (!outcome.result) {
+    return GuestFailed("resize guest completed without a result");
+  } else if (run.report.completed && *run.report.completed != 0) {
+    return GuestFailed("resize guest failed without an error code");
+  }
+  return outcome;
+}
+
+std::string DirectoryOf(const std::string& path) {
+  const size_t slash = path.rfind('/');
+  return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
+}
+
+// What qemu-img says when it cannot open the backing file, as a refusal.
+ResizeMessage BackingRefusal(const std::string& text) {
+  return ResizeMessage{{"Could not open backing file: " + text}, true};
+}
+
+// The backing file's virtual size, learned the way architecture section 6 prescribes: the info
+// guest reads the image's backing name, the host resolves it next to the image (as qemu does),
+// refuses pseudo-paths and anything outside the image's directory, and the info guest sizes
+// it. A refusal comes back in `refusal`.
+StatusOr<uint64_t> CheckBackingFile(const Sandbox& sandbox, const ResizeRequest& request,
+                                    std::optional<ResizeMessage>* refusal) {
+  InfoRequest top;
+  top.path = request.path;
+  top.format = request.format;
+  top.limits = request.limits;
+  INSTAR_ASSIGN_OR_RETURN(ImageInfo info, RunInfo(sandbox, top));
+  if ((info.result.flags & abi::kInfoHasBackingFile) == 0) {
+    return GuestFailed("the resize guest reported a backing file the info guest did not see");
+  }
+  const std::string name(info.result.backing_file, info.result.backing_file_len);
+  if (name.rfind("json:", 0) == 0 || name.find("://") != std::string::npos) {
+    *refusal = ResizeMessage{{"instar does not follow the backing file name '" + name +
+                              "' (json: and protocol names are refused)"}, true};
+    return uint64_t{0};
+  }
+  const std::string path = name[0] == '/' ? name : DirectoryOf(request.path) + name;
+  char resolved[PATH_MAX], directory[PATH_MAX];
+  if (::realpath(path.c_str(), resolved) == nullptr) {
+    *refusal = BackingRefusal("Could not open '" + path + "': " + std::strerror(errno));
+    return uint64_t{0};
+  }
+  const std::string image_dir = DirectoryOf(request.path).empty() ? "." : DirectoryOf(request.path);
+  if (::realpath(image_dir.c_str(), directory) == nullptr ||
+      std::string(resolved).rfind(std::string(directory) + "/", 0) != 0) {
+    *refusal = ResizeMessage{{"instar does not follow the backing file '" + path +
+                              "': it is outside the image's directory"}, true};
+    return uint64_t{0};
+  }
+  InfoRequest backing;
+  backing.path = resolved;
+  backing.limits = request.limits;
+  if (info.result.flags & abi::kInfoHasBackingFormat) {
+    const std::string format(info.result.backing_format, info.result.backing_format_len);
+    backing.format = format == "raw"     ? abi::ImageFormat::kRaw
+                     : format == "qcow2" ? abi::ImageFormat::kQcow2
+                     : format == "vmdk"  ? abi::ImageFormat::kVmdk
+                                         : abi::ImageFormat::kAuto;
+  }
+  auto sized = RunInfo(sandbox, backing);
+  if (!sized.ok()) {
+    const StatusCode code = sized.status().code();
+    const bool open_error = code == StatusCode::kNotFound ||
+                            code == StatusCode::kPermissionDenied || code == StatusCode::kIoError;
+    *refusal = BackingRefusal(open_error ? "Could not open '" + path + "': " + sized.status().message()
+                                         : sized.status().message());
+    return uint64_t{0};
+  }
+  return sized->result.virtual_size;
+}
+
+}  // namespace
+
+// qemu's message for a qcow2 header the resize guest refused: the info operation knows every
+// open-time check and its exact text.
+Status HeaderRefusal(const Sandbox& sandbox, const ResizeRequest& request) {
+  InfoRequest info;
+  info.path = request.path;
+  info.format = abi::ImageFormat::kQcow2;
+  info.force_share = true;  // the resize already holds the image's locks
+  info.limits = request.limits;
+  auto refused = RunInfo(sandbox, info);
+  if (!refused.ok()) return refused.status();
+  return GuestFailed("the resize guest refused a qcow2 header the info guest accepts");
+}
+
+StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& request) {
+  INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome, RunResizeOnce(sandbox, request, std::nullopt));
+  if (outcome.error == abi::ResizeError::kQcow2HeaderRefused) {
+    return HeaderRefusal(sandbox, request);
+  }
+  if (outcome.error != abi::ResizeError::kHasBackingFile) return outcome;
+  std::optional<ResizeMessage> refusal;
+  INSTAR_ASSIGN_OR_RETURN(uint64_t backing_size, CheckBackingFile(sandbox, request, &refusal));
+  if (refusal) {
+    outcome.refusal = std::move(refusal);
+    return outcome;
+  }
+  INSTAR_ASSIGN_OR_RETURN(outcome, RunResizeOnce(sandbox, request, backing_size));
+  if (outcome.error == abi::ResizeError::kHasBackingFile) {
+    return GuestFailed("the resize guest asked for a backing file check twice");
+  }
+  return outcome;
+}
+
+}  // namespace instar::vmm
