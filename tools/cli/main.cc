@@ -4,6 +4,7 @@
 #include <cstring>
 #include <string>
 
+#include "tools/cli/check_command.h"
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_command.h"
 
@@ -16,6 +17,7 @@ void PrintUsage() {
       "\n"
       "Commands:\n"
       "  info [-f FMT] [--output=human|json] [-U] FILENAME\n"
+      "  check [-f FMT] [--output=human|json] [-r leaks|all] [-q] FILENAME\n"
       "\n"
       "Run 'instar COMMAND --help' for a command's options.\n");
 }
@@ -35,5 +37,6 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (command == "info") return InfoCommand(argc - 1, argv + 1);
+  if (command == "check") return CheckCommand(argc - 1, argv + 1);
   return UsageError("Command not found: " + command);
 }

@@ -1,0 +1,163 @@
+#include "tools/cli/check_output.h"
+
+#include <cinttypes>
+#include <cstdarg>
+#include <cstdio>
+#include <utility>
+#include <vector>
+
+namespace instar::cli {
+namespace {
+
+std::string Printf(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string Printf(const char* format, ...) {
+  char buf[256];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(buf, sizeof buf, format, args);
+  va_end(args);
+  return buf;
+}
+
+const char* FormatName(uint32_t format) {
+  return static_cast<abi::ImageFormat>(format) == abi::ImageFormat::kVmdk ? "vmdk" : "qcow2";
+}
+
+// Decodes one UTF-8 sequence at text[i]; -1 when it is not valid.
+int32_t DecodeUtf8(const std::string& text, size_t* i) {
+  const auto byte = [&](size_t k) { return static_cast<uint8_t>(text[k]); };
+  const uint8_t b0 = byte(*i);
+  int length = 0;
+  int32_t cp = 0;
+  if (b0 >= 0xC2 && b0 <= 0xDF) {
+    length = 2;
+    cp = b0 & 0x1F;
+  } else if (b0 >= 0xE0 && b0 <= 0xEF) {
+    length = 3;
+    cp = b0 & 0x0F;
+  } else if (b0 >= 0xF0 && b0 <= 0xF4) {
+    length = 4;
+    cp = b0 & 0x07;
+  } else {
+    return -1;
+  }
+  if (*i + length > text.size()) return -1;
+  for (int k = 1; k < length; ++k) {
+    const uint8_t b = byte(*i + k);
+    if ((b & 0xC0) != 0x80) return -1;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  if ((length == 3 && cp < 0x800) || (length == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+      (cp >= 0xD800 && cp <= 0xDFFF)) {
+    return -1;
+  }
+  *i += length - 1;
+  return cp;
+}
+
+}  // namespace
+
+std::string QemuJsonString(const std::string& text) {
+  std::string out = "\"";
+  for (size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<uint8_t>(text[i]);
+    switch (c) {
+      case '"': out += "\\\""; continue;
+      case '\\': out += "\\\\"; continue;
+      case '\b': out += "\\b"; continue;
+      case '\f': out += "\\f"; continue;
+      case '\n': out += "\\n"; continue;
+      case '\r': out += "\\r"; continue;
+      case '\t': out += "\\t"; continue;
+      default: break;
+    }
+    if (c >= 0x20 && c < 0x7F) {
+      out += static_cast<char>(c);
+      continue;
+    }
+    int32_t cp = c < 0x80 ? c : DecodeUtf8(text, &i);
+    if (cp < 0) cp = 0xFFFD;
+    if (cp >= 0x10000) {
+      cp -= 0x10000;
+      out += Printf("\\u%04X\\u%04X", 0xD800 + (cp >> 10), 0xDC00 + (cp & 0x3FF));
+    } else {
+      out += Printf("\\u%04X", cp);
+    }
+  }
+  return out + "\"";
+}
+
+std::string CheckRepairBanner(const abi::CheckResult& r) {
+  if (r.corruptions_fixed == 0 && r.leaks_fixed == 0) return "";
+  return Printf("The following inconsistencies were found and repaired:\n\n"
+                "    %" PRId64 " leaked clusters\n"
+                "    %" PRId64 " corruptions\n\n"
+                "Double checking the fixed image now...\n",
+                static_cast<int64_t>(r.leaks_fixed), static_cast<int64_t>(r.corruptions_fixed));
+}
+
+std::string CheckHuman(const abi::CheckResult& r) {
+  std::string out;
+  if (r.corruptions == 0 && r.leaks == 0 && r.check_errors == 0) {
+    out += "No errors were found on the image.\n";
+  } else {
+    if (r.corruptions != 0) {
+      out += Printf("\n%" PRId64 " errors were found on the image.\n"
+                    "Data may be corrupted, or further writes to the image may corrupt it.\n",
+                    static_cast<int64_t>(r.corruptions));
+    }
+    if (r.leaks != 0) {
+      out += Printf("\n%" PRId64 " leaked clusters were found on the image.\n"
+                    "This means waste of disk space, but no harm to data.\n",
+                    static_cast<int64_t>(r.leaks));
+    }
+    if (r.check_errors != 0) {
+      out += Printf("\n%" PRId64 " internal errors have occurred during the check.\n",
+                    static_cast<int64_t>(r.check_errors));
+    }
+  }
+  if (r.total_clusters != 0 && r.allocated_clusters != 0) {
+    const double allocated = static_cast<double>(r.allocated_clusters);
+    out += Printf("%" PRId64 "/%" PRId64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% "
+                  "compressed clusters\n",
+                  static_cast<int64_t>(r.allocated_clusters), static_cast<int64_t>(r.total_clusters),
+                  allocated * 100.0 / static_cast<double>(r.total_clusters),
+                  static_cast<double>(r.fragmented_clusters) * 100.0 / allocated,
+                  static_cast<double>(r.compressed_clusters) * 100.0 / allocated);
+  }
+  if (r.image_end_offset != 0) {
+    out += Printf("Image end offset: %" PRId64 "\n", static_cast<int64_t>(r.image_end_offset));
+  }
+  return out;
+}
+
+std::string CheckJson(const std::string& filename, const abi::CheckResult& r) {
+  // qemu prints its dictionary in hash-bucket order; for these keys that order is fixed.
+  // Optional keys appear only when non-zero.
+  std::vector<std::pair<std::string, std::string>> fields;
+  const auto number = [&](const char* key, uint64_t value, bool always) {
+    if (always || value != 0) {
+      fields.emplace_back(key, std::to_string(static_cast<int64_t>(value)));
+    }
+  };
+  number("image-end-offset", r.image_end_offset, false);
+  number("compressed-clusters", r.compressed_clusters, false);
+  number("total-clusters", r.total_clusters, false);
+  number("corruptions", r.corruptions, false);
+  number("corruptions-fixed", r.corruptions_fixed, false);
+  number("check-errors", r.check_errors, true);
+  number("leaks", r.leaks, false);
+  number("leaks-fixed", r.leaks_fixed, false);
+  number("allocated-clusters", r.allocated_clusters, false);
+  fields.emplace_back("filename", QemuJsonString(filename));
+  fields.emplace_back("format", QemuJsonString(FormatName(r.format)));
+  number("fragmented-clusters", r.fragmented_clusters, false);
+  std::string out = "{\n";
+  for (size_t i = 0; i < fields.size(); ++i) {
+    out += "    \"" + fields[i].first + "\": " + fields[i].second;
+    out += i + 1 < fields.size() ? ",\n" : "\n";
+  }
+  return out + "}\n";
+}
+
+}  // namespace instar::cli
