@@ -112,8 +112,24 @@ enum class FindingKind : uint32_t {
   kVmdkNoClusterOffset = 26,   // a sector
   kVmdkPastEof = 27,           // a sector
   kResizeFailed = 28,          // could not grow the file for a refcount block outside it
+  kOverlapCorruptEvent = 29,   // a MetadataKind the write would overwrite, c 1 when writable
+  kRebuildWriteFailed = 30,    // a 0: a refcount block, 1: the refcount table
 };
-inline constexpr uint32_t kFindingKindMax = 28;
+inline constexpr uint32_t kFindingKindMax = 30;
+
+// Metadata qemu refuses to overwrite (its overlap check), in the order it tests them.
+enum class MetadataKind : uint32_t {
+  kHeader = 0,
+  kActiveL1 = 1,
+  kActiveL2 = 2,
+  kRefcountTable = 3,
+  kRefcountBlock = 4,
+  kSnapshotTable = 5,
+  kInactiveL1 = 6,
+  kInactiveL2 = 7,
+  kBitmapDirectory = 8,
+};
+inline constexpr uint32_t kMetadataKindCount = 9;
 inline constexpr uint32_t kFindingRepairing = 1u << 0;
 
 struct CheckFinding {

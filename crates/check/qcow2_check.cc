@@ -54,7 +54,8 @@ class Checker {
 
  private:
   void SetWindow(uint64_t base) {
-    s_.window = RefcountWindow(window_bytes_, window_byte_size_, s_.image.refcount_order(), base);
+    s_.window = RefcountWindow(window_bytes_, window_byte_size_, s_.image.refcount_order(), base,
+                               window_capacity_);
     s_.window.Clear();
   }
   bool single() const { return s_.window.end() > s_.domain_end; }
@@ -67,6 +68,7 @@ class Checker {
   const CheckOptions& options_;
   uint8_t* window_bytes_ = nullptr;
   uint64_t window_byte_size_ = 0;
+  uint64_t window_capacity_ = 0;
 };
 
 base::Status<CheckError> Checker::PlanWindow(bool need_single) {
@@ -86,10 +88,10 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single) {
     capacity = options_.max_clusters_per_pass;
   }
   if (capacity > wanted) capacity = wanted;
-  capacity = capacity / per_block * per_block;
-  if (capacity == 0 && per_block > 0) capacity = (available / cs) * cs * 8 / bits;
-  if (capacity == 0) return Fail(CheckError::kScratchTooSmall, wanted);
-  if (need_single && capacity < wanted) return Fail(CheckError::kScratchTooSmall, wanted);
+  if (capacity == 0 || (need_single && capacity < wanted)) {
+    return Fail(CheckError::kScratchTooSmall, wanted);
+  }
+  window_capacity_ = capacity;
   window_byte_size_ = base::DivRoundUp(capacity * bits, 8 * cs) * cs;
   window_bytes_ = arena_.Allocate(window_byte_size_, 512);
   if (window_bytes_ == nullptr) return Fail(CheckError::kScratchTooSmall, wanted);
@@ -248,6 +250,8 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   auto opened = OpenQcow2(base::ByteView(head, head_bytes), file_size);
   if (!opened.ok()) return opened.error();
   s->image = opened.value();
+  s->original_reftable_offset = s->image.reftable_offset;
+  s->original_reftable_entries = s->image.reftable_entries;
   const uint64_t cs = s->cluster_size();
   s->chunk = arena.Allocate(cs, 512);
   s->l2 = arena.Allocate(cs, 512);

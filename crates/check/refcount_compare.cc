@@ -1,6 +1,7 @@
 #include "crates/check/refcount_compare.h"
 
 #include "crates/base/endian.h"
+#include "crates/check/corruption_event.h"
 #include "crates/qcow2/entries.h"
 
 namespace instar::check {
@@ -15,14 +16,22 @@ bool StoredRefcount(CheckState& s, uint64_t cluster, uint64_t* refcount) {
   switch (s.stored.Get(cluster, refcount, &block, &index)) {
     case StoredRefcounts::Lookup::kOk: return true;
     case StoredRefcounts::Lookup::kUnalignedBlock:
-      if (!s.corruption_signaled) {
-        s.corruption_signaled = true;
-        s.sink->Emit(FindingKind::kRefblockOffsetCorruptEvent, block, index, s.writable ? 1 : 0);
-      }
+      SignalCorruption(s, FindingKind::kRefblockOffsetCorruptEvent, block, index);
       return false;
     case StoredRefcounts::Lookup::kIoError: s.io_failed = true; return false;
   }
   return false;
+}
+
+// qemu discards a cluster whose refcount a repair drops to zero (the file then reads zeros
+// there); it is unreferenced, so overwriting it is safe. Clipped to the file.
+void DiscardCluster(CheckState& s, uint64_t cluster) {
+  const uint64_t offset = cluster << s.cluster_bits();
+  const uint64_t size = s.io->Size();
+  if (offset >= size) return;
+  const uint64_t length = size - offset < s.cluster_size() ? size - offset : s.cluster_size();
+  __builtin_memset(s.chunk, 0, length);
+  if (!s.io->Write(offset, length, s.chunk)) s.io_failed = true;
 }
 
 }  // namespace
@@ -53,6 +62,7 @@ void CompareRefcounts(CheckState& s, uint32_t fix, uint64_t* highest) {
     s.sink->Emit(kind, i, stored, computed);
     if (fixed != nullptr && s.stored.Set(i, computed)) {
       ++*fixed;
+      if (computed == 0) DiscardCluster(s, i);
       continue;
     }
     if (stored < computed) {

@@ -2,6 +2,8 @@
 
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
+#include "crates/check/corruption_event.h"
+#include "crates/check/metadata_overlap.h"
 
 namespace instar::check {
 namespace {
@@ -20,6 +22,9 @@ class Rebuild {
   // Writes a refcount block for every block of [first, end) with a non-zero count; returns
   // false on failure, sets *grown when the table had to grow.
   bool WriteRefblocks(uint64_t first, uint64_t end, bool* grown);
+  // qemu's overlap check before a write; refuses (and reports, as qemu does) a write over
+  // live metadata. `what`: 0 a refcount block, 1 the refcount table.
+  bool Guarded(uint64_t offset, uint64_t size, uint64_t what);
 
   CheckState& s_;
   uint64_t* table_;           // host-endian while building
@@ -77,10 +82,19 @@ bool Rebuild::WriteRefblocks(uint64_t first, uint64_t end, bool* grown) {
       }
       table_[index] = block;
     }
+    if (!Guarded(block, cs, /*what=*/0)) return false;
     if (!s_.io->Write(block, cs, s_.window.bytes() + index * cs)) return false;
     cluster = block_start + per_block - 1;
   }
   return true;
+}
+
+bool Rebuild::Guarded(uint64_t offset, uint64_t size, uint64_t what) {
+  abi::MetadataKind kind;
+  if (!OverlapsMetadata(s_, offset, size, &kind)) return true;
+  SignalCorruption(s_, abi::FindingKind::kOverlapCorruptEvent, static_cast<uint64_t>(kind), 0);
+  s_.sink->Emit(abi::FindingKind::kRebuildWriteFailed, what);
+  return false;
 }
 
 bool Rebuild::Run() {
@@ -99,7 +113,10 @@ bool Rebuild::Run() {
     table_offset = cluster << s_.cluster_bits();
     if (!WriteRefblocks(cluster, cluster + table_clusters, &grown)) return false;
   } while (grown);
-  for (uint64_t i = 0; i < table_entries_; ++i) base::StoreBe64(reinterpret_cast<uint8_t*>(&table_[i]), table_[i]);
+  if (!Guarded(table_offset, table_entries_ * 8, /*what=*/1)) return false;
+  for (uint64_t i = 0; i < table_entries_; ++i) {
+    base::StoreBe64(reinterpret_cast<uint8_t*>(&table_[i]), table_[i]);
+  }
   if (!s_.io->Write(table_offset, table_entries_ * 8, reinterpret_cast<uint8_t*>(table_))) {
     return false;
   }
@@ -110,6 +127,8 @@ bool Rebuild::Run() {
   s_.image.reftable_offset = table_offset;
   s_.image.reftable_entries = table_entries_;
   s_.stored.Retarget(table_offset, table_entries_);
+  s_.original_reftable_offset = table_offset;
+  s_.original_reftable_entries = table_entries_;
   return true;
 }
 

@@ -14,9 +14,11 @@ namespace instar::check {
 class RefcountWindow {
  public:
   RefcountWindow() = default;
-  RefcountWindow(uint8_t* bytes, uint64_t byte_size, uint32_t order, uint64_t base)
+  // `capacity` clusters, at most what `byte_size` bytes hold.
+  RefcountWindow(uint8_t* bytes, uint64_t byte_size, uint32_t order, uint64_t base,
+                 uint64_t capacity)
       : bytes_(bytes), byte_size_(byte_size), order_(order), base_(base),
-        capacity_((byte_size * 8) >> order) {}
+        capacity_(capacity < ((byte_size * 8) >> order) ? capacity : ((byte_size * 8) >> order)) {}
 
   uint64_t base() const { return base_; }
   uint64_t end() const { return base_ + capacity_; }

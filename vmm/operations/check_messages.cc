@@ -37,6 +37,10 @@ Status ValidateFinding(const abi::CheckFinding& f) {
     return GuestFailed("check finding of unknown kind " + std::to_string(f.kind));
   }
   if ((f.flags & ~abi::kFindingRepairing) != 0) return GuestFailed("check finding has unknown flags");
+  if (static_cast<FindingKind>(f.kind) == FindingKind::kOverlapCorruptEvent &&
+      f.a >= abi::kMetadataKindCount) {
+    return GuestFailed("check finding names unknown metadata");
+  }
   return Status::Ok();
 }
 
@@ -130,6 +134,23 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
     case FindingKind::kVmdkPastEof:
       return Format("ERROR: cluster offset for sector %lld points after EOF\n", static_cast<ll>(a));
     case FindingKind::kResizeFailed: return "ERROR could not resize image: File too large\n";
+    case FindingKind::kOverlapCorruptEvent: {
+      static const char* const kNames[abi::kMetadataKindCount] = {
+          "qcow2_header",     "active L1 table",   "active L2 table",
+          "refcount table",   "refcount block",    "snapshot table",
+          "inactive L1 table", "inactive L2 table", "bitmap directory"};
+      const char* name = a < abi::kMetadataKindCount ? kNames[a] : "unknown metadata";
+      if (c != 0) {
+        return Format("qcow2: Marking image as corrupt: Preventing invalid write on metadata "
+                      "(overlaps with %s); further corruption events will be suppressed\n", name);
+      }
+      return Format("qcow2: Image is corrupt: Preventing invalid write on metadata (overlaps "
+                    "with %s); further non-fatal corruption events will be suppressed\n", name);
+    }
+    case FindingKind::kRebuildWriteFailed:
+      // qemu reports this through error_report: with the program name.
+      return Format("instar: ERROR writing %s: Input/output error\n",
+                    a == 0 ? "refblock" : "reftable");
   }
   return Format("unknown check finding %u\n", f.kind);
 }

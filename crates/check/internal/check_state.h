@@ -36,6 +36,9 @@ struct CheckState {
   const ImageAccess* io = nullptr;
   const FindingSink* sink = nullptr;
   Qcow2Image image;
+  // The refcount table qemu keeps in memory until a rebuild has finished.
+  uint64_t original_reftable_offset = 0;
+  uint64_t original_reftable_entries = 0;
   StoredRefcounts stored;
   RefcountWindow window;
   CheckCounts counts;
