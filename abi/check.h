@@ -66,7 +66,7 @@ enum class CheckError : uint32_t {
   // Repairing needs the whole reference count of the image in one pass (a rebuild writes it
   // out as refcount blocks) and it does not fit the scratch region; detail: clusters.
   kScratchTooSmall = 25,
-  kNotSupportedByFormat = 26,     // qemu-img: "This image format does not support checks"
+  kNotSupportedByFormat = 26,     // "This image format does not support checks"; detail: format
   kVmdkSeparateExtents = 27,      // a descriptor file: its extents are other files
 };
 inline constexpr uint32_t kCheckErrorCount = 28;

@@ -75,15 +75,20 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single) {
   const uint64_t cs = s_.cluster_size();
   const uint32_t bits = 1u << s_.image.refcount_order();
   const uint64_t per_block = s_.image.geometry.refcount_entries;
-  // The file's clusters, one just past its end, and room for a rebuilt structure.
+  // The file's clusters, one just past its end, and for a repair room for a rebuilt
+  // structure: the count must then hold everything at once, in whole refcount blocks (a
+  // rebuild writes it out as blocks), with the new refcount table beside it.
   const uint64_t file_clusters = ClustersFor(s_, s_.io->Size());
   uint64_t wanted = file_clusters + 1;
-  if (need_single) wanted += 2 * (file_clusters / per_block + 2) + 16;
-  wanted = base::DivRoundUp(wanted, per_block) * per_block;
-  // Keep room for a rebuild's new refcount table.
-  const uint64_t table_reserve = need_single ? (base::DivRoundUp(wanted, per_block) * 8 + 2 * cs) : 0;
-  const uint64_t available = arena_.remaining() > table_reserve + cs ? arena_.remaining() - table_reserve - cs : 0;
-  uint64_t capacity = (available / cs) * cs * 8 / bits;  // whole clusters of counts
+  uint64_t table_reserve = 0;
+  if (need_single) {
+    wanted += 2 * (file_clusters / per_block + 2) + 16;
+    wanted = base::DivRoundUp(wanted, per_block) * per_block;
+    table_reserve = base::DivRoundUp(wanted, per_block) * 8 + 2 * cs;
+  }
+  const uint64_t remaining = arena_.remaining();
+  const uint64_t available = remaining > table_reserve + 64 ? remaining - table_reserve - 64 : 0;
+  uint64_t capacity = need_single ? (available / cs) * (cs * 8 / bits) : available * 8 / bits;
   if (options_.max_clusters_per_pass != 0 && capacity > options_.max_clusters_per_pass) {
     capacity = options_.max_clusters_per_pass;
   }
@@ -92,7 +97,8 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single) {
     return Fail(CheckError::kScratchTooSmall, wanted);
   }
   window_capacity_ = capacity;
-  window_byte_size_ = base::DivRoundUp(capacity * bits, 8 * cs) * cs;
+  window_byte_size_ = need_single ? base::DivRoundUp(capacity * bits, 8 * cs) * cs
+                                  : base::DivRoundUp(capacity * bits, 64) * 8;
   window_bytes_ = arena_.Allocate(window_byte_size_, 512);
   if (window_bytes_ == nullptr) return Fail(CheckError::kScratchTooSmall, wanted);
   return {};
@@ -253,7 +259,7 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   s->original_reftable_offset = s->image.reftable_offset;
   s->original_reftable_entries = s->image.reftable_entries;
   const uint64_t cs = s->cluster_size();
-  s->chunk = arena.Allocate(cs, 512);
+  s->chunk = head;  // the header is parsed: its cluster becomes the table-chunk buffer
   s->l2 = arena.Allocate(cs, 512);
   if (s->chunk == nullptr || s->l2 == nullptr || !s->stored.Init(io, s->image, arena)) {
     return Fail(CheckError::kScratchTooSmall);

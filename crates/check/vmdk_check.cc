@@ -44,7 +44,9 @@ base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sin
     // marker.
     TRY(h, ReadHeader(io, file_size - 2 * vmdk::kSparseHeaderSize));
   }
-  if (repair != abi::CheckRepair::kNone) return Fail(CheckError::kNotSupportedByFormat);
+  if (repair != abi::CheckRepair::kNone) {
+    return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(abi::ImageFormat::kVmdk));
+  }
   result->magic = abi::kCheckResultMagic;
   result->format = static_cast<uint32_t>(abi::ImageFormat::kVmdk);
 

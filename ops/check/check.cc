@@ -145,7 +145,8 @@ CheckStatus Check(const instar::abi::CallTable* table, const instar::abi::CheckC
     }
     case ImageFormat::kVmdk:
       return instar::check::CheckVmdk(io, sink, arena, repair, &g_result);
-    case ImageFormat::kRaw: return Fail(CheckError::kNotSupportedByFormat);
+    case ImageFormat::kRaw:
+      return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(ImageFormat::kRaw));
     case ImageFormat::kAuto: break;
   }
   return Fail(CheckError::kBadConfig, config.requested_format);

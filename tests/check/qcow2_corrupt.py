@@ -199,6 +199,37 @@ def reftable_reserved(img):
     img.put_u64(img.rt_offset, img.u64(img.rt_offset) | 0x1)
 
 
+def l2_duplicate(img):
+    # Two guest clusters share one host cluster without the refcount saying so (with 1-bit
+    # refcounts the computed count overflows).
+    first, second = img.data_entries()[:2]
+    e = img.u64(img.l2_addr(first))
+    img.put_u64(img.l2_addr(second), e)
+
+
+def compressed_copied(img):
+    for j in range(img.l2_entries()):
+        for table in [img.l2_table()]:
+            e = img.u64(table + j * img.l2_entry_size)
+            if e & (1 << 62):
+                img.put_u64(table + j * img.l2_entry_size, e | (1 << 63))
+                return
+    raise SystemExit("no compressed cluster in the first L2 table")
+
+
+def zero_unaligned(img):
+    # A preallocated zero cluster whose offset is not cluster aligned.
+    j = img.data_entries()[0]
+    e = img.u64(img.l2_addr(j))
+    img.put_u64(img.l2_addr(j), (e & ~1) + 512 | 1)
+
+
+def refblock_outside(img):
+    # A second refcount table entry pointing past the end of the file.
+    off = (img.file_size() // img.cs + 4) * img.cs
+    img.put_u64(img.rt_offset + 8, off)
+
+
 def corrupt_bit(img):
     img.put_u64(72, img.u64(72) | 2)
 
@@ -215,7 +246,7 @@ DEFECTS = {f.__name__: f for f in [
     leak, leak_many, refcount_zero, refcount_high, refcount_low, copied_l2_clear, copied_l2_set,
     copied_l1_clear, l2_unaligned, l2_past_eof, l2_reserved, l1_reserved, l1_unaligned,
     l2_overlaps_refblock, refblock_unaligned, reftable_reserved, corrupt_bit, dirty_bit,
-    snapshot_l1_unaligned]}
+    snapshot_l1_unaligned, l2_duplicate, compressed_copied, zero_unaligned, refblock_outside]}
 
 
 def main():

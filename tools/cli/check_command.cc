@@ -178,6 +178,16 @@ int CheckCommand(int argc, char** argv) {
                  static_cast<unsigned long long>(outcome->result.passes));
   }
   if (outcome->format_unsupported) {
+    if (request.format == abi::ImageFormat::kAuto && request.repair != abi::CheckRepair::kNone &&
+        outcome->unsupported_format == abi::ImageFormat::kRaw) {
+      // qemu warns when it opens a probed raw image for writing.
+      std::fprintf(stderr,
+                   "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+                   "         Automatically detecting the format is dangerous for raw images, "
+                   "write operations on block 0 will be restricted.\n"
+                   "         Specify the 'raw' format explicitly to remove the restrictions.\n",
+                   filename.c_str());
+    }
     PrintError("This image format does not support checks");
     return kExitNoChecks;
   }

@@ -209,8 +209,8 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
     }
     case CheckError::kVmdkBadHeader: return "Invalid VMDK sparse extent header";
     case CheckError::kScratchTooSmall:
-      return "the image needs more guest memory to repair than instar has (" + d +
-             " clusters)";
+      return "checking this image needs more guest memory than instar has (" + d +
+             " clusters counted at once)";
     case CheckError::kNotSupportedByFormat: return "This image format does not support checks";
     case CheckError::kVmdkSeparateExtents:
       return "VMDK images with separate extent files are not supported by instar check";

@@ -99,7 +99,12 @@ StatusOr<CheckOutcome> RunCheck(const KvmSystem& kvm, const CheckRequest& reques
     }
     const auto error = static_cast<abi::CheckError>(code);
     if (error == abi::CheckError::kNotSupportedByFormat) {
+      if (detail != static_cast<uint64_t>(abi::ImageFormat::kRaw) &&
+          detail != static_cast<uint64_t>(abi::ImageFormat::kVmdk)) {
+        return GuestFailed("check guest named an unknown format without checks");
+      }
       out.format_unsupported = true;
+      out.unsupported_format = static_cast<abi::ImageFormat>(detail);
       return out;
     }
     return Status(StatusCode::kImageRejected, DescribeCheckError(error, detail));

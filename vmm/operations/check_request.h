@@ -29,6 +29,7 @@ struct CheckOutcome {
   // The check did not run because qemu-img would refuse the format ("This image format does
   // not support checks", exit 63).
   bool format_unsupported = false;
+  abi::ImageFormat unsupported_format = abi::ImageFormat::kAuto;  // which one
   abi::CheckResult result{};
   std::string messages;  // the findings, as qemu prints them on stderr, in order
   bool findings_truncated = false;
