@@ -33,7 +33,15 @@ struct CheckConfig {
 };
 static_assert(sizeof(CheckConfig) == 64);
 static_assert(offsetof(CheckConfig, repair) == 8);
+static_assert(offsetof(CheckConfig, max_clusters_per_pass) == 16);
 static_assert(sizeof(CheckConfig) <= kOperationConfig.size);
+
+// Bytes a repair may grow the image by (the host's write limit on the device): a rebuilt
+// refcount structure is a small fraction of the file, plus a few clusters of the largest
+// size; the guest sizes its count so that anything inside the limit fits.
+inline constexpr uint64_t RepairGrowthLimit(uint64_t file_size) {
+  return file_size / 16 + (64ull << 20);
+}
 
 // Append-only. The host maps each to a message (exhaustively, no catch-all).
 enum class CheckError : uint32_t {
@@ -111,7 +119,8 @@ enum class FindingKind : uint32_t {
   kRebuiltStillBroken = 25,
   kVmdkNoClusterOffset = 26,   // a sector
   kVmdkPastEof = 27,           // a sector
-  kResizeFailed = 28,          // could not grow the file for a refcount block outside it
+  kResizeFailed = 28,          // growing the file for a refcount block outside it failed;
+                               // a 0: too large for the host's bound, 1: offset invalid
   kOverlapCorruptEvent = 29,   // a MetadataKind the write would overwrite, c 1 when writable
   kRebuildWriteFailed = 30,    // a 0: a refcount block, 1: the refcount table
 };
@@ -194,6 +203,8 @@ inline constexpr uint32_t kCheckResultKnownFlags = kCheckResultFindingsTruncated
 static_assert(offsetof(CheckResult, check_errors) == 16);
 static_assert(offsetof(CheckResult, image_end_offset) == 56);
 static_assert(offsetof(CheckResult, compressed_clusters) == 88);
+static_assert(offsetof(CheckResult, failure) == 12);
+static_assert(offsetof(CheckResult, passes) == 96);
 static_assert(sizeof(CheckResult) == 272);
 
 }  // namespace instar::abi

@@ -82,7 +82,7 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single) {
   uint64_t wanted = file_clusters + 1;
   uint64_t table_reserve = 0;
   if (need_single) {
-    wanted += 2 * (file_clusters / per_block + 2) + 16;
+    wanted += base::DivRoundUp(abi::RepairGrowthLimit(s_.io->Size()), cs) + 16;
     wanted = base::DivRoundUp(wanted, per_block) * per_block;
     table_reserve = base::DivRoundUp(wanted, per_block) * 8 + 2 * cs;
   }
@@ -109,6 +109,8 @@ void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
   CheckCounts compare_delta;
   uint64_t base = 0;
   bool first = true;
+  s_.copied_prescan = fix == 0;
+  s_.copied_mismatch_possible = false;
   do {
     SetWindow(base);
     CalculateRefcounts(s_, first ? WalkMode::kPrimary : WalkMode::kLaterWindow, fix);
@@ -148,7 +150,9 @@ void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
       }
     }
   }
-  CheckCopiedFlags(s_, fix);
+  if (!s_.copied_prescan || s_.copied_mismatch_possible || s_.io_failed) {
+    CheckCopiedFlags(s_, fix);
+  }
 }
 
 void Checker::RebuildAndRecount(uint32_t fix, uint64_t* highest) {

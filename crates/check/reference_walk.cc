@@ -16,6 +16,9 @@ constexpr uint64_t kMaxBitmapDirectoryBytes = 64ull << 20;
 constexpr uint32_t kBitmapDirEntryBytes = 24;
 constexpr uint64_t kL2BitmapAllAlloc = 0xFFFFFFFFull;
 constexpr uint64_t kL2BitmapAllZero = 0xFFFFFFFF00000000ull;
+// abi::FindingKind::kResizeFailed's reasons.
+constexpr uint64_t kResizeTooLarge = 0;
+constexpr uint64_t kResizeInvalid = 1;
 
 class Walk {
  public:
@@ -40,6 +43,7 @@ class Walk {
   void CheckBitmaps();
   void CheckBitmapTable(uint64_t offset, uint64_t entries);
   void CheckRefblocks();
+  void PrescanCopied(uint64_t entry, uint64_t offset);
   bool ReadChunk(uint64_t offset, uint64_t bytes) {
     if (s_.io->Read(offset, bytes, s_.chunk)) return true;
     s_.io_failed = true;
@@ -50,6 +54,7 @@ class Walk {
   bool primary_;
   bool silent_;
   uint32_t fix_;
+  bool prescan_l2_ = false;  // the L2 table being walked is one CheckCopiedFlags visits
 };
 
 // qemu_inc_refcounts_imrt: one more reference to every cluster of [offset, offset+size).
@@ -97,11 +102,13 @@ void Walk::CheckL1(uint64_t l1_offset, uint64_t entries, bool frag_info) {
         Corruption();
       }
       const uint64_t l2_offset = raw & qcow2::kOffsetMask;
+      if (frag_info && l2_offset != 0) PrescanCopied(raw, l2_offset);
       Inc(l2_offset, s_.cluster_size());
       if ((l2_offset & (s_.cluster_size() - 1)) != 0) {
         Report(FindingKind::kL2TableUnaligned, l2_offset);
         Corruption();
       }
+      prescan_l2_ = frag_info && l2_offset != 0;
       CheckL2(l2_offset, frag_info);
     }
   }
@@ -181,6 +188,7 @@ void Walk::CheckL2(uint64_t l2_offset, bool frag_info) {
       }
       continue;
     }
+    if (prescan_l2_) PrescanCopied(entry, offset);
     if (((bitmap >> 32) & bitmap) != 0) {
       Corruption();
       Report(FindingKind::kSubclusterBitmapCorrupt, offset);
@@ -204,6 +212,15 @@ void Walk::CheckL2(uint64_t l2_offset, bool frag_info) {
       next_contiguous = offset + cs;
     }
     Inc(offset, cs);
+  }
+}
+
+void Walk::PrescanCopied(uint64_t entry, uint64_t offset) {
+  if (!primary_ || !s_.copied_prescan || s_.copied_mismatch_possible) return;
+  uint64_t refcount = 0;
+  if (s_.stored.Get(offset >> s_.cluster_bits(), &refcount) != StoredRefcounts::Lookup::kOk ||
+      (refcount == 1) != ((entry & qcow2::kCopiedFlag) != 0)) {
+    s_.copied_mismatch_possible = true;
   }
 }
 
@@ -320,16 +337,20 @@ void Walk::CheckRefblocks() {
         // Grow the file to hold the block (qemu truncates it up to the block's end).
         s_.l2_buffered = UINT64_MAX;
         __builtin_memset(s_.l2, 0, cs);
-        if (offset <= INT64_MAX - cs && s_.io->Write(offset, cs, s_.l2) &&
-            s_.window.Contains(cluster)) {
+        if (offset > INT64_MAX - cs) {
+          s_.rebuild = true;
+          s_.sink->Emit(FindingKind::kResizeFailed, kResizeInvalid);
+        } else if (s_.io->Write(offset, cs, s_.l2) && s_.window.Contains(cluster)) {
           s_.domain_end = ClustersFor(s_, s_.io->Size());
           --s_.counts.corruptions;
           ++s_.counts.corruptions_fixed;
           Inc(offset, cs);
           continue;
+        } else {
+          // The host refuses growth past its bound, as a file system refuses a file too large.
+          s_.rebuild = true;
+          s_.sink->Emit(FindingKind::kResizeFailed, kResizeTooLarge);
         }
-        s_.rebuild = true;
-        s_.sink->Emit(FindingKind::kResizeFailed);
       }
       continue;
     }

@@ -133,7 +133,11 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
       return Format("ERROR: could not get cluster_offset for sector %lld\n", static_cast<ll>(a));
     case FindingKind::kVmdkPastEof:
       return Format("ERROR: cluster offset for sector %lld points after EOF\n", static_cast<ll>(a));
-    case FindingKind::kResizeFailed: return "ERROR could not resize image: File too large\n";
+    case FindingKind::kResizeFailed:
+      if (a != 0) return "ERROR could not resize image: Invalid argument\n";
+      // qemu reports the file driver's error through error_report first.
+      return "instar: Could not resize file: File too large\n"
+             "ERROR could not resize image: File too large\n";
     case FindingKind::kOverlapCorruptEvent: {
       static const char* const kNames[abi::kMetadataKindCount] = {
           "qcow2_header",     "active L1 table",   "active L2 table",

@@ -41,8 +41,6 @@ Status CollectFindings(const std::vector<Record>& records, CheckOutcome* out) {
 
 }  // namespace
 
-uint64_t RepairGrowthLimit(uint64_t file_size) { return file_size / 16 + (64ull << 20); }
-
 Status ValidateCheckResult(const abi::CheckResult& r) {
   if (r.magic != abi::kCheckResultMagic) return GuestFailed("check result has a bad magic");
   const auto format = static_cast<abi::ImageFormat>(r.format);
@@ -66,7 +64,7 @@ StatusOr<CheckOutcome> RunCheck(const KvmSystem& kvm, const CheckRequest& reques
   const bool repair = request.repair != abi::CheckRepair::kNone;
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image, OpenDevice(request.path, repair, abi::DeviceRole::kImage));
-  if (repair) image.limits.write_limit = image.limits.size + RepairGrowthLimit(image.limits.size);
+  if (repair) image.limits.write_limit = image.limits.size + abi::RepairGrowthLimit(image.limits.size);
   devices.inputs.push_back(std::move(image));
 
   abi::CheckConfig config{};

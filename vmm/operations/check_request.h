@@ -43,8 +43,4 @@ StatusOr<CheckOutcome> RunCheck(const KvmSystem& kvm, const CheckRequest& reques
 // Checks a CheckResult that arrived from the guest.
 Status ValidateCheckResult(const abi::CheckResult& result);
 
-// Bytes a repair may grow the image by: a rebuilt refcount structure is at most a small
-// fraction of the file, plus a few clusters of the largest size.
-uint64_t RepairGrowthLimit(uint64_t file_size);
-
 }  // namespace instar::vmm

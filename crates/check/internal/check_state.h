@@ -46,6 +46,11 @@ struct CheckState {
   // references just past the end and by clusters a rebuild allocates).
   uint64_t domain_end = 0;
   bool rebuild = false;
+  // A plain check compares OFLAG_COPIED with the stored refcounts while the walk has the
+  // active L2 tables in hand; only when that finds (or cannot rule out) a mismatch does the
+  // separate OFLAG_COPIED pass run to report it in qemu's order.
+  bool copied_prescan = false;
+  bool copied_mismatch_possible = false;
   bool io_failed = false;       // an I/O error the check cannot report as qemu would
   bool corruption_signaled = false;
   bool writable = false;
