@@ -67,8 +67,8 @@ enum class CheckError : uint32_t {
   kL1TooLarge = 18,
   kL1TooSmall = 19,
   kL1Invalid = 20,
-  kSnapshotTableTooLarge = 21,
-  kSnapshotTableInvalid = 22,
+  kImageTooBig = 21,              // the virtual size needs more than INT_MAX L1 entries
+  kVirtualSizeTooLarge = 22,      // the virtual size is past the block layer's limit
   kUnsupportedFormat = 23,        // detail: probe::Format
   kVmdkBadHeader = 24,            // vmdk the check cannot open; detail: SparseHeaderError
   // Repairing needs the whole reference count of the image in one pass (a rebuild writes it
@@ -76,8 +76,9 @@ enum class CheckError : uint32_t {
   kScratchTooSmall = 25,
   kNotSupportedByFormat = 26,     // "This image format does not support checks"; detail: format
   kVmdkSeparateExtents = 27,      // a descriptor file: its extents are other files
+  kL1ReadFailed = 28,             // the active L1 table lies past what qemu can read
 };
-inline constexpr uint32_t kCheckErrorCount = 28;
+inline constexpr uint32_t kCheckErrorCount = 29;
 
 // What a check run ended with besides the counts: qemu's check returned an errno.
 enum class CheckFailure : uint32_t {
@@ -123,8 +124,12 @@ enum class FindingKind : uint32_t {
                                // a 0: too large for the host's bound, 1: offset invalid
   kOverlapCorruptEvent = 29,   // a MetadataKind the write would overwrite, c 1 when writable
   kRebuildWriteFailed = 30,    // a 0: a refcount block, 1: the refcount table
+  kSnapshotTableTooLarge = 31,       // a snapshots past qemu's maximum
+  kSnapshotTableOffsetInvalid = 32,
+  kL1ReadError = 33,           // an L1 table could not be read: the check stops
+  kL2ReadError = 34,           // an L2 table could not be read: the check stops
 };
-inline constexpr uint32_t kFindingKindMax = 30;
+inline constexpr uint32_t kFindingKindMax = 34;
 
 // Metadata qemu refuses to overwrite (its overlap check), in the order it tests them.
 enum class MetadataKind : uint32_t {

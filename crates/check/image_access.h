@@ -8,6 +8,10 @@
 
 namespace instar::check {
 
+// qemu's block layer refuses any request ending past this (INT64_MAX rounded down to its
+// largest alignment) with EIO, whatever the file holds.
+inline constexpr uint64_t kBlockLayerMaxLength = 0x7FFFFFFFC0000000ull;
+
 struct ImageAccess {
   void* context = nullptr;
   // False on an I/O error.
@@ -16,6 +20,7 @@ struct ImageAccess {
   uint64_t (*size)(void* context) = nullptr;  // current file size in bytes
 
   bool Read(uint64_t offset, uint64_t length, uint8_t* out) const {
+    if (offset > kBlockLayerMaxLength || length > kBlockLayerMaxLength - offset) return false;
     return read(context, offset, length, out);
   }
   bool Write(uint64_t offset, uint64_t length, const uint8_t* in) const {

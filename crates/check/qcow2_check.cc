@@ -114,6 +114,7 @@ void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
   do {
     SetWindow(base);
     CalculateRefcounts(s_, first ? WalkMode::kPrimary : WalkMode::kLaterWindow, fix);
+    if (s_.failure != abi::CheckFailure::kNone) return;
     const CheckCounts before = s_.counts;
     CompareRefcounts(s_, 0, highest);
     compare_delta = Plus(compare_delta, Minus(s_.counts, before));
@@ -167,6 +168,7 @@ void Checker::RebuildAndRecount(uint32_t fix, uint64_t* highest) {
   s_.rebuild = false;
   s_.window.Clear();
   CalculateRefcounts(s_, WalkMode::kPrimary, 0);
+  if (s_.failure != abi::CheckFailure::kNone) return;
   int64_t fresh_leaks = 0;
   if ((fix & kFixLeaks) != 0) {
     const CheckCounts saved = s_.counts;
@@ -207,6 +209,17 @@ RunOutcome Checker::Run(uint32_t fix) {
   s_.failure = abi::CheckFailure::kNone;
   s_.l2_buffered = UINT64_MAX;
   uint64_t highest = 0;
+  // qemu's check reads the snapshot table pointer first and gives up on a bad one.
+  if (s_.image.snapshot_overhang != 0) {
+    s_.sink->Emit(FindingKind::kSnapshotTableTooLarge, s_.image.snapshot_overhang);
+    out.failure = abi::CheckFailure::kFileTooLarge;
+    return out;
+  }
+  if (s_.image.snapshot_table_invalid) {
+    s_.sink->Emit(FindingKind::kSnapshotTableOffsetInvalid);
+    out.failure = abi::CheckFailure::kInvalidArgument;
+    return out;
+  }
   CheckRefcounts(fix, &highest, &out);
   if (s_.io_failed && s_.failure == abi::CheckFailure::kNone) {
     s_.failure = abi::CheckFailure::kIoError;

@@ -62,24 +62,32 @@ base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uin
   }
   image.reftable_offset = h.refcount_table_offset;
   image.reftable_entries = uint64_t{h.refcount_table_clusters} * (cs / 8);
-  // Snapshot table.
-  if (h.nb_snapshots > kMaxSnapshots) return Fail(CheckError::kSnapshotTableTooLarge);
-  if (!TableOffsetValid(h.snapshots_offset, h.nb_snapshots, kSnapshotHeaderBytes, cs)) {
-    return Fail(CheckError::kSnapshotTableInvalid);
-  }
+  // Snapshot table: qemu's check reports these itself, before anything else.
+  if (h.nb_snapshots > kMaxSnapshots) image.snapshot_overhang = h.nb_snapshots - kMaxSnapshots;
+  image.snapshot_count = h.nb_snapshots > kMaxSnapshots ? kMaxSnapshots : h.nb_snapshots;
   image.snapshots_offset = h.snapshots_offset;
-  image.snapshot_count = h.nb_snapshots;
-  // Active L1 table.
+  image.snapshot_table_invalid =
+      !TableOffsetValid(h.snapshots_offset, image.snapshot_count, kSnapshotHeaderBytes, cs);
+  // Active L1 table. qemu computes the entries a size needs in wrapping 64-bit arithmetic.
   if (h.l1_size > qcow2::kMaxL1Bytes / 8) return Fail(CheckError::kL1TooLarge);
-  uint64_t needed = 0;
-  if (!qcow2::L1EntriesFor(image.geometry, h.size, &needed) || h.l1_size < needed) {
-    return Fail(CheckError::kL1TooSmall);
-  }
+  const uint64_t per_l2 = qcow2::BytesPerL2(image.geometry);
+  const uint64_t needed = (h.size + per_l2 - 1) / per_l2;
+  if (needed > INT32_MAX) return Fail(CheckError::kImageTooBig);
+  if (h.l1_size < needed) return Fail(CheckError::kL1TooSmall);
   if (!TableOffsetValid(h.l1_table_offset, h.l1_size, 8, cs)) {
     return Fail(CheckError::kL1Invalid);
   }
+  // qemu reads the active L1 table while opening the image.
+  if (h.l1_size != 0 && (h.l1_table_offset > kBlockLayerMaxLength ||
+                         uint64_t{h.l1_size} * 8 > kBlockLayerMaxLength - h.l1_table_offset)) {
+    return Fail(CheckError::kL1ReadFailed);
+  }
   image.l1_offset = h.l1_table_offset;
   image.l1_entries = h.l1_size;
+  // The block layer's length limit (INT64_MAX rounded down to its largest alignment).
+  if (h.size > (static_cast<uint64_t>(INT64_MAX) & ~((uint64_t{1} << 30) - 1))) {
+    return Fail(CheckError::kVirtualSizeTooLarge);
+  }
   // Bitmaps count only while the autoclear bit says they are consistent.
   if (h.bitmaps_extension.length >= 24 && (h.autoclear_features & kAutoclearBitmaps) != 0) {
     const base::ByteView ext = first_cluster.Sub(h.bitmaps_extension.offset, 24);

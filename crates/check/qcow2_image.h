@@ -30,7 +30,9 @@ struct Qcow2Image {
   uint64_t reftable_offset = 0;
   uint64_t reftable_entries = 0;
   uint64_t snapshots_offset = 0;
-  uint32_t snapshot_count = 0;
+  uint32_t snapshot_count = 0;       // at most kMaxSnapshots (qemu checks only those)
+  uint32_t snapshot_overhang = 0;    // entries the header claims past kMaxSnapshots
+  bool snapshot_table_invalid = false;  // qemu's check refuses the table's offset
   bool has_bitmaps = false;
   uint64_t bitmap_directory_offset = 0;
   uint64_t bitmap_directory_bytes = 0;
@@ -41,7 +43,8 @@ struct Qcow2Image {
 };
 
 // Parses and validates `first_cluster` (the start of the file, up to one cluster) of a file of
-// `file_size` bytes.
+// `file_size` bytes, in qemu's order. The snapshot table is not an open error in check mode:
+// its problems are recorded for the check to report.
 base::Result<Qcow2Image, abi::CheckError> OpenQcow2(base::ByteView first_cluster,
                                                     uint64_t file_size);
 

@@ -2,6 +2,7 @@
 
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
+#include "crates/check/image_access.h"
 #include "crates/qcow2/entries.h"
 
 namespace instar::check {
@@ -44,6 +45,13 @@ class Walk {
   void CheckBitmapTable(uint64_t offset, uint64_t entries);
   void CheckRefblocks();
   void PrescanCopied(uint64_t entry, uint64_t offset);
+  bool stopped() const { return s_.failure != abi::CheckFailure::kNone; }
+  // A read qemu's check cannot do ends the whole check with EIO.
+  void Stop(FindingKind kind) {
+    if (!silent_) s_.sink->Emit(kind);
+    ++s_.counts.check_errors;
+    s_.failure = abi::CheckFailure::kIoError;
+  }
   bool ReadChunk(uint64_t offset, uint64_t bytes) {
     if (s_.io->Read(offset, bytes, s_.chunk)) return true;
     s_.io_failed = true;
@@ -87,12 +95,18 @@ void Walk::Inc(uint64_t offset, uint64_t size) {
 }
 
 void Walk::CheckL1(uint64_t l1_offset, uint64_t entries, bool frag_info) {
-  if (entries == 0) return;
+  if (entries == 0 || stopped()) return;
   Inc(l1_offset, entries * 8);
+  // qemu reads the whole table at once: a table it cannot read stops the check.
+  if (l1_offset > kBlockLayerMaxLength || entries * 8 > kBlockLayerMaxLength - l1_offset) {
+    Stop(FindingKind::kL1ReadError);
+    return;
+  }
   const uint64_t per_chunk = s_.cluster_size() / 8;
   for (uint64_t first = 0; first < entries; first += per_chunk) {
     const uint64_t n = entries - first < per_chunk ? entries - first : per_chunk;
     if (!ReadChunk(l1_offset + first * 8, n * 8)) return;
+    if (stopped()) return;
     // CheckL2 reuses nothing of `chunk`, so entries stay valid while the L2s are checked.
     for (uint64_t i = 0; i < n; ++i) {
       const uint64_t raw = base::LoadBe64(s_.chunk + i * 8);
@@ -110,6 +124,7 @@ void Walk::CheckL1(uint64_t l1_offset, uint64_t entries, bool frag_info) {
       }
       prescan_l2_ = frag_info && l2_offset != 0;
       CheckL2(l2_offset, frag_info);
+      if (stopped()) return;
     }
   }
 }
@@ -142,7 +157,7 @@ void Walk::CheckL2(uint64_t l2_offset, bool frag_info) {
   if (l2_offset != s_.l2_buffered) {
     s_.l2_buffered = UINT64_MAX;
     if (!s_.io->Read(l2_offset, cs, s_.l2)) {
-      s_.io_failed = true;
+      Stop(FindingKind::kL2ReadError);
       return;
     }
     s_.l2_buffered = l2_offset;
@@ -238,6 +253,7 @@ void Walk::CheckSnapshots() {
       f.value = entry.l1_entries;
     } else {
       CheckL1(entry.l1_offset, entry.l1_entries, /*frag_info=*/false);
+      if (stopped()) return;
       continue;
     }
     f.id_len = entry.id_len;
@@ -368,7 +384,9 @@ void Walk::Run() {
   const Qcow2Image& im = s_.image;
   Inc(0, s_.cluster_size());
   CheckL1(im.l1_offset, im.l1_entries, /*frag_info=*/true);
+  if (stopped()) return;
   CheckSnapshots();
+  if (stopped()) return;
   Inc(im.reftable_offset, im.reftable_entries * 8);
   CheckBitmaps();
   CheckRefblocks();

@@ -151,6 +151,14 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
       return Format("qcow2: Image is corrupt: Preventing invalid write on metadata (overlaps "
                     "with %s); further non-fatal corruption events will be suppressed\n", name);
     }
+    case FindingKind::kSnapshotTableTooLarge:
+      return Format("instar: ERROR snapshot table too large\n"
+                    "You can force-remove all %u overhanging snapshots with qemu-img check -r "
+                    "all\n", static_cast<unsigned>(a));
+    case FindingKind::kSnapshotTableOffsetInvalid:
+      return "instar: ERROR snapshot table offset invalid\n";
+    case FindingKind::kL1ReadError: return "ERROR: I/O error in check_refcounts_l1\n";
+    case FindingKind::kL2ReadError: return "ERROR: I/O error in check_refcounts_l2\n";
     case FindingKind::kRebuildWriteFailed:
       // qemu reports this through error_report: with the program name.
       return Format("instar: ERROR writing %s: Input/output error\n",
@@ -200,12 +208,13 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
     case CheckError::kExternalDataFile:
       return "images with an external data file are not supported by instar";
     case CheckError::kReftableTooLarge: return "Reference count table too large";
-    case CheckError::kReftableInvalid: return "Invalid reference count table offset";
+    case CheckError::kReftableInvalid: return "Reference count table offset invalid";
     case CheckError::kL1TooLarge: return "Active L1 table too large";
     case CheckError::kL1TooSmall: return "L1 table is too small";
-    case CheckError::kL1Invalid: return "Invalid L1 table offset";
-    case CheckError::kSnapshotTableTooLarge: return "Too many snapshots";
-    case CheckError::kSnapshotTableInvalid: return "Invalid snapshot table offset";
+    case CheckError::kL1Invalid: return "Active L1 table offset invalid";
+    case CheckError::kImageTooBig: return "Image is too big";
+    case CheckError::kVirtualSizeTooLarge:
+      return "Could not refresh total sector count: File too large";
     case CheckError::kUnsupportedFormat: {
       const auto format = static_cast<probe::Format>(detail);
       const char* name = detail < probe::kFormatCount ? probe::FormatName(format) : "unknown";
@@ -216,6 +225,7 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
       return "checking this image needs more guest memory than instar has (" + d +
              " clusters counted at once)";
     case CheckError::kNotSupportedByFormat: return "This image format does not support checks";
+    case CheckError::kL1ReadFailed: return "Could not read L1 table: Input/output error";
     case CheckError::kVmdkSeparateExtents:
       return "VMDK images with separate extent files are not supported by instar check";
   }
