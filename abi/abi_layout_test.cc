@@ -25,6 +25,9 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(CallTable), 184u);
   EXPECT_EQ(sizeof(CheckConfig), 64u);
   EXPECT_EQ(sizeof(CheckResult), 272u);
+  EXPECT_EQ(sizeof(CheckFinding), 32u);
+  EXPECT_EQ(sizeof(CheckFindingBatch), 1000u);
+  EXPECT_EQ(sizeof(CheckSnapshotFinding), 24u + 2u * kSnapshotTextBytes);
   EXPECT_EQ(sizeof(ResizeConfig), 64u);
   EXPECT_EQ(sizeof(ResizeResult), 256u);
   EXPECT_EQ(offsetof(ResizeConfig, size_mode), 24u);
@@ -111,12 +114,23 @@ TEST(AbiLayout, ChainConfigOffsets) {
   EXPECT_LE(sizeof(ChainConfig), kChainConfig.size);
 }
 
+TEST(AbiLayout, CheckOffsets) {
+  EXPECT_EQ(offsetof(CheckConfig, max_clusters_per_pass), 16u);
+  EXPECT_EQ(offsetof(CheckResult, failure), 12u);
+  EXPECT_EQ(offsetof(CheckResult, passes), 96u);
+  EXPECT_EQ(offsetof(CheckFindingBatch, findings), 8u);
+  EXPECT_EQ(offsetof(CheckSnapshotFinding, id), 24u);
+  EXPECT_EQ(kCheckErrorCount, 30u);
+  EXPECT_EQ(kFindingKindMax, 34u);
+}
+
 TEST(AbiLayout, MagicsAreDistinct) {
   const std::set<uint32_t> magics = {
       kCallTableMagic,   kRequestMagic,     kChainConfigMagic,  kGuestImageMagic,
       kInfoConfigMagic,  kInfoResultMagic,  kCheckConfigMagic,  kCheckResultMagic,
-      kResizeConfigMagic, kResizeResultMagic};
-  EXPECT_EQ(magics.size(), 10u);
+      kResizeConfigMagic, kResizeResultMagic, kCheckFindingBatchMagic,
+      kCheckSnapshotFindingMagic};
+  EXPECT_EQ(magics.size(), 12u);
 }
 
 TEST(AbiLayout, MemoryMapHasThePlansValues) {

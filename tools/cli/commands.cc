@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <string>
 
+#include "tools/cli/check_command.h"
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_command.h"
 #include "tools/cli/resize_command.h"
@@ -15,6 +16,7 @@ void PrintUsage() {
       "usage: instar [--daemon SOCKET] COMMAND [command options]\n"
       "\n"
       "Commands:\n"
+      "  check [-f FMT] [--output=human|json] [-r leaks|all] [-q] FILENAME\n"
       "  info [-f FMT] [--output=human|json] [--backing-chain] [-U] [--allow-dir DIR] FILENAME\n"
       "  resize [-f FMT] [--preallocation=MODE] [-q] [--shrink] FILENAME [+ | -]SIZE\n"
       "\n"
@@ -24,6 +26,7 @@ void PrintUsage() {
 
 int RunCommand(int argc, char** argv) {
   const std::string command = argv[0];
+  if (command == "check") return CheckCommand(argc, argv);
   if (command == "info") return InfoCommand(argc, argv);
   if (command == "resize") return ResizeCommand(argc, argv);
   return UsageError("Command not found: " + command);

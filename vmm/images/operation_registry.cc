@@ -1,5 +1,6 @@
 #include "vmm/images/operation_registry.h"
 
+#include "ops/check/check_image.h"
 #include "ops/info/info_image.h"
 #include "ops/resize/resize_image.h"
 
@@ -8,6 +9,7 @@ namespace {
 
 const RegisteredOperation kOperations[] = {
     {"info", &images::info},
+    {"check", &images::check},
     {"resize", &images::resize},
 };
 
