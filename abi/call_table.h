@@ -41,8 +41,9 @@ struct CallTable {
   void (*send_error)(uint32_t code, uint64_t detail);
   void (*send_complete)(int32_t status);  // does not return
   int32_t (*send_info_result)(const InfoResult* result);
-  // Version 2. One buffer of records (abi/info_records.h), at most kMaxInfoRecordBytes, sent
-  // at most once and before the typed result.
+  // Version 2. A buffer of records (abi/info_records.h) of at most kMaxInfoRecordBytes; may be
+  // called several times (the host appends, up to kMaxInfoRecordTotalBytes), always before the
+  // typed result.
   int32_t (*send_records)(const void* records, uint32_t length);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);

@@ -61,6 +61,18 @@ void ReportOpenError(const std::string& name, const Status& s) {
   }
 }
 
+// qemu warns (and goes on) when a program without bitmap support left a bitmaps extension
+// behind; it does so while opening each image.
+void PrintWarnings(const vmm::ImageInfo& info) {
+  if (info.result.flags & abi::kInfoStaleBitmaps) {
+    std::fprintf(stderr,
+                 "instar: warning: a program lacking bitmap support modified this file, so all "
+                 "bitmaps are now considered inconsistent\n"
+                 "Some clusters may be leaked, run 'qemu-img check -r' on the image file to "
+                 "fix.\n");
+  }
+}
+
 void PrintTimings(const vmm::ImageInfo& info) {
   std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
                info.timings.setup_us, info.timings.first_exit_us, info.timings.total_us,
@@ -169,6 +181,7 @@ int InfoCommand(int argc, char** argv) {
     }
     std::vector<NamedImageInfo> named;
     for (const vmm::ChainLayer& layer : *chain) {
+      PrintWarnings(layer.info);
       if (verbose) PrintTimings(layer.info);
       named.push_back({layer.filename, &layer.info});
     }
@@ -181,6 +194,7 @@ int InfoCommand(int argc, char** argv) {
     ReportOpenError(filename, info.status());
     return kExitError;
   }
+  PrintWarnings(*info);
   if (verbose) PrintTimings(*info);
   const NamedImageInfo image{filename, &*info};
   const std::string text = output == "json" ? InfoJson(image) : InfoHuman(image);

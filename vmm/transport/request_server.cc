@@ -138,15 +138,15 @@ abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* val
       return abi::CallStatus::kOk;
     }
     case abi::RequestKind::kRecords: {
-      // Once, before the result, bounded; the operation's host side parses and checks them.
-      if (report_.records_sent || !report_.result.empty() ||
-          request.length > abi::kMaxInfoRecordBytes) {
+      // Before the result, bounded per call and in total; the operation's host side parses
+      // and checks them.
+      if (!report_.result.empty() || request.length > abi::kMaxInfoRecordBytes ||
+          report_.records.size() + request.length > abi::kMaxInfoRecordTotalBytes) {
         return abi::CallStatus::kBadResult;
       }
       const uint8_t* bytes = ram_.UserRange(request.buffer, request.length);
       if (bytes == nullptr) return abi::CallStatus::kBadBuffer;
-      report_.records.assign(bytes, bytes + request.length);
-      report_.records_sent = true;
+      report_.records.insert(report_.records.end(), bytes, bytes + request.length);
       return abi::CallStatus::kOk;
     }
     case abi::RequestKind::kComplete:

@@ -38,15 +38,24 @@ class RequestServerTest : public ::testing::Test {
   RequestServer::Next last_next_ = RequestServer::Next::kResume;
 };
 
-TEST_F(RequestServerTest, RecordsAreTakenOnceAndBounded) {
+TEST_F(RequestServerTest, RecordsAccumulateBoundedAndBeforeTheResult) {
   abi::Request r = Kind(abi::RequestKind::kRecords);
   r.buffer = abi::kScratch.base;
   r.length = 64;
   ram_[abi::kScratch.base] = 0xAB;
   EXPECT_EQ(Submit(r), abi::CallStatus::kOk);
-  ASSERT_EQ(server_.report().records.size(), 64u);
-  EXPECT_EQ(server_.report().records[0], 0xAB);
-  EXPECT_EQ(Submit(r), abi::CallStatus::kBadResult);  // only once
+  EXPECT_EQ(Submit(r), abi::CallStatus::kOk);
+  ASSERT_EQ(server_.report().records.size(), 128u);
+  EXPECT_EQ(server_.report().records[64], 0xAB);
+  abi::InfoResult result{};
+  result.magic = abi::kInfoResultMagic;
+  view_.Write(abi::kScratch.base + 4096, result);
+  abi::Request send = Kind(abi::RequestKind::kResult);
+  send.arg0 = abi::kInfoResultMagic;
+  send.buffer = abi::kScratch.base + 4096;
+  send.length = sizeof result;
+  ASSERT_EQ(Submit(send), abi::CallStatus::kOk);
+  EXPECT_EQ(Submit(r), abi::CallStatus::kBadResult);  // not after the result
 
   RequestServer fresh(view_, devices_, {abi::kInfoResultMagic, sizeof(abi::InfoResult)}, {});
   r.magic = abi::kRequestMagic;
