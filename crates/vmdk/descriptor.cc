@@ -197,18 +197,6 @@ DescriptorKeys ReadDescriptorKeys(base::ByteView text) {
   return k;
 }
 
-uint64_t Descriptor::VirtualSizeBytes() const {
-  uint64_t total = 0;
-  for (uint32_t i = 0; i < extent_count; ++i) {
-    uint64_t bytes = 0;
-    if (!base::CheckedMul(extents[i].sectors, 512, &bytes) ||
-        !base::CheckedAdd(total, bytes, &total)) {
-      return UINT64_MAX;
-    }
-  }
-  return total;
-}
-
 bool LooksLikeDescriptor(base::ByteView bytes) {
   const uint8_t* p = bytes.data();
   uint64_t at = 0;

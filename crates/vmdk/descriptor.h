@@ -60,9 +60,6 @@ struct Descriptor {
   uint32_t extent_count = 0;
   Extent extents[kMaxExtents];
   TextRange bad_line;  // for kBadExtentLine: the line, without its newline
-
-  // Sum of the extents' sizes in bytes (saturates instead of overflowing).
-  uint64_t VirtualSizeBytes() const;
 };
 
 // qemu's probe for a text descriptor: after comment lines and lines of blanks, the first line

@@ -97,6 +97,15 @@ InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& 
       TRY(h, ExtentHeader(ctx, i + 1, i));
       x.flags = ExtentFlags(h);
       x.cluster_size = static_cast<uint32_t>(h.grain_sectors * kSector);
+      // qemu sizes a sparse extent by its own header, not by the descriptor's line.
+      x.sectors = h.capacity_sectors;
+    }
+    // The image is as large as its extents together, within the block layer's limit.
+    uint64_t bytes = 0;
+    if (!base::CheckedMul(x.sectors, kSector, &bytes) ||
+        !base::CheckedAdd(r.virtual_size, bytes, &r.virtual_size) ||
+        r.virtual_size > vmdk::kMaxImageBytes) {
+      return Fail(InfoError::kImageTooLarge);
     }
     if (i == 0) r.cluster_size = x.cluster_size;
     TRY_STATUS(ctx.records.Append(abi::InfoRecordType::kVmdkExtent, &x, sizeof x, type_name,
@@ -186,7 +195,6 @@ InfoStatus DescribeDescriptorFile(InfoContext& ctx) {
   }
   if (d->extent_count == 0) return Fail(InfoError::kVmdkInvalidArgument);
   TRY_STATUS(ReportKeys(ctx, text, d->keys));
-  r.virtual_size = d->VirtualSizeBytes();
   return SendExtents(ctx, text, *d);
 }
 

@@ -69,7 +69,7 @@ void PrintWarnings(const vmm::ImageInfo& info) {
                  "instar: warning: a program lacking bitmap support modified this file, so all "
                  "bitmaps are now considered inconsistent\n"
                  "Some clusters may be leaked, run 'qemu-img check -r' on the image file to "
-                 "fix.\n");
+                 "fix.");  // qemu ends this one without a newline
   }
 }
 
