@@ -43,6 +43,14 @@ variant bm.qcow2 bm-type.qcow2 $((D + 16)) B 2
 variant bm.qcow2 bm-flags.qcow2 $((D + 12)) '>I' 4
 variant bm.qcow2 bm-table.qcow2 $D '>Q' 5
 
+# Snapshot fields qemu-img never writes itself: a long VM clock, a VM state, no icount.
+qemu-img create -q -f qcow2 snap.qcow2 16M
+qemu-img snapshot -c one snap.qcow2
+T=$(be_at snap.qcow2 64 '>Q')
+variant snap.qcow2 snap-fields.qcow2 $((T + 16)) '>I' 0 $((T + 24)) '>Q' 1440000456789012 \
+  $((T + 40)) '>Q' 123456789 $((T + 56)) '>Q' 0xffffffffffffffff
+compare_with_qemu info --output=json snap-fields.qcow2
+
 # LUKS: the extension at C (header offset, length), the header at L.
 qemu-img create -q --object secret,id=s0,data=pw -f qcow2 \
   -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 luks.qcow2 16M
