@@ -74,7 +74,7 @@ enum class InfoError : uint32_t {
   kCompressionBitMissing = 37,     // zstd without the compression-type feature bit
   kCompressionBitSet = 38,         // zlib with the compression-type feature bit
   kImageTooLarge = 39,             // the virtual size is beyond the block layer's limit
-  kVmdkExtentHeaderInvalid = 40,   // an attached sparse extent's header; detail: extent index
+  kVmdkExtentHeaderInvalid = 40,   // a SPARSE extent without the sparse magic; detail: extent index
   kRecordsTooLarge = 41,           // the records (or one table entry) exceed instar's caps
   kBackingFormatTooLong = 42,      // detail: length
   kVmdkBadL1EntrySize = 43,        // a grain directory entry covers no sectors

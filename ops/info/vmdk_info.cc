@@ -60,7 +60,15 @@ base::Result<vmdk::SparseHeader, InfoError> ExtentHeader(InfoContext& ctx, uint3
   ByteView bytes;
   TRY(bytes, ctx.ReadPadded(reader, 0, vmdk::kSparseHeaderSize));
   auto parsed = vmdk::ParseSparseHeader(bytes, reader.size());
-  if (!parsed.ok()) return Fail(InfoError::kVmdkExtentHeaderInvalid, index);
+  if (!parsed.ok()) {
+    // qemu words an extent's header errors as it words the image's own.
+    return Fail(parsed.error().code == vmdk::SparseHeaderError::kNotSparse
+                    ? InfoError::kVmdkExtentHeaderInvalid
+                    : FromSparse(parsed.error().code),
+                parsed.error().code == vmdk::SparseHeaderError::kNotSparse
+                    ? index
+                    : parsed.error().detail);
+  }
   return parsed.value();
 }
 

@@ -93,6 +93,10 @@ descriptor no-version '# Disk DescriptorFile\nCID=1\nparentCID=ffffffff\ncreateT
 descriptor cid-in-parent '# Disk DescriptorFile\nversion=1\nparentCID=  12ab\ncreateType="monolithicFlat"\nRW 2048 FLAT "flat.raw" 0\n'
 descriptor bad-parent-cid '# Disk DescriptorFile\nversion=1\nCID=1\nparentCID=zz\ncreateType="monolithicFlat"\nRW 2048 FLAT "flat.raw" 0\n'
 descriptor open-hint "$head"'parentFileNameHint="base.vmdk\nRW 2048 FLAT "flat.raw" 0\n'
+qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse split.vmdk 3G
+descriptor sparse-not-sparse "$head"'RW 2048 SPARSE "flat.raw"\n'
+patch_field split-s001.vmdk 44 '<I' 513
+compare_with_qemu info split.vmdk
 : > empty.vmdk
 compare_with_qemu info -f vmdk empty.vmdk
 qemu-img create -q -f vmdk sparse.vmdk 1M

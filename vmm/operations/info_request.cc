@@ -254,8 +254,7 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail, const InfoR
     case InfoError::kCompressionBitSet:
       return "qcow2: Compression type incompatible feature bit must not be set";
     case InfoError::kImageTooLarge: return "Could not refresh total sector count: File too large";
-    case InfoError::kVmdkExtentHeaderInvalid:
-      return "Invalid VMDK sparse extent header (extent " + d + ")";
+    case InfoError::kVmdkExtentHeaderInvalid: return "Image not in VMDK format";
     case InfoError::kRecordsTooLarge: return "Image metadata too large for instar to report";
     case InfoError::kBackingFormatTooLong:
       return "ERROR: ext_backing_format: len=" + d + " too large (>=32)";
