@@ -20,6 +20,7 @@
 #include "crates/resize/plan_error.h"
 #include "crates/resize/qcow2_grow.h"
 #include "crates/resize/qcow2_image.h"
+#include "crates/resize/qcow2_preallocate.h"
 #include "crates/resize/qcow2_shrink.h"
 #include "crates/resize/step.h"
 #include "crates/resize/vmdk_grow.h"
@@ -150,16 +151,28 @@ ResizeStatus ResizeRaw(const instar::abi::CallTable* table, instar::ops::DeviceR
   return {};
 }
 
-// Runs a planner twice: a dry run that validates everything, then for real. Each run gets a
-// fresh arena over everything left.
-template <class Planner>
-ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Arena& arena,
-                             Planner&& plan) {
+// Everything left in `arena`, as one page-aligned block.
+struct Region {
+  uint8_t* base = nullptr;
+  uint64_t size = 0;
+};
+instar::base::Result<Region, ResizeError> Rest(Arena& arena) {
   // (Less one page: the allocation is page aligned.)
   if (arena.remaining() < 4096) return Fail(ResizeError::kScratchTooSmall);
-  const uint64_t planner_bytes = arena.remaining() - 4096;
-  uint8_t* planner_memory = arena.Allocate(planner_bytes, 4096);
-  if (planner_memory == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  Region r;
+  r.size = arena.remaining() - 4096;
+  r.base = arena.Allocate(r.size, 4096);
+  if (r.base == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  return r;
+}
+
+// Runs a planner twice: a dry run that validates everything, then for real. Each run gets a
+// fresh arena over `memory`.
+template <class Planner>
+ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Region memory,
+                             Planner&& plan) {
+  uint8_t* planner_memory = memory.base;
+  const uint64_t planner_bytes = memory.size;
   const instar::resize::StepSink dry_run;
   const instar::resize::StepSink apply = executor.sink();
   const instar::resize::StepSink* runs[] = {&dry_run, &apply};
@@ -185,23 +198,57 @@ instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceReader&
   return ByteView(buffer, length);
 }
 
-ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
-                         Arena& arena, ByteView head, const ResizeConfig& config) {
-  g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
-  // The header and its extensions may fill the whole first cluster.
-  auto header = instar::qcow2::ParseHeader(head);
-  if (header.ok() && header.value().cluster_size > head.size() && image.size() > head.size()) {
-    TRY(head, ReadHead(image, arena, header.value().cluster_size));
-  }
-  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+// Opens the qcow2 image from its first bytes: 64 KiB hold the header and its extensions in
+// practice (the whole first cluster is read only when they do not), which keeps the arena for
+// the planners when clusters are large.
+instar::base::Result<instar::resize::Qcow2Image, ResizeError> OpenQcow2Image(
+    instar::ops::DeviceReader& image, Arena& arena, const instar::resize::ImageReader& reader) {
+  constexpr uint64_t kFirstTry = 64u << 10;
+  ByteView head;
+  TRY(head, ReadHead(image, arena, kFirstTry));
   auto opened = instar::resize::OpenQcow2(reader, head, arena);
+  if (!opened.ok() && opened.error().code.header_failed && image.size() > head.size()) {
+    TRY(head, ReadHead(image, arena, uint64_t{1} << instar::qcow2::kMaxClusterBits));
+    opened = instar::resize::OpenQcow2(reader, head, arena);
+  }
   if (!opened.ok()) {
     const auto failure = opened.error();
     return Fail(failure.code.header_failed ? FromHeader(failure.code.header_error)
                                            : FromPlan(failure.code.plan_error),
                 failure.detail);
   }
-  const instar::resize::Qcow2Image& qcow2 = opened.value();
+  return opened.value();
+}
+
+// The grown image, opened again (the header, L1 and refcount tables may have moved), gets
+// host clusters for the new range.
+ResizeStatus PreallocateQcow2(instar::ops::DeviceReader& image,
+                              instar::ops::StepExecutor& executor, Region memory,
+                              uint64_t old_size, bool write_zeros) {
+  Arena arena(memory.base, memory.size);
+  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  instar::resize::Qcow2Image grown;
+  TRY(grown, OpenQcow2Image(image, arena, reader));
+  Region rest;
+  TRY(rest, Rest(arena));
+  return DryRunThenApply(executor, rest,
+                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                             PlanError* error, unsigned long long* detail) {
+                           auto planned = instar::resize::PlanQcow2Preallocate(
+                               grown, old_size, write_zeros, reader, planner_arena, sink);
+                           if (planned.ok()) return true;
+                           *error = planned.error().code;
+                           *detail = planned.error().detail;
+                           return false;
+                         });
+}
+
+ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+                         Arena& arena, const ResizeConfig& config) {
+  g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
+  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  instar::resize::Qcow2Image qcow2;
+  TRY(qcow2, OpenQcow2Image(image, arena, reader));
   g_result.old_size = qcow2.header.size;
   // qemu opens the backing file with the image; the host checks it and asks again.
   const bool has_backing = qcow2.header.backing_file.length != 0;
@@ -214,9 +261,6 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
   if (qcow2.header.version < 3 && qcow2.header.nb_snapshots != 0) {
     return Fail(ResizeError::kV2WithSnapshots);
   }
-  if (config.preallocation != static_cast<uint32_t>(Preallocation::kOff)) {
-    return Fail(ResizeError::kPreallocationUnsupported, config.preallocation);
-  }
   if (total == qcow2.header.size) return {};
   const bool grow = total > qcow2.header.size;
   // Growing over a longer backing file would uncover its data where qemu writes zeroes.
@@ -224,7 +268,9 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
     return Fail(ResizeError::kBackingFileLarger, config.backing_size);
   }
 
-  return DryRunThenApply(executor, arena,
+  Region memory;
+  TRY(memory, Rest(arena));
+  TRY_STATUS(DryRunThenApply(executor, memory,
                          [&](Arena& planner_arena, const instar::resize::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            if (grow) {
@@ -241,7 +287,11 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
                            *error = planned.error().code;
                            *detail = planned.error().detail;
                            return false;
-                         });
+                         }));
+  const auto prealloc = static_cast<Preallocation>(config.preallocation);
+  if (!grow || prealloc == Preallocation::kOff) return {};
+  return PreallocateQcow2(image, executor, memory, qcow2.header.size,
+                          prealloc != Preallocation::kMetadata);
 }
 
 // qemu-img resizes no VMDK ("Image format driver does not support resize", after its generic
@@ -293,7 +343,9 @@ ResizeStatus ResizeVmdk(instar::ops::DeviceReader& image, instar::ops::StepExecu
   }
   if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
   const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
-  return DryRunThenApply(executor, arena,
+  Region memory;
+  TRY(memory, Rest(arena));
+  return DryRunThenApply(executor, memory,
                          [&](Arena& planner_arena, const instar::resize::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            auto planned = instar::resize::PlanVmdkGrow(vmdk, total, reader,
@@ -332,7 +384,7 @@ ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& con
   ResizeStatus status;
   switch (format) {
     case ImageFormat::kRaw: status = ResizeRaw(table, image, executor, config); break;
-    case ImageFormat::kQcow2: status = ResizeQcow2(image, executor, arena, probe_head, config); break;
+    case ImageFormat::kQcow2: status = ResizeQcow2(image, executor, arena, config); break;
     case ImageFormat::kVmdk: status = ResizeVmdk(image, executor, arena, probe_head, config); break;
     case ImageFormat::kAuto: status = Fail(ResizeError::kBadConfig); break;
   }

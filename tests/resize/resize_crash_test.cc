@@ -112,6 +112,14 @@ TEST_F(ResizeCrashTest, Qcow2GrowWithSnapshot) {
   EXPECT_GT(Sweep(Path("s.qcow2"), "qcow2", "+20G", request), 2u);
 }
 
+TEST_F(ResizeCrashTest, Qcow2GrowWithPreallocation) {
+  MakeQcow2("p.qcow2", "cluster_size=4096,refcount_bits=8", 1000 << 10, "-c 'write -P 12 996k 4k'");
+  ResizeRequest request;
+  request.size = 3 << 20;
+  request.preallocation = abi::Preallocation::kFull;
+  EXPECT_GT(Sweep(Path("p.qcow2"), "qcow2", "--preallocation=full 3M", request), 3u);
+}
+
 TEST_F(ResizeCrashTest, Qcow2ShrinkThroughAnL2Table) {
   MakeQcow2("k.qcow2", "cluster_size=4096,refcount_bits=1", 64 << 20,
             "-c 'write -P 5 0 1M' -c 'write -P 6 10M 64k' -c 'write -P 7 40M 2M' "

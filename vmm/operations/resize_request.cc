@@ -156,6 +156,11 @@ uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request) {
   } else if (request.size_mode == abi::ResizeSizeMode::kShrinkBy) {
     target = 0;
   }
+  // Preallocation gives every new guest cluster a host cluster, plus L2 tables and refcount
+  // blocks for them (at most 1/64 each, with 512-byte clusters).
+  if (request.preallocation != abi::Preallocation::kOff) {
+    target = saturating_add(saturating_add(target, target / 16), kGrowHeadroom);
+  }
   return target > limit ? target : limit;
 }
 
