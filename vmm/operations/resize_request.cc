@@ -156,10 +156,11 @@ uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request) {
   } else if (request.size_mode == abi::ResizeSizeMode::kShrinkBy) {
     target = 0;
   }
-  // Preallocation gives every new guest cluster a host cluster, plus L2 tables and refcount
-  // blocks for them (at most 1/64 each, with 512-byte clusters).
+  // Preallocation gives every new guest cluster a host cluster past the end of the file, plus
+  // L2 tables and refcount blocks for them (at most 1/64 each, with 512-byte clusters).
   if (request.preallocation != abi::Preallocation::kOff) {
-    target = saturating_add(saturating_add(target, target / 16), kGrowHeadroom);
+    target = saturating_add(saturating_add(file_size, target),
+                            saturating_add(target / 16, kGrowHeadroom));
   }
   return target > limit ? target : limit;
 }
