@@ -99,9 +99,10 @@ enum class ResizeError : uint32_t {
   kVmdkBadHeader = 35,           // detail: SparseHeaderError
   kVmdkBadDescriptor = 36,       // detail: line
   kVmdkCorrupt = 37,             // grain directory or tables out of the file; detail: offset
-  kBackingFileLarger = 38,       // growing needs zeroes over a backing file that is larger
+  kBackingFileLarger = 38,       // zeroes over a longer backing file that instar cannot write
+  kZeroNotSupported = 39,        // the same on a v2 image, which has no zero clusters
 };
-inline constexpr uint32_t kResizeErrorCount = 39;
+inline constexpr uint32_t kResizeErrorCount = 40;
 
 struct ResizeResult {
   uint32_t magic;

@@ -11,8 +11,10 @@ namespace {
 
 using base::Fail;
 
-// Extended L2 bitmap: every subcluster allocated, none reading as zero.
+// Extended L2 bitmaps: every subcluster allocated, none reading as zero; every subcluster
+// reading as zero.
 constexpr uint64_t kAllSubclustersAllocated = 0xFFFFFFFFull;
+constexpr uint64_t kAllSubclustersZero = 0xFFFFFFFFull << 32;
 
 bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uint64_t length,
           const uint8_t* bytes = nullptr) {
@@ -28,24 +30,27 @@ bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uin
 class Preallocator {
  public:
   Preallocator(const Qcow2Image& image, const ImageReader& reader, base::Arena& arena,
-               const StepSink& sink, uint64_t* table, bool write_zeros)
-      : image_(image), reader_(reader), arena_(arena), sink_(sink), write_zeros_(write_zeros),
+               const StepSink& sink, uint64_t* table, FillMode mode)
+      : image_(image), reader_(reader), arena_(arena), sink_(sink), mode_(mode),
         editor_(reader, image.geometry, table, image.refcount_table_entries, arena,
                 CacheBlocksFor(image.geometry, arena)) {
     image_.refcount_table = table;
     l2_ = arena.Allocate(image.geometry.cluster_size, 512);
   }
 
-  base::Result<PreallocateSummary, PlanError> Run(uint64_t old_size);
+  base::Result<PreallocateSummary, PlanError> Run(uint64_t old_size, uint64_t new_size);
 
  private:
   base::Status<PlanError> FillTable(uint64_t l1_index, uint64_t first, uint64_t end);
+  // Whether entry `p` changes, and (when `host` is set) its new value.
+  bool NeedsChange(const uint8_t* p) const;
+  void Change(uint8_t* p, uint64_t host) const;
 
   Qcow2Image image_;  // kept current: file size and refcount table move as clusters are added
   const ImageReader& reader_;
   base::Arena& arena_;
   const StepSink& sink_;
-  bool write_zeros_;
+  FillMode mode_;
   RefcountEditor editor_;
   uint8_t* l2_ = nullptr;
   PreallocateSummary summary_;
@@ -74,17 +79,13 @@ base::Status<PlanError> Preallocator::FillTable(uint64_t l1_index, uint64_t firs
   } else {
     __builtin_memset(l2_, 0, cs);
   }
-  // Entries without a host cluster.
-  uint64_t missing = 0;
+  uint64_t changing = 0;
   for (uint64_t i = first; i < end; ++i) {
-    const uint8_t* p = l2_ + i * g.l2_entry_bytes;
-    const qcow2::L2Entry e = qcow2::DecodeL2(g, base::LoadBe64(p),
-                                             g.extended_l2 ? base::LoadBe64(p + 8) : 0);
-    if (e.kind == qcow2::ClusterKind::kUnallocated || e.kind == qcow2::ClusterKind::kZeroPlain) {
-      ++missing;
-    }
+    if (NeedsChange(l2_ + i * g.l2_entry_bytes)) ++changing;
   }
-  if (missing == 0) return {};
+  if (changing == 0) return {};
+  // Host clusters for the data (none for zero flags).
+  const uint64_t missing = mode_ == FillMode::kZeroFlags ? 0 : changing;
   // A table of our own is written anew: a new one, or a copy of one a snapshot shares.
   const bool new_table = l1.l2_offset == 0 || old_l2_refcount != 1;
   const uint64_t count = missing + (new_table ? 1 : 0);
@@ -103,11 +104,11 @@ base::Status<PlanError> Preallocator::FillTable(uint64_t l1_index, uint64_t firs
   const uint64_t data_first = alloc.first_cluster + (new_table ? 1 : 0);
   const uint64_t end_of_data = (alloc.first_cluster + count) * cs;
   // The data clusters: zeros written (falloc, full) or the file extended over them.
-  if (write_zeros_) {
+  if (mode_ == FillMode::kZeroedData) {
     if (!Emit(sink_, StepKind::kZero, Phase::kNewMetadata, data_first * cs, missing * cs)) {
       return Fail(PlanError::kIoError);
     }
-  } else if (end_of_data > image_.file_size &&
+  } else if (mode_ == FillMode::kSparseData && end_of_data > image_.file_size &&
              !Emit(sink_, StepKind::kSetSize, Phase::kNewMetadata, 0, end_of_data)) {
     return Fail(PlanError::kIoError);
   }
@@ -116,15 +117,12 @@ base::Status<PlanError> Preallocator::FillTable(uint64_t l1_index, uint64_t firs
   uint64_t next = data_first;
   for (uint64_t i = first; i < end; ++i) {
     uint8_t* p = l2_ + i * g.l2_entry_bytes;
-    const qcow2::L2Entry e = qcow2::DecodeL2(g, base::LoadBe64(p),
-                                             g.extended_l2 ? base::LoadBe64(p + 8) : 0);
-    if (e.kind != qcow2::ClusterKind::kUnallocated && e.kind != qcow2::ClusterKind::kZeroPlain) {
-      continue;
+    if (!NeedsChange(p)) continue;
+    Change(p, mode_ == FillMode::kZeroFlags ? 0 : next * cs);
+    if (mode_ != FillMode::kZeroFlags) {
+      ++next;
+      ++summary_.data_clusters;
     }
-    base::StoreBe64(p, qcow2::EncodeL2Normal(next * cs, /*copied=*/true));
-    if (g.extended_l2) base::StoreBe64(p + 8, kAllSubclustersAllocated);
-    ++next;
-    ++summary_.data_clusters;
   }
   if (new_table) {
     uint8_t entry[8];
@@ -147,11 +145,43 @@ base::Status<PlanError> Preallocator::FillTable(uint64_t l1_index, uint64_t firs
   return editor_.Flush(sink_, Phase::kRefcountDecrement);
 }
 
-base::Result<PreallocateSummary, PlanError> Preallocator::Run(uint64_t old_size) {
+bool Preallocator::NeedsChange(const uint8_t* p) const {
+  const qcow2::Geometry& g = image_.geometry;
+  const uint64_t raw = base::LoadBe64(p);
+  const uint64_t bitmap = g.extended_l2 ? base::LoadBe64(p + 8) : 0;
+  const qcow2::L2Entry e = qcow2::DecodeL2(g, raw, bitmap);
+  if (mode_ != FillMode::kZeroFlags) {
+    return e.kind == qcow2::ClusterKind::kUnallocated || e.kind == qcow2::ClusterKind::kZeroPlain;
+  }
+  if (g.extended_l2) return bitmap != kAllSubclustersZero;
+  return e.kind != qcow2::ClusterKind::kZeroPlain && e.kind != qcow2::ClusterKind::kZeroAllocated;
+}
+
+// Data modes: points the entry to host cluster `host`. Zero flags: the entry reads as zeros;
+// a host cluster it already has stays allocated to it (its refcount is unchanged).
+void Preallocator::Change(uint8_t* p, uint64_t host) const {
+  const qcow2::Geometry& g = image_.geometry;
+  if (mode_ != FillMode::kZeroFlags) {
+    base::StoreBe64(p, qcow2::EncodeL2Normal(host, /*copied=*/true));
+    if (g.extended_l2) base::StoreBe64(p + 8, kAllSubclustersAllocated);
+    return;
+  }
+  if (g.extended_l2) {
+    base::StoreBe64(p + 8, kAllSubclustersZero);
+    return;
+  }
+  const uint64_t raw = base::LoadBe64(p);
+  const qcow2::L2Entry e = qcow2::DecodeL2(g, raw, 0);
+  base::StoreBe64(p, e.kind == qcow2::ClusterKind::kNormal ? raw | qcow2::kZeroFlag
+                                                           : qcow2::kZeroFlag);
+}
+
+base::Result<PreallocateSummary, PlanError> Preallocator::Run(uint64_t old_size,
+                                                              uint64_t new_size) {
   if (l2_ == nullptr) return Fail(PlanError::kScratchTooSmall);
   const qcow2::Geometry& g = image_.geometry;
   const uint64_t first_cluster = old_size / g.cluster_size;
-  const uint64_t end_cluster = base::DivRoundUp(image_.header.size, g.cluster_size);
+  const uint64_t end_cluster = base::DivRoundUp(new_size, g.cluster_size);
   for (uint64_t c = first_cluster; c < end_cluster;) {
     const uint64_t l1_index = c / g.l2_entries;
     const uint64_t table_end = (l1_index + 1) * g.l2_entries;
@@ -167,15 +197,16 @@ base::Result<PreallocateSummary, PlanError> Preallocator::Run(uint64_t old_size)
 
 base::Result<PreallocateSummary, PlanError> PlanQcow2Preallocate(const Qcow2Image& image,
                                                                  uint64_t old_size,
-                                                                 bool write_zeros,
+                                                                 uint64_t new_size,
+                                                                 FillMode mode,
                                                                  const ImageReader& reader,
                                                                  base::Arena& arena,
                                                                  const StepSink& sink) {
   auto* table = reinterpret_cast<uint64_t*>(arena.Allocate(8 * image.refcount_table_entries, 8));
   if (table == nullptr) return Fail(PlanError::kScratchTooSmall);
   __builtin_memcpy(table, image.refcount_table, 8 * image.refcount_table_entries);
-  Preallocator preallocator(image, reader, arena, sink, table, write_zeros);
-  return preallocator.Run(old_size);
+  Preallocator preallocator(image, reader, arena, sink, table, mode);
+  return preallocator.Run(old_size, new_size);
 }
 
 }  // namespace instar::resize

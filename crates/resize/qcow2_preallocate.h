@@ -1,11 +1,14 @@
-// Plans qemu-img resize's --preallocation=metadata|falloc|full for a qcow2 image that has
-// just grown: every guest cluster from the one holding the old end up to the new end that has
-// no host cluster gets one (with an L2 table where there is none), its L2 entry pointing to it
-// with the copied flag, as qemu's preallocation does. `falloc` and `full` also write the data
-// clusters' zeros (instar has no fallocate); `metadata` only extends the file over them. One
-// L2 table at a time, each in section 5's order: refcounts (and new refcount blocks or
-// table), data, the L2 table, then its L1 entry; an L2 table a snapshot shares is copied
-// first. `image` must describe the image as it is now (after the grow). Reads through
+// Fills the L2 entries of a qcow2 image's grown range [old_size, new_size), one L2 table at a
+// time, each in section 5's order: refcounts (and new refcount blocks or table), data, the
+// L2 table (new, or a copy of one a snapshot shares, or in place), then its L1 entry.
+//  - qemu-img resize --preallocation=metadata|falloc|full: every guest cluster from the one
+//    holding the old end that has no host cluster gets one, its entry pointing to it with the
+//    copied flag; falloc and full write the zeros (instar has no fallocate), metadata only
+//    extends the file over them.
+//  - Growing over a backing file longer than the image: every cluster of the range (which
+//    starts on a cluster boundary) reads as zeros (the zero flag, or the zero bitmap of
+//    extended L2 entries), as qemu-img's resize writes zeroes there.
+// `image` must describe the image as it is now (L1 already large enough). Reads through
 // `reader`; allocates from the arena; freestanding.
 #pragma once
 
@@ -24,10 +27,16 @@ struct PreallocateSummary {
   uint64_t l2_tables = 0;  // written (new or copied)
 };
 
-// [old_size, image.header.size) is the range grown; `write_zeros` for falloc and full.
+enum class FillMode {
+  kSparseData,  // --preallocation=metadata
+  kZeroedData,  // --preallocation=falloc and full
+  kZeroFlags,   // zeroes over a longer backing file
+};
+
 base::Result<PreallocateSummary, PlanError> PlanQcow2Preallocate(const Qcow2Image& image,
                                                                  uint64_t old_size,
-                                                                 bool write_zeros,
+                                                                 uint64_t new_size,
+                                                                 FillMode mode,
                                                                  const ImageReader& reader,
                                                                  base::Arena& arena,
                                                                  const StepSink& sink);

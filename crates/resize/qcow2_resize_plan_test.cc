@@ -181,7 +181,7 @@ Planned Plan(const Bytes& img, uint64_t new_size, bool grow) {
   Planned p;
   StepSink sink{&p.steps, Record};
   if (grow) {
-    auto r = PlanQcow2Grow(image.value(), new_size, reader, arena, sink);
+    auto r = PlanQcow2Grow(image.value(), new_size, new_size, reader, arena, sink);
     p.ok = r.ok();
     if (!r.ok()) p.error = r.error().code;
   } else {
@@ -304,7 +304,8 @@ TEST(Qcow2Preallocate, EveryNewClusterGetsAHostCluster) {
       ASSERT_TRUE(image.ok());
       Planned p;
       StepSink sink{&p.steps, Record};
-      auto r = PlanQcow2Preallocate(image.value(), spec.size, true, reader, arena, sink);
+      auto r = PlanQcow2Preallocate(image.value(), spec.size, new_size, FillMode::kZeroedData,
+                                    reader, arena, sink);
       ASSERT_TRUE(r.ok()) << cb << "/" << order << " " << static_cast<int>(r.error().code);
       // Every cluster from the one holding the old end, except the one already there.
       const uint64_t first = spec.size / cs;

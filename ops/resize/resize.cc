@@ -14,6 +14,7 @@
 #include "crates/base/arena.h"
 #include "crates/base/bytes.h"
 #include "crates/base/checked.h"
+#include "crates/base/endian.h"
 #include "crates/base/result.h"
 #include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
@@ -221,10 +222,10 @@ instar::base::Result<instar::resize::Qcow2Image, ResizeError> OpenQcow2Image(
 }
 
 // The grown image, opened again (the header, L1 and refcount tables may have moved), gets
-// host clusters for the new range.
-ResizeStatus PreallocateQcow2(instar::ops::DeviceReader& image,
-                              instar::ops::StepExecutor& executor, Region memory,
-                              uint64_t old_size, bool write_zeros) {
+// the entries of its new range filled (preallocated, or zero).
+ResizeStatus FillQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+                       Region memory, uint64_t old_size, uint64_t new_size,
+                       instar::resize::FillMode mode) {
   Arena arena(memory.base, memory.size);
   const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
   instar::resize::Qcow2Image grown;
@@ -235,7 +236,7 @@ ResizeStatus PreallocateQcow2(instar::ops::DeviceReader& image,
                          [&](Arena& planner_arena, const instar::resize::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            auto planned = instar::resize::PlanQcow2Preallocate(
-                               grown, old_size, write_zeros, reader, planner_arena, sink);
+                               grown, old_size, new_size, mode, reader, planner_arena, sink);
                            if (planned.ok()) return true;
                            *error = planned.error().code;
                            *detail = planned.error().detail;
@@ -263,19 +264,26 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
   }
   if (total == qcow2.header.size) return {};
   const bool grow = total > qcow2.header.size;
-  // Growing over a longer backing file would uncover its data where qemu writes zeroes.
-  if (grow && has_backing && config.backing_size > qcow2.header.size) {
-    return Fail(ResizeError::kBackingFileLarger, config.backing_size);
+  // Growing over a longer backing file: qemu makes the new range read as zeros instead of
+  // the backing file's data. The header keeps the old size until the zeros are in place.
+  const auto prealloc = static_cast<Preallocation>(config.preallocation);
+  const uint64_t old_size = qcow2.header.size;
+  const bool zero_new_range = grow && has_backing && config.backing_size > old_size;
+  if (zero_new_range) {
+    if (qcow2.header.version < 3) return Fail(ResizeError::kZeroNotSupported);
+    if (old_size % qcow2.geometry.cluster_size != 0 || prealloc != Preallocation::kOff) {
+      return Fail(ResizeError::kBackingFileLarger, config.backing_size);
+    }
   }
-
+  const uint64_t header_size = zero_new_range ? old_size : total;
   Region memory;
   TRY(memory, Rest(arena));
   TRY_STATUS(DryRunThenApply(executor, memory,
                          [&](Arena& planner_arena, const instar::resize::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            if (grow) {
-                             auto planned = instar::resize::PlanQcow2Grow(qcow2, total, reader,
-                                                                          planner_arena, sink);
+                             auto planned = instar::resize::PlanQcow2Grow(
+                                 qcow2, total, header_size, reader, planner_arena, sink);
                              if (planned.ok()) return true;
                              *error = planned.error().code;
                              *detail = planned.error().detail;
@@ -288,10 +296,25 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
                            *detail = planned.error().detail;
                            return false;
                          }));
-  const auto prealloc = static_cast<Preallocation>(config.preallocation);
+  if (zero_new_range) {
+    TRY_STATUS(FillQcow2(image, executor, memory, old_size, total,
+                         instar::resize::FillMode::kZeroFlags));
+    // Now the guest may see the new range.
+    uint8_t field[8];
+    instar::base::StoreBe64(field, total);
+    instar::resize::Step size;
+    size.kind = instar::resize::StepKind::kWrite;
+    size.phase = instar::resize::Phase::kHeader;
+    size.offset = instar::resize::kHeaderSizeOffset;
+    size.length = sizeof field;
+    size.bytes = field;
+    if (!executor.sink().Emit(size)) return Fail(ResizeError::kIoError);
+    return {};
+  }
   if (!grow || prealloc == Preallocation::kOff) return {};
-  return PreallocateQcow2(image, executor, memory, qcow2.header.size,
-                          prealloc != Preallocation::kMetadata);
+  return FillQcow2(image, executor, memory, old_size, total,
+                   prealloc == Preallocation::kMetadata ? instar::resize::FillMode::kSparseData
+                                                        : instar::resize::FillMode::kZeroedData);
 }
 
 // qemu-img resizes no VMDK ("Image format driver does not support resize", after its generic

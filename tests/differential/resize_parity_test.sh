@@ -183,6 +183,13 @@ EXTRA=(src/base.qcow2)
 resize_pair src/over.qcow2 IMG +1M
 resize_pair src/over.qcow2 --shrink IMG 3M
 resize_pair src/over.qcow2 --shrink IMG 1000k
+# Shorter than its backing file: the new range reads as zeros, not as the backing file.
+for opts in cluster_size=65536 cluster_size=4096,refcount_bits=1 extended_l2=on compat=0.10; do
+  qemu-img create -q -f qcow2 -o "$opts" -b base.qcow2 -F qcow2 src/short.qcow2 4M
+  qemu-io -c "write -P 0xaa 1M 64k" src/short.qcow2 >/dev/null
+  resize_pair src/short.qcow2 IMG 6M
+  resize_pair src/short.qcow2 IMG 200M
+done
 EXTRA=()
 resize_pair src/over.qcow2 IMG +1M
 resize_pair src/over.qcow2 --shrink IMG 3M

@@ -108,8 +108,11 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
     case ResizeError::kHasBackingFile:
       return Line("the resize guest needs the backing file checked first (host error)");
     case ResizeError::kBackingFileLarger:
-      return Line("instar cannot yet grow an image over a backing file that is larger than "
-                  "the image (" + d + " bytes): qemu-img would write zeroes over the new area");
+      return Line("instar cannot yet grow this image over its larger backing file (" + d +
+                  " bytes): the old end is not on a cluster boundary, or preallocation was "
+                  "asked for");
+    case ResizeError::kZeroNotSupported:
+      return Line("Failed to zero out new clusters: Operation not supported");
     case ResizeError::kCorruptL1:
       return Line("qcow2 image is corrupt: bad L1 table or entry (offset " + Hex(detail) +
                   "); nothing was changed");
