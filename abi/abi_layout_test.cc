@@ -10,6 +10,7 @@
 #include "abi/check.h"
 #include "abi/guest_image.h"
 #include "abi/info.h"
+#include "abi/info_records.h"
 #include "abi/memory_map.h"
 #include "abi/resize.h"
 #include "abi/status.h"
@@ -21,9 +22,12 @@ namespace {
 
 TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(Request), 72u);
-  EXPECT_EQ(sizeof(CallTable), 176u);
+  EXPECT_EQ(sizeof(CallTable), 184u);
   EXPECT_EQ(sizeof(CheckConfig), 64u);
   EXPECT_EQ(sizeof(CheckResult), 272u);
+  EXPECT_EQ(sizeof(CheckFinding), 32u);
+  EXPECT_EQ(sizeof(CheckFindingBatch), 1000u);
+  EXPECT_EQ(sizeof(CheckSnapshotFinding), 24u + 2u * kSnapshotTextBytes);
   EXPECT_EQ(sizeof(ResizeConfig), 64u);
   EXPECT_EQ(sizeof(ResizeResult), 256u);
   EXPECT_EQ(offsetof(ResizeConfig, size_mode), 24u);
@@ -33,6 +37,24 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(GuestImageHeader), 48u);
   EXPECT_EQ(sizeof(InfoConfig), 64u);
   EXPECT_EQ(sizeof(InfoResult), 2104u);
+}
+
+TEST(AbiLayout, InfoResultKeepsItsSize) {
+  EXPECT_EQ(offsetof(InfoResult, snapshot_count), 1144u);
+  EXPECT_EQ(offsetof(InfoResult, bitmap_count), 1148u);
+  EXPECT_EQ(offsetof(InfoResult, extent_count), 1152u);
+  EXPECT_EQ(offsetof(InfoResult, feature_name_count), 1156u);
+  EXPECT_EQ(offsetof(InfoResult, reserved) + sizeof(InfoResult::reserved), sizeof(InfoResult));
+}
+
+TEST(AbiLayout, InfoRecordsAreEightByteAligned) {
+  EXPECT_EQ(sizeof(InfoTextRecord) % 8, 0u);
+  EXPECT_EQ(sizeof(InfoSnapshotRecord) % 8, 0u);
+  EXPECT_EQ(sizeof(InfoBitmapRecord) % 8, 0u);
+  EXPECT_EQ(sizeof(InfoVmdkExtentRecord) % 8, 0u);
+  EXPECT_EQ(sizeof(InfoLuksRecord) % 8, 0u);
+  EXPECT_EQ(sizeof(InfoFeatureNameRecord) % 8, 0u);
+  EXPECT_LE(kMaxInfoRecordBytes, kScratch.size);
 }
 
 TEST(AbiLayout, RequestOffsets) {
@@ -62,6 +84,7 @@ TEST(AbiLayout, CallTableIsAppendOnly) {
       offsetof(CallTable, send_complete),          offsetof(CallTable, send_info_result),
       offsetof(CallTable, send_record),            offsetof(CallTable, set_output_size),
       offsetof(CallTable, send_check_result),      offsetof(CallTable, send_resize_result),
+      offsetof(CallTable, send_records),
   };
   for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); ++i) {
     EXPECT_EQ(slots[i], 16 + 8 * i) << "entry " << i;
@@ -91,12 +114,23 @@ TEST(AbiLayout, ChainConfigOffsets) {
   EXPECT_LE(sizeof(ChainConfig), kChainConfig.size);
 }
 
+TEST(AbiLayout, CheckOffsets) {
+  EXPECT_EQ(offsetof(CheckConfig, max_clusters_per_pass), 16u);
+  EXPECT_EQ(offsetof(CheckResult, failure), 12u);
+  EXPECT_EQ(offsetof(CheckResult, passes), 96u);
+  EXPECT_EQ(offsetof(CheckFindingBatch, findings), 8u);
+  EXPECT_EQ(offsetof(CheckSnapshotFinding, id), 24u);
+  EXPECT_EQ(kCheckErrorCount, 30u);
+  EXPECT_EQ(kFindingKindMax, 34u);
+}
+
 TEST(AbiLayout, MagicsAreDistinct) {
   const std::set<uint32_t> magics = {
       kCallTableMagic,   kRequestMagic,     kChainConfigMagic,  kGuestImageMagic,
       kInfoConfigMagic,  kInfoResultMagic,  kCheckConfigMagic,  kCheckResultMagic,
-      kResizeConfigMagic, kResizeResultMagic};
-  EXPECT_EQ(magics.size(), 10u);
+      kResizeConfigMagic, kResizeResultMagic, kCheckFindingBatchMagic,
+      kCheckSnapshotFindingMagic};
+  EXPECT_EQ(magics.size(), 12u);
 }
 
 TEST(AbiLayout, MemoryMapHasThePlansValues) {

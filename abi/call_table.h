@@ -16,7 +16,7 @@
 namespace instar::abi {
 
 inline constexpr uint32_t kCallTableMagic = 0x4C435349;  // "ISCL"
-inline constexpr uint32_t kCallTableVersion = 2;
+inline constexpr uint32_t kCallTableVersion = 3;
 
 // Every sector-level entry moves `count` sectors between the device and `buffer`; one call is one
 // host exit, so callers batch whole clusters. Return values are CallStatus.
@@ -52,6 +52,9 @@ struct CallTable {
   int32_t (*set_output_size)(uint64_t bytes);
   int32_t (*send_check_result)(const CheckResult* result);
   int32_t (*send_resize_result)(const ResizeResult* result);
+  // Version 3. One buffer of variable-length records (abi/info_records.h), at most
+  // kMaxInfoRecordBytes, sent at most once and before the typed result.
+  int32_t (*send_records)(const void* records, uint32_t length);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);
 static_assert(offsetof(CallTable, read_input_sector) == 24);
@@ -73,7 +76,8 @@ static_assert(offsetof(CallTable, send_record) == 144);
 static_assert(offsetof(CallTable, set_output_size) == 152);
 static_assert(offsetof(CallTable, send_check_result) == 160);
 static_assert(offsetof(CallTable, send_resize_result) == 168);
-static_assert(sizeof(CallTable) == 176);
+static_assert(offsetof(CallTable, send_records) == 176);
+static_assert(sizeof(CallTable) == 184);
 static_assert(sizeof(CallTable) <= kCallTable.size);
 
 // True when `table` is a call table this operation can use: right magic, a version at least

@@ -18,10 +18,16 @@ inline constexpr uint32_t kInfoResultMagic = 0x5246494E;  // "NIFR"
 struct InfoConfig {
   uint32_t magic;
   uint32_t requested_format;  // ImageFormat; kAuto probes
-  uint32_t flags;             // none defined yet
+  uint32_t flags;             // kInfoConfig* bits
   uint32_t reserved[13];
 };
 static_assert(sizeof(InfoConfig) == 64);
+
+// InfoConfig::flags bits.
+// Input devices 1..n are the extents a previous run of a vmdk descriptor named, in the
+// descriptor's order, with DeviceRole::kExtent (the host opened them; the guest reads the
+// sparse headers among them).
+inline constexpr uint32_t kInfoConfigExtentsAttached = 1u << 0;
 static_assert(offsetof(InfoConfig, requested_format) == 4);
 static_assert(offsetof(InfoConfig, flags) == 8);
 static_assert(sizeof(InfoConfig) <= kOperationConfig.size);
@@ -43,14 +49,41 @@ enum class InfoError : uint32_t {
   kBadHeaderExtension = 12,      // an extension runs past the header area
   kNotVmdk = 13,                 // -f vmdk on something else
   kVmdkUnsupportedVersion = 14,  // detail: version
-  kVmdkBadGrainSize = 15,        // detail: grain size in sectors
-  kVmdkBadGrainTableSize = 16,   // detail: entries per grain table
+  kVmdkBadGrainSize = 15,        // detail: grain size in sectors (over qemu's limit)
+  kVmdkBadGrainTableSize = 16,   // detail: entries per grain table (over qemu's limit)
   kVmdkDescriptorTooLarge = 17,  // detail: bytes
   kVmdkBadDescriptor = 18,       // detail: line number
   kUnsupportedFormat = 19,       // detail: probe::Format of a format instar does not handle
   kBadConfig = 20,               // the host's InfoConfig was not understood
+  kInvalidBackingFileOffset = 21,  // the backing file name starts beyond the first cluster
+  kL1TableTooLarge = 22,
+  kImageTooBig = 23,               // the L1 index of the image's end overflows an int
+  kL1TableTooSmall = 24,
+  kL1TableOffsetInvalid = 25,
+  kL1TableUnreadable = 26,         // the L1 table lies beyond the largest readable offset
+  kRefcountTableTooLarge = 27,
+  kNoRefcountTable = 28,
+  kRefcountTableOffsetInvalid = 29,
+  kSnapshotTableTooLarge = 30,
+  kSnapshotTableOffsetInvalid = 31,
+  kSnapshotExtraTooLarge = 32,     // detail: entry index
+  kBitmapExtensionInvalid = 33,    // the bitmaps extension has the wrong size or contents
+  kBitmapDirectoryInvalid = 34,    // an entry of the bitmap directory is malformed
+  kCryptoHeaderInvalid = 35,       // the encryption header or its extension is malformed
+  kCompressionTypeInvalid = 36,    // detail: the type byte
+  kCompressionBitMissing = 37,     // zstd without the compression-type feature bit
+  kCompressionBitSet = 38,         // zlib with the compression-type feature bit
+  kImageTooLarge = 39,             // the virtual size is beyond the block layer's limit
+  kVmdkExtentHeaderInvalid = 40,   // an attached sparse extent's header; detail: extent index
+  kRecordsTooLarge = 41,           // the records do not fit kMaxInfoRecordBytes
+  kBackingFormatTooLong = 42,      // detail: length
+  kVmdkBadL1EntrySize = 43,        // a grain directory entry covers no sectors
+  kVmdkL1TooBig = 44,              // the grain directory is too large
+  kVmdkFileTruncated = 45,         // detail: bytes the sparse header says the file has at least
+  kVmdkUnsupportedCreateType = 46, // the kVmdkCreateType record names it
+  kVmdkInvalidArgument = 47,       // qemu fails with a bare EINVAL (a descriptor file without extents)
 };
-inline constexpr uint32_t kInfoErrorCount = 21;
+inline constexpr uint32_t kInfoErrorCount = 48;
 
 // InfoResult::flags bits.
 inline constexpr uint32_t kInfoDirty = 1u << 0;
@@ -60,6 +93,9 @@ inline constexpr uint32_t kInfoExtendedL2 = 1u << 3;
 inline constexpr uint32_t kInfoEncrypted = 1u << 4;
 inline constexpr uint32_t kInfoHasBackingFile = 1u << 5;
 inline constexpr uint32_t kInfoHasBackingFormat = 1u << 6;
+inline constexpr uint32_t kInfoDataFileRaw = 1u << 7;   // qcow2 autoclear bit 1
+inline constexpr uint32_t kInfoVmdkDescriptorFile = 1u << 8;  // the image is a text descriptor
+inline constexpr uint32_t kInfoVmdkNoParentCid = 1u << 9;     // its descriptor has no parentCID
 
 inline constexpr uint32_t kMaxBackingFileBytes = 1023;  // qemu's limit on the header string
 inline constexpr uint32_t kMaxFormatNameBytes = 31;
@@ -85,7 +121,12 @@ struct InfoResult {
   uint64_t autoclear_features;
   char backing_file[kMaxBackingFileBytes + 1];
   char backing_format[kMaxFormatNameBytes + 1];
-  uint8_t reserved[960];
+  // Counts of the records sent with send_records, for the host's cross-check.
+  uint32_t snapshot_count;
+  uint32_t bitmap_count;
+  uint32_t extent_count;
+  uint32_t feature_name_count;
+  uint8_t reserved[944];
 };
 static_assert(offsetof(InfoResult, format) == 4);
 static_assert(offsetof(InfoResult, flags) == 8);
@@ -95,6 +136,8 @@ static_assert(offsetof(InfoResult, backing_file_len) == 52);
 static_assert(offsetof(InfoResult, incompatible_features) == 64);
 static_assert(offsetof(InfoResult, backing_file) == 88);
 static_assert(offsetof(InfoResult, backing_format) == 1112);
+static_assert(offsetof(InfoResult, snapshot_count) == 1144);
+static_assert(offsetof(InfoResult, feature_name_count) == 1156);
 static_assert(sizeof(InfoResult) == 2104);
 
 }  // namespace instar::abi

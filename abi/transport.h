@@ -12,6 +12,15 @@
 namespace instar::abi {
 
 inline constexpr uint32_t kRequestMagic = 0x51525349;  // "ISRQ"
+
+// The process backend's doorbell: the guest writes one 8-byte word to kProcessDoorbellFd and
+// reads one 8-byte reply from kProcessReplyFd; kProcessRamFd is the guest RAM memfd, closed by
+// the loader once mapped. A word equal to kProcessFaultWord is followed by an 8-word fault
+// frame (vector, error, rip, cr2, signal, code, 0, 0) written by the loader's signal handler.
+inline constexpr int kProcessRamFd = 3;
+inline constexpr int kProcessDoorbellFd = 4;
+inline constexpr int kProcessReplyFd = 5;
+inline constexpr uint64_t kProcessFaultWord = 0xFA017FA017FA0170ull;
 inline constexpr uint32_t kOutputDevice = 0xFFFFFFFFu;
 
 // Upper bound of one data request: 4 MiB moves a batch of clusters per exit and keeps a single
@@ -33,6 +42,7 @@ enum class RequestKind : uint32_t {
   kOperationReturned = 11,  // runtime: the operation's entry returned arg0 without completing
   kRecord = 12,         // arg0 record magic, buffer, length
   kSetSize = 13,        // device, arg0 new size in bytes
+  kRecords = 14,        // buffer, length: the operation's variable-length records
 };
 
 struct Request {

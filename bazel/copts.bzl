@@ -52,3 +52,23 @@ def guest_linkopts(linker_script):
         "-Wl,--no-warn-rwx-segments",
         "-Wl,-T,$(location %s)" % linker_script,
     ]
+
+_SANITIZE = [
+    "-fsanitize=address,undefined",
+    "-fno-sanitize-recover=all",
+    "-fno-omit-frame-pointer",
+    "-O1",
+]
+
+# Host-only instrumentation for --config=asan and --config=fuzz (see .bazelrc).
+SANITIZER_COPTS = select({
+    "//bazel:sanitize_asan": _SANITIZE,
+    "//bazel:sanitize_fuzz": _SANITIZE + ["-fsanitize=fuzzer-no-link"],
+    "//conditions:default": [],
+})
+
+SANITIZER_LINKOPTS = select({
+    "//bazel:sanitize_asan": ["-fsanitize=address,undefined", "-fsanitize-link-c++-runtime"],
+    "//bazel:sanitize_fuzz": ["-fsanitize=address,undefined", "-fsanitize-link-c++-runtime"],
+    "//conditions:default": [],
+})

@@ -10,7 +10,15 @@
 """
 
 load("@rules_cc//cc:defs.bzl", "cc_binary", "cc_library", "cc_test")
-load("//bazel:copts.bzl", "GUEST_COPTS", "HOST_COPTS", "TEST_COPTS", "guest_linkopts")
+load(
+    "//bazel:copts.bzl",
+    "GUEST_COPTS",
+    "HOST_COPTS",
+    "SANITIZER_COPTS",
+    "SANITIZER_LINKOPTS",
+    "TEST_COPTS",
+    "guest_linkopts",
+)
 
 def _guest_label(label):
     if label.startswith("@"):
@@ -25,7 +33,7 @@ def instar_crate(name, srcs = [], hdrs = [], deps = [], visibility = None):
         srcs = srcs,
         hdrs = hdrs,
         deps = deps,
-        copts = HOST_COPTS,
+        copts = HOST_COPTS + SANITIZER_COPTS,
         visibility = visibility,
     )
     cc_library(
@@ -57,8 +65,9 @@ _REGIONS = {
     "runtime": "RUNTIME",
 }
 
-def instar_guest_binary(name, srcs, deps = [], region = "operation", visibility = None):
-    """A flat guest binary for `region` ("operation" or "runtime"), plus `name_image`."""
+def instar_guest_binary(name, srcs, deps = [], region = "operation", defines = [], visibility = None):
+    """A flat guest binary for `region` ("operation" or "runtime"), plus `name_image`.
+    `defines` select build variants of one source (e.g. the runtime's doorbell)."""
     if region not in _REGIONS:
         fail("region must be one of " + str(_REGIONS.keys()))
     prefix = _REGIONS[region]
@@ -76,7 +85,7 @@ def instar_guest_binary(name, srcs, deps = [], region = "operation", visibility 
         name = name + ".elf",
         srcs = srcs,
         deps = [_guest_label(d) for d in deps] + ["//crates/freestanding:freestanding_guest"],
-        copts = GUEST_COPTS,
+        copts = GUEST_COPTS + ["-D" + d for d in defines],
         linkopts = guest_linkopts(":" + linker_script),
         additional_linker_inputs = [":" + linker_script],
         features = ["-pie", "-supports_start_end_lib"],
@@ -102,22 +111,28 @@ def instar_guest_binary(name, srcs, deps = [], region = "operation", visibility 
         srcs = [name + "_image.cc"],
         hdrs = [name + "_image.h"],
         deps = ["//vmm/images:embedded_image"],
-        copts = HOST_COPTS,
+        copts = HOST_COPTS + SANITIZER_COPTS,
         visibility = visibility,
     )
 
 def instar_library(name, copts = [], **kwargs):
-    cc_library(name = name, copts = HOST_COPTS + copts, **kwargs)
+    cc_library(name = name, copts = HOST_COPTS + SANITIZER_COPTS + copts, **kwargs)
 
-def instar_binary(name, copts = [], **kwargs):
-    cc_binary(name = name, copts = HOST_COPTS + copts, **kwargs)
+def instar_binary(name, copts = [], linkopts = [], **kwargs):
+    cc_binary(
+        name = name,
+        copts = HOST_COPTS + SANITIZER_COPTS + copts,
+        linkopts = linkopts + SANITIZER_LINKOPTS,
+        **kwargs
+    )
 
-def instar_test(name, deps = [], copts = [], size = "small", **kwargs):
+def instar_test(name, deps = [], copts = [], linkopts = [], size = "small", **kwargs):
     cc_test(
         name = name,
         size = size,
         deps = deps + ["@gtest_system//:gtest_main"],
-        copts = TEST_COPTS + copts,
+        copts = TEST_COPTS + SANITIZER_COPTS + copts,
+        linkopts = linkopts + SANITIZER_LINKOPTS,
         **kwargs
     )
 
@@ -130,5 +145,29 @@ def instar_sh_test(name, srcs, data = [], size = "medium", **kwargs):
         srcs = srcs,
         data = data + ["//tools/cli:instar", "//tests/lib:testlib.sh"],
         tags = kwargs.pop("tags", []) + ["requires-kvm"],
+        **kwargs
+    )
+
+def instar_fuzz_test(name, srcs, corpus, deps = [], **kwargs):
+    """A libFuzzer target. Under --config=fuzz it is a fuzzer (tools/fuzz/run_fuzzers.sh runs
+    it for a time budget); otherwise it replays its checked-in corpus (`corpus`: a directory
+    in this package holding seeds and minimized crashes) as a regression test."""
+    files = native.glob([corpus + "/**"])
+    cc_test(
+        name = name,
+        srcs = srcs,
+        deps = deps + select({
+            "//bazel:sanitize_fuzz": [],
+            "//conditions:default": ["//tools/fuzz:replay_main"],
+        }),
+        copts = TEST_COPTS + SANITIZER_COPTS,
+        linkopts = SANITIZER_LINKOPTS + select({
+            "//bazel:sanitize_fuzz": ["-fsanitize=fuzzer"],
+            "//conditions:default": [],
+        }),
+        data = files,
+        args = ["$(rootpath %s)" % f for f in files],
+        size = "small",
+        tags = kwargs.pop("tags", []) + ["fuzz"],
         **kwargs
     )

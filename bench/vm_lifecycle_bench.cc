@@ -1,6 +1,6 @@
-// Foundation benchmark (not a test): VM setup and lifecycle times from the launcher's own
-// timestamps, then `instar info` against `qemu-img info` as whole processes on the same image,
-// interleaved, one run. Prints medians and the ratio.
+// Foundation benchmark (not a test): machine setup and lifecycle times of both sandboxes from
+// the launcher's own timestamps, then `instar info` (both sandboxes) against `qemu-img info` as
+// whole processes on the same image, interleaved, one run. Prints medians and ratios.
 //
 // usage: vm_lifecycle_bench INSTAR_BINARY IMAGE [RUNS]
 #include <fcntl.h>
@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -15,8 +16,8 @@
 #include <vector>
 
 #include "bench/guests/noop_image.h"
-#include "vmm/kvm/kvm_system.h"
 #include "vmm/launcher/operation_launcher.h"
+#include "vmm/launcher/sandbox_factory.h"
 
 extern char** environ;
 
@@ -68,43 +69,49 @@ int main(int argc, char** argv) {
   const std::string instar = argv[1], image = argv[2];
   const int runs = argc > 3 ? std::atoi(argv[3]) : 50;
 
-  auto kvm = instar::vmm::KvmSystem::Open();
-  if (!kvm.ok()) {
-    std::fprintf(stderr, "%s\n", kvm.status().message().c_str());
-    return 1;
-  }
-  std::vector<double> setup, first_exit, total;
-  for (int i = 0; i < runs + 1; ++i) {
-    instar::vmm::DeviceSet devices;
-    instar::vmm::OperationLaunch launch;
-    launch.operation = &instar::images::noop;
-    auto outcome = instar::vmm::RunOperation(*kvm, devices, launch);
-    if (!outcome.ok()) {
-      std::fprintf(stderr, "noop guest failed: %s\n", outcome.status().message().c_str());
+  for (auto choice : {instar::vmm::SandboxChoice::kKvm, instar::vmm::SandboxChoice::kProcess}) {
+    auto sandbox = instar::vmm::OpenSandbox(choice, nullptr);
+    if (!sandbox.ok()) {
+      std::fprintf(stderr, "%s\n", sandbox.status().message().c_str());
       return 1;
     }
-    if (i == 0) continue;  // the first VM of a process pays one-off kernel costs
-    setup.push_back(outcome->timings.setup_us);
-    first_exit.push_back(outcome->timings.first_exit_us);
-    total.push_back(outcome->timings.total_us);
+    std::vector<double> setup, first_exit, total;
+    for (int i = 0; i < runs + 1; ++i) {
+      instar::vmm::DeviceSet devices;
+      instar::vmm::OperationLaunch launch;
+      launch.operation = &instar::images::noop;
+      auto outcome = instar::vmm::RunOperation(**sandbox, devices, launch);
+      if (!outcome.ok()) {
+        std::fprintf(stderr, "noop guest failed: %s\n", outcome.status().message().c_str());
+        return 1;
+      }
+      if (i == 0) continue;  // the first machine of a process pays one-off kernel costs
+      setup.push_back(outcome->timings.setup_us);
+      first_exit.push_back(outcome->timings.first_exit_us);
+      total.push_back(outcome->timings.total_us);
+    }
+    std::printf("%s sandbox, no-op guest, %d runs in one process (median / p90, us):\n",
+                (*sandbox)->name(), runs);
+    std::printf("  create -> ready to run (machine built, images loaded)  %8.1f / %8.1f\n",
+                Median(setup), P90(setup));
+    std::printf("  create -> first guest exit (runtime ran, op called)    %8.1f / %8.1f\n",
+                Median(first_exit), P90(first_exit));
+    std::printf("  create -> torn down (whole lifecycle)                  %8.1f / %8.1f\n\n",
+                Median(total), P90(total));
   }
-  std::printf("VM lifecycle, no-op guest, %d runs in one process (median / p90, us):\n", runs);
-  std::printf("  create -> ready to run (machine built, images loaded)  %8.1f / %8.1f\n",
-              Median(setup), P90(setup));
-  std::printf("  create -> first guest exit (runtime ran, op called)    %8.1f / %8.1f\n",
-              Median(first_exit), P90(first_exit));
-  std::printf("  create -> torn down (whole lifecycle)                  %8.1f / %8.1f\n",
-              Median(total), P90(total));
 
-  std::vector<double> ours, theirs;
+  std::vector<double> kvm, process, qemu;
   for (int i = 0; i < runs; ++i) {
-    ours.push_back(TimeProcess({instar, "info", image}));
-    theirs.push_back(TimeProcess({"qemu-img", "info", image}));
+    kvm.push_back(TimeProcess({instar, "--sandbox=kvm", "info", image}));
+    process.push_back(TimeProcess({instar, "--sandbox=process", "info", image}));
+    qemu.push_back(TimeProcess({"qemu-img", "info", image}));
   }
-  const double a = Median(ours), b = Median(theirs);
-  std::printf("\ninfo on %s, %d interleaved runs each (median wall time, us):\n", image.c_str(),
-              runs);
-  std::printf("  instar info    %8.1f\n  qemu-img info  %8.1f\n  ratio          %8.2f\n", a, b,
-              a / b);
+  const double q = Median(qemu);
+  std::printf("info on %s, %d interleaved runs each (median wall time, us; ratio to qemu-img):\n",
+              image.c_str(), runs);
+  std::printf("  instar --sandbox=kvm info      %8.1f  %5.2f\n", Median(kvm), Median(kvm) / q);
+  std::printf("  instar --sandbox=process info  %8.1f  %5.2f\n", Median(process),
+              Median(process) / q);
+  std::printf("  qemu-img info                  %8.1f  %5.2f\n", q, 1.0);
   return 0;
 }

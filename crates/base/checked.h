@@ -7,6 +7,7 @@
 namespace instar::base {
 
 // Each returns false (leaving *out untouched) when the result does not fit in 64 bits.
+// (The builtins store the wrapped result even on overflow, hence the temporaries.)
 inline bool CheckedAdd(uint64_t a, uint64_t b, uint64_t* out) {
   uint64_t r;
   if (__builtin_add_overflow(a, b, &r)) return false;

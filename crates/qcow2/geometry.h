@@ -18,9 +18,6 @@ inline constexpr uint64_t kZeroFlag = 1ull << 0;
 // Bits an L1 entry may have set besides the offset and the copied flag are reserved.
 inline constexpr uint64_t kL1ReservedMask = 0x7F000000000001FFull;
 inline constexpr uint64_t kRefcountTableOffsetMask = 0xFFFFFFFFFFFFFE00ull;
-// qemu's caps on table sizes.
-inline constexpr uint64_t kMaxL1Bytes = 32ull << 20;
-inline constexpr uint64_t kMaxRefcountTableBytes = 8ull << 20;
 
 struct Geometry {
   uint32_t cluster_bits = 0;

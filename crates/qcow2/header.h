@@ -1,6 +1,8 @@
 // The qcow2 header (QEMU's qcow2 specification, "Header" and "Header extensions") parsed into
-// an immutable model. Pure and freestanding: input is the bytes of the first cluster (or as
-// much of the file as exists), output a Qcow2Header or an error. No allocation.
+// an immutable model, with the open-time checks qemu applies, in qemu's order, so the first
+// failure is the one qemu-img reports. Pure and freestanding: input is the first cluster of the
+// file (bytes past the end of the file read as zeros, as qemu's do), output a Header or an
+// error. No allocation.
 #pragma once
 
 #include <stdint.h>
@@ -17,6 +19,11 @@ inline constexpr uint32_t kMinClusterBits = 9;
 inline constexpr uint32_t kMaxClusterBits = 21;
 inline constexpr uint32_t kMaxBackingFileBytes = 1023;
 inline constexpr uint32_t kMaxFormatNameBytes = 31;
+// The block layer's largest image: INT64_MAX aligned down to its 1 GiB maximum alignment.
+inline constexpr uint64_t kMaxImageBytes = 0x7FFFFFFFC0000000ull;
+// qemu's table limits: 32 MiB of active L1, 8 MiB of refcount table.
+inline constexpr uint64_t kMaxL1Bytes = 32u << 20;
+inline constexpr uint64_t kMaxRefcountTableBytes = 8u << 20;
 
 // Incompatible feature bits (spec: "incompatible_features").
 inline constexpr uint64_t kIncompatDirty = 1u << 0;
@@ -27,6 +34,17 @@ inline constexpr uint64_t kIncompatExtendedL2 = 1u << 4;
 inline constexpr uint64_t kIncompatKnown = 0x1F;
 // Compatible feature bits.
 inline constexpr uint64_t kCompatLazyRefcounts = 1u << 0;
+// Autoclear feature bits.
+inline constexpr uint64_t kAutoclearDataFileRaw = 1u << 1;
+
+// Encryption methods.
+inline constexpr uint32_t kCryptNone = 0;
+inline constexpr uint32_t kCryptAes = 1;
+inline constexpr uint32_t kCryptLuks = 2;
+
+// Compression types.
+inline constexpr uint8_t kCompressionZlib = 0;
+inline constexpr uint8_t kCompressionZstd = 1;
 
 // Header extension types.
 inline constexpr uint32_t kExtEnd = 0;
@@ -37,22 +55,38 @@ inline constexpr uint32_t kExtFullDiskEncryption = 0x0537BE77;
 inline constexpr uint32_t kExtExternalDataFile = 0x44415441;
 
 enum class HeaderError {
-  kNotQcow2,             // bad magic
-  kTruncated,            // the header (or an extension) runs past the bytes available
-  kUnsupportedVersion,   // detail: version
-  kInvalidClusterSize,   // detail: cluster_bits
-  kHeaderTooShort,       // v3 header_length < 104
-  kHeaderTooLong,        // header_length beyond the first cluster
-  kRefcountOrderTooLarge,  // detail: refcount_order
-  kUnsupportedFeatures,  // detail: unknown incompatible bits
-  kBadEncryptionMethod,  // detail: method
-  kBackingFileTooLong,   // detail: length
-  kBadExtension,         // an extension's length runs past the header area
+  kNotQcow2,                  // bad magic
+  kUnsupportedVersion,        // detail: version
+  kInvalidClusterSize,        // detail: cluster_bits
+  kHeaderTooShort,            // v3 header_length < 104
+  kHeaderTooLong,             // header_length beyond the first cluster
+  kInvalidBackingFileOffset,  // the backing file name starts beyond the first cluster
+  kUnsupportedFeatures,       // detail: unknown incompatible bits
+  kRefcountOrderTooLarge,     // detail: refcount_order
+  kCompressionTypeInvalid,    // detail: the type byte
+  kCompressionBitMissing,     // zstd without the compression-type feature bit
+  kCompressionBitSet,         // zlib with the compression-type feature bit
+  kBadEncryptionMethod,       // detail: method
+  kRefcountTableTooLarge,
+  kNoRefcountTable,
+  kRefcountTableOffsetInvalid,
+  kSnapshotTableTooLarge,
+  kSnapshotTableOffsetInvalid,
+  kL1TableTooLarge,
+  kImageTooBig,               // the L1 index of the end of the image overflows an int
+  kL1TableTooSmall,
+  kL1TableOffsetInvalid,
+  kL1TableUnreadable,         // the L1 table lies beyond the largest readable offset
+  kBadExtension,              // an extension's length runs past the header area
+  kBackingFormatTooLong,      // detail: length
+  kBadCryptoExtension,        // the encryption extension is missing or malformed
+  kBackingFileTooLong,        // detail: length
+  kImageTooLarge,             // the virtual size is beyond kMaxImageBytes
 };
 
 struct ByteRange {
   uint64_t offset = 0;  // from the start of the file
-  uint32_t length = 0;
+  uint64_t length = 0;
 };
 
 struct Header {
@@ -79,13 +113,18 @@ struct Header {
   ByteRange external_data_file; // from the external-data-file extension
   ByteRange feature_names;      // the feature name table extension's data
   ByteRange bitmaps_extension;
-  ByteRange crypto_extension;
+  ByteRange crypto_header;      // where the encryption header lies (from its extension)
 
   uint32_t refcount_bits() const { return 1u << refcount_order; }
 };
 
-// Parses `bytes` (the start of the file; the first cluster is always enough). Fields that
-// qemu checks against the file later (table offsets, sizes) are left to the caller.
+// Parses `bytes`, the first cluster of the file (zero-filled past its end; at least 4 KiB or
+// the whole cluster, whichever is smaller, so the first call can learn the cluster size).
+// Checks that need the cluster size are repeated when the caller passes the whole cluster.
 base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes);
+
+// Where the feature name table lies in `bytes`, for naming unknown features after
+// ParseHeader refused them; empty when there is none or the extension area is malformed.
+ByteRange FindFeatureNameTable(base::ByteView bytes);
 
 }  // namespace instar::qcow2

@@ -168,6 +168,7 @@ base::Status<DescriptorError> ParseDescriptor(base::ByteView text, Descriptor* o
         return base::Fail(DescriptorError::kBadNumber, line_number);
       }
       out->parent_cid = static_cast<uint32_t>(number);
+      out->has_parent_cid = true;
     } else if (Equals(text, key, "createType")) {
       out->create_type = value;
     } else if (Equals(text, key, "parentFileNameHint")) {

@@ -42,6 +42,7 @@ struct Descriptor {
   uint32_t cid = 0xFFFFFFFF;
   uint32_t parent_cid = 0xFFFFFFFF;
   bool has_cid = false;
+  bool has_parent_cid = false;
   TextRange create_type;
   TextRange parent_file_name_hint;
   uint32_t extent_count = 0;

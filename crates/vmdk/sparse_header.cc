@@ -23,16 +23,20 @@ base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView b
   bytes.Le64(64, &h.overhead_sectors);
   h.unclean_shutdown = bytes.data()[72];
   bytes.Le16(77, &h.compress_algorithm);
-  if (h.version < 1 || h.version > 3) {
-    return base::Fail(SparseHeaderError::kUnsupportedVersion, h.version);
-  }
-  if (!base::IsPowerOfTwo(h.grain_sectors) || h.grain_sectors < 8 ||
-      h.grain_sectors > 0x10000) {
-    return base::Fail(SparseHeaderError::kBadGrainSize, h.grain_sectors);
-  }
-  if (h.gtes_per_gt == 0 || h.gtes_per_gt > 0x100000) {
+  if (h.version > 3) return base::Fail(SparseHeaderError::kUnsupportedVersion, h.version);
+  if (h.gtes_per_gt > kMaxGtesPerGt) {
     return base::Fail(SparseHeaderError::kBadGrainTableSize, h.gtes_per_gt);
   }
+  // qemu multiplies without an overflow check; a product that wraps to zero is refused too.
+  const uint64_t l1_entry_sectors = uint64_t{h.gtes_per_gt} * h.grain_sectors;
+  if (l1_entry_sectors == 0) return base::Fail(SparseHeaderError::kBadL1EntrySize);
+  if (h.grain_sectors > kMaxGrainSectors) {
+    return base::Fail(SparseHeaderError::kBadGrainSize, h.grain_sectors);
+  }
+  // qemu keeps the grain directory's size in 32 bits: larger counts wrap before the check.
+  const auto l1_entries = static_cast<uint32_t>(base::DivRoundUp(h.capacity_sectors,
+                                                                  l1_entry_sectors));
+  if (l1_entries > kMaxL1Entries) return base::Fail(SparseHeaderError::kL1TooBig);
   return h;
 }
 

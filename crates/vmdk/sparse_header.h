@@ -15,12 +15,20 @@ inline constexpr uint64_t kGdAtEnd = 0xFFFFFFFFFFFFFFFFull;
 inline constexpr uint32_t kFlagCompressed = 1u << 16;
 inline constexpr uint32_t kFlagMarkers = 1u << 17;
 
+// qemu's limits on a sparse extent's tables.
+inline constexpr uint32_t kMaxGtesPerGt = 512;
+inline constexpr uint64_t kMaxGrainSectors = 0x200000;
+inline constexpr uint32_t kMaxL1Entries = 32u << 20;
+
+// In the order qemu checks them, so the first failure is the one qemu-img reports.
 enum class SparseHeaderError {
   kNotSparse,           // bad magic
-  kTruncated,           // fewer than 512 bytes
+  kTruncated,           // fewer than 80 bytes
   kUnsupportedVersion,  // detail: version
+  kBadGrainTableSize,   // more than kMaxGtesPerGt entries per grain table; detail: entries
+  kBadL1EntrySize,      // a grain directory entry covers no sectors
   kBadGrainSize,        // detail: grain size in sectors
-  kBadGrainTableSize,   // detail: entries per grain table
+  kL1TooBig,            // the grain directory has more than kMaxL1Entries entries
 };
 
 struct SparseHeader {

@@ -1,93 +1,137 @@
+// The vmdk sparse header and descriptor parsers.
+#include <gtest/gtest.h>
+
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
-#include "gtest/gtest.h"
 
 namespace instar::vmdk {
 namespace {
 
-base::ByteView View(const std::string& s) {
-  return base::ByteView(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+void Le32(std::vector<uint8_t>& b, size_t at, uint32_t v) {
+  for (int i = 0; i < 4; ++i) b[at + i] = static_cast<uint8_t>(v >> (8 * i));
+}
+void Le64(std::vector<uint8_t>& b, size_t at, uint64_t v) {
+  Le32(b, at, static_cast<uint32_t>(v));
+  Le32(b, at + 4, static_cast<uint32_t>(v >> 32));
 }
 
-std::string Slice(const std::string& text, TextRange r) { return text.substr(r.offset, r.length); }
-
-const std::string kDescriptor =
-    "# Disk DescriptorFile\n"
-    "version=1\n"
-    "CID=4bef6a58\n"
-    "parentCID=ffffffff\n"
-    "createType=\"twoGbMaxExtentFlat\"\n"
-    "\n"
-    "# Extent description\n"
-    "RW 4194304 FLAT \"disk-f001.vmdk\" 0\n"
-    "RW 2048 FLAT \"disk-f002.vmdk\" 0\n"
-    "RW 100 ZERO\n"
-    "\n"
-    "ddb.virtualHWVersion = \"4\"\n";
-
-TEST(Descriptor, ParsesKeysAndExtents) {
-  Descriptor d;
-  ASSERT_TRUE(ParseDescriptor(View(kDescriptor), &d).ok());
-  EXPECT_EQ(d.cid, 0x4bef6a58u);
-  EXPECT_EQ(d.parent_cid, 0xFFFFFFFFu);
-  EXPECT_EQ(Slice(kDescriptor, d.create_type), "twoGbMaxExtentFlat");
-  ASSERT_EQ(d.extent_count, 3u);
-  EXPECT_EQ(d.extents[0].sectors, 4194304u);
-  EXPECT_EQ(d.extents[0].type, ExtentType::kFlat);
-  EXPECT_EQ(Slice(kDescriptor, d.extents[1].filename), "disk-f002.vmdk");
-  EXPECT_EQ(d.extents[2].type, ExtentType::kZero);
-  EXPECT_EQ(d.VirtualSizeBytes(), (4194304u + 2048u + 100u) * 512ull);
-}
-
-TEST(Descriptor, RefusesBadInput) {
-  Descriptor d;
-  EXPECT_EQ(ParseDescriptor(View("hello"), &d).error().code, DescriptorError::kNotDescriptor);
-  EXPECT_EQ(ParseDescriptor(View("# Disk DescriptorFile\nRW x FLAT \"a\" 0\n"), &d).error().code,
-            DescriptorError::kBadExtentLine);
-  EXPECT_EQ(ParseDescriptor(View("# Disk DescriptorFile\nCID=zz\n"), &d).error().code,
-            DescriptorError::kBadNumber);
-  std::string many = "# Disk DescriptorFile\n";
-  for (uint32_t i = 0; i <= kMaxExtents; ++i) many += "RW 1 ZERO\n";
-  EXPECT_EQ(ParseDescriptor(View(many), &d).error().code, DescriptorError::kTooManyExtents);
-  EXPECT_EQ(ParseDescriptor(View(std::string(kMaxDescriptorBytes + 1, '#')), &d).error().code,
-            DescriptorError::kTooLarge);
-}
-
-TEST(Descriptor, VirtualSizeSaturates) {
-  Descriptor d;
-  ASSERT_TRUE(ParseDescriptor(View("# Disk DescriptorFile\nRW 18446744073709551615 ZERO\n"
-                                   "RW 5 ZERO\n"),
-                              &d)
-                  .ok());
-  EXPECT_EQ(d.VirtualSizeBytes(), UINT64_MAX);
-}
-
-TEST(SparseHeader, ParsesAndValidates) {
+// qemu-img's monolithicSparse header for a 1 MiB image.
+std::vector<uint8_t> Sparse() {
   std::vector<uint8_t> b(512, 0);
-  auto put32 = [&](size_t off, uint32_t v) { std::memcpy(&b[off], &v, 4); };
-  auto put64 = [&](size_t off, uint64_t v) { std::memcpy(&b[off], &v, 8); };
-  put32(0, kSparseMagic);
-  put32(4, 1);
-  put64(12, 204800);
-  put64(20, 128);
-  put32(44, 512);
-  auto h = ParseSparseHeader(base::ByteView(b.data(), b.size()));
-  ASSERT_TRUE(h.ok());
-  EXPECT_EQ(h.value().capacity_sectors, 204800u);
-  EXPECT_EQ(h.value().grain_sectors, 128u);
-  put64(20, 3);
-  EXPECT_EQ(ParseSparseHeader(base::ByteView(b.data(), b.size())).error().code,
-            SparseHeaderError::kBadGrainSize);
-  put64(20, 128);
-  put32(4, 9);
-  EXPECT_EQ(ParseSparseHeader(base::ByteView(b.data(), b.size())).error().code,
-            SparseHeaderError::kUnsupportedVersion);
-  EXPECT_EQ(ParseSparseHeader(base::ByteView(b.data(), 40)).error().code,
+  Le32(b, 0, kSparseMagic);
+  Le32(b, 4, 1);
+  Le32(b, 8, 3);
+  Le64(b, 12, 2048);
+  Le64(b, 20, 128);
+  Le64(b, 28, 1);
+  Le64(b, 36, 20);
+  Le32(b, 44, 512);
+  Le64(b, 64, 128);
+  return b;
+}
+
+SparseHeaderError ErrorOf(const std::vector<uint8_t>& b) {
+  auto r = ParseSparseHeader({b.data(), b.size()});
+  EXPECT_FALSE(r.ok());
+  return r.error().code;
+}
+
+TEST(SparseHeader, ParsesQemuImgHeader) {
+  const auto b = Sparse();
+  auto r = ParseSparseHeader({b.data(), b.size()});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().capacity_sectors, 2048u);
+  EXPECT_EQ(r.value().grain_sectors, 128u);
+  EXPECT_EQ(r.value().descriptor_offset_sectors, 1u);
+  EXPECT_EQ(r.value().overhead_sectors, 128u);
+}
+
+TEST(SparseHeader, AcceptsWhatQemuAccepts) {
+  auto b = Sparse();
+  Le64(b, 20, 3);  // a grain of three sectors
+  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}).ok());
+  b = Sparse();
+  Le32(b, 4, 0);
+  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}).ok());
+  b = Sparse();
+  Le32(b, 44, 1);
+  Le64(b, 12, 0x10000000000);  // the grain directory size wraps in 32 bits, as in qemu
+  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}).ok());
+}
+
+TEST(SparseHeader, RefusesInQemusOrder) {
+  auto b = Sparse();
+  b[0] = 0;
+  EXPECT_EQ(ErrorOf(b), SparseHeaderError::kNotSparse);
+  b = Sparse();
+  Le32(b, 4, 9);
+  Le32(b, 44, 0);
+  EXPECT_EQ(ErrorOf(b), SparseHeaderError::kUnsupportedVersion);
+  b = Sparse();
+  Le64(b, 20, 0x200001);
+  Le32(b, 44, 513);
+  EXPECT_EQ(ErrorOf(b), SparseHeaderError::kBadGrainTableSize);
+  b = Sparse();
+  Le64(b, 20, 0x200001);
+  Le32(b, 44, 0);
+  EXPECT_EQ(ErrorOf(b), SparseHeaderError::kBadL1EntrySize);
+  b = Sparse();
+  Le64(b, 20, 0x200001);
+  EXPECT_EQ(ErrorOf(b), SparseHeaderError::kBadGrainSize);
+  b = Sparse();
+  Le32(b, 44, 1);
+  Le64(b, 12, 128 * (1ull << 25) + 1);
+  EXPECT_EQ(ErrorOf(b), SparseHeaderError::kL1TooBig);
+  EXPECT_EQ(ErrorOf(std::vector<uint8_t>(b.begin(), b.begin() + 40)),
             SparseHeaderError::kTruncated);
+}
+
+base::Status<DescriptorError> Parse(const std::string& text, Descriptor* d) {
+  return ParseDescriptor({reinterpret_cast<const uint8_t*>(text.data()), text.size()}, d);
+}
+
+std::string Field(const std::string& text, TextRange r) { return text.substr(r.offset, r.length); }
+
+TEST(Descriptor, ParsesSplitSparse) {
+  const std::string text =
+      "# Disk DescriptorFile\nversion=1\nCID=a97d5bd8\nparentCID=ffffffff\n"
+      "createType=\"twoGbMaxExtentSparse\"\n\n# Extent description\n"
+      "RW 4194304 SPARSE \"d-s001.vmdk\"\nRW 2097152 SPARSE \"d-s002.vmdk\"\n\n"
+      "ddb.virtualHWVersion = \"4\"\n";
+  Descriptor d;
+  ASSERT_TRUE(Parse(text, &d).ok());
+  EXPECT_EQ(d.cid, 0xa97d5bd8u);
+  EXPECT_TRUE(d.has_parent_cid);
+  EXPECT_EQ(Field(text, d.create_type), "twoGbMaxExtentSparse");
+  ASSERT_EQ(d.extent_count, 2u);
+  EXPECT_EQ(d.extents[1].type, ExtentType::kSparse);
+  EXPECT_EQ(Field(text, d.extents[1].filename), "d-s002.vmdk");
+  EXPECT_EQ(d.VirtualSizeBytes(), 6291456ull * 512);
+}
+
+TEST(Descriptor, FlatOffsetsAndParentHint) {
+  const std::string text =
+      "# Disk DescriptorFile\nCID=1\nparentCID=2\ncreateType=\"monolithicFlat\"\n"
+      "parentFileNameHint=\"base.vmdk\"\nRW 100 FLAT \"x-flat.vmdk\" 7\n";
+  Descriptor d;
+  ASSERT_TRUE(Parse(text, &d).ok());
+  EXPECT_EQ(Field(text, d.parent_file_name_hint), "base.vmdk");
+  EXPECT_EQ(d.extents[0].offset_sectors, 7u);
+}
+
+TEST(Descriptor, RefusesMalformedText) {
+  Descriptor d;
+  EXPECT_EQ(Parse("not a descriptor", &d).error().code, DescriptorError::kNotDescriptor);
+  EXPECT_EQ(Parse("# Disk DescriptorFile\nRW x FLAT \"a\"\n", &d).error().code,
+            DescriptorError::kBadExtentLine);
+  EXPECT_EQ(Parse("# Disk DescriptorFile\nCID=zz\n", &d).error().code, DescriptorError::kBadNumber);
+  std::string many = "# Disk DescriptorFile\n";
+  for (uint32_t i = 0; i <= kMaxExtents; ++i) many += "RW 1 FLAT \"f\" 0\n";
+  EXPECT_EQ(Parse(many, &d).error().code, DescriptorError::kTooManyExtents);
 }
 
 }  // namespace

@@ -76,7 +76,6 @@ ResizeError FromHeader(instar::qcow2::HeaderError e) {
   using instar::qcow2::HeaderError;
   switch (e) {
     case HeaderError::kNotQcow2: return ResizeError::kNotQcow2;
-    case HeaderError::kTruncated: return ResizeError::kTruncatedHeader;
     case HeaderError::kUnsupportedVersion: return ResizeError::kUnsupportedQcow2Version;
     case HeaderError::kInvalidClusterSize: return ResizeError::kInvalidClusterSize;
     case HeaderError::kHeaderTooShort: return ResizeError::kHeaderTooShort;
@@ -86,8 +85,26 @@ ResizeError FromHeader(instar::qcow2::HeaderError e) {
     case HeaderError::kBadEncryptionMethod: return ResizeError::kBadEncryptionMethod;
     case HeaderError::kBackingFileTooLong: return ResizeError::kBackingFileTooLong;
     case HeaderError::kBadExtension: return ResizeError::kBadHeaderExtension;
+    case HeaderError::kInvalidBackingFileOffset:
+    case HeaderError::kCompressionTypeInvalid:
+    case HeaderError::kCompressionBitMissing:
+    case HeaderError::kCompressionBitSet:
+    case HeaderError::kRefcountTableTooLarge:
+    case HeaderError::kNoRefcountTable:
+    case HeaderError::kRefcountTableOffsetInvalid:
+    case HeaderError::kSnapshotTableTooLarge:
+    case HeaderError::kSnapshotTableOffsetInvalid:
+    case HeaderError::kL1TableTooLarge:
+    case HeaderError::kImageTooBig:
+    case HeaderError::kL1TableTooSmall:
+    case HeaderError::kL1TableOffsetInvalid:
+    case HeaderError::kL1TableUnreadable:
+    case HeaderError::kBackingFormatTooLong:
+    case HeaderError::kBadCryptoExtension:
+    case HeaderError::kImageTooLarge:
+      return ResizeError::kQcow2HeaderRefused;
   }
-  return ResizeError::kNotQcow2;
+  return ResizeError::kQcow2HeaderRefused;
 }
 
 bool ReadDevice(void* context, uint64_t offset, uint64_t length, uint8_t* out) {

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
-#include "vmm/kvm/kvm_system.h"
+#include "vmm/launcher/sandbox_factory.h"
 #include "vmm/operations/resize_request.h"
 
 namespace instar::vmm {
@@ -39,9 +39,9 @@ class ResizeCrashTest : public ::testing::Test {
   // operation made.
   uint64_t Sweep(const std::string& original, const std::string& format, const std::string& size,
                  ResizeRequest request) {
-    auto kvm = KvmSystem::Open();
-    EXPECT_TRUE(kvm.ok()) << kvm.status().message();
-    if (!kvm.ok()) return 0;
+    auto sandbox = OpenSandbox(SandboxChoice::kAuto, nullptr);
+    EXPECT_TRUE(sandbox.ok()) << sandbox.status().message();
+    if (!sandbox.ok()) return 0;
     const std::string expected = Path("expected");
     fs::copy_file(original, expected, fs::copy_options::overwrite_existing);
     EXPECT_EQ(Shell("qemu-img resize -f " + format + (request.allow_shrink ? " --shrink " : " ") +
@@ -53,7 +53,7 @@ class ResizeCrashTest : public ::testing::Test {
       request.path = image;
       request.format = format == "raw" ? abi::ImageFormat::kRaw : abi::ImageFormat::kQcow2;
       request.hooks.fail_writes_after = writes;
-      auto outcome = RunResize(*kvm, request);
+      auto outcome = RunResize(**sandbox, request);
       EXPECT_TRUE(outcome.ok()) << outcome.status().message();
       if (!outcome.ok()) return writes;
       if (format == "qcow2") {

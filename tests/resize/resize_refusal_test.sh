@@ -43,10 +43,10 @@ cp good.qcow2 rt.qcow2
 poke rt.qcow2 48 '\x00\x00\x01\x00\x00\x00\x00\x00'
 refused rt.qcow2 "bad refcount table" rt.qcow2 8G
 
-# L1 table too small for the virtual size.
+# L1 table too small for the virtual size: qemu refuses it at open, with its message.
 cp good.qcow2 small.qcow2
 poke small.qcow2 36 '\x00\x00\x00\x01'
-refused small.qcow2 "bad L1 table" small.qcow2 8G
+refused small.qcow2 "Could not open 'small.qcow2': L1 table is too small" small.qcow2 8G
 
 # A refcount of zero for the L1 table's own cluster: found before anything is written.
 cp good.qcow2 zero.qcow2

@@ -23,6 +23,23 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
   return UsageError("unrecognized option '" + option + "'");
 }
 
+void ReportOpenError(const std::string& name, const Status& s) {
+  // File-open errors repeat the name, as qemu-img's do.
+  // "Failed to get ... lock" (an image QEMU holds) is not a file-open error.
+  const bool in_use = s.message().rfind("Failed to get ", 0) == 0;
+  const bool open_error = !in_use && (s.code() == StatusCode::kNotFound ||
+                                      s.code() == StatusCode::kPermissionDenied ||
+                                      s.code() == StatusCode::kIoError);
+  if (s.code() == StatusCode::kInvalidArgument && s.message() == "Is a directory") {
+    PrintError("Could not open '" + name + "': 'file' driver requires '" + name +
+               "' to be a regular file");
+  } else if (open_error && s.message().rfind("Could not open '", 0) != 0) {
+    PrintError("Could not open '" + name + "': Could not open '" + name + "': " + s.message());
+  } else {
+    PrintError("Could not open '" + name + "': " + s.message());
+  }
+}
+
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name) {
   if (name == "raw") return abi::ImageFormat::kRaw;
   if (name == "qcow2") return abi::ImageFormat::kQcow2;
@@ -38,6 +55,41 @@ bool ParseLimit(const char* text, uint64_t* out) {
   if (errno != 0 || *end != '\0' || v == 0) return false;
   *out = v;
   return true;
+}
+
+namespace {
+
+std::unique_ptr<vmm::Sandbox>& Preopened() {
+  static std::unique_ptr<vmm::Sandbox> sandbox;
+  return sandbox;
+}
+
+}  // namespace
+
+void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox) {
+  Preopened() = std::move(sandbox);
+}
+
+std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
+  if (Preopened() != nullptr) return std::move(Preopened());
+  std::string name = choice;
+  if (name.empty()) {
+    const char* env = std::getenv("INSTAR_SANDBOX");
+    name = env != nullptr && *env != '\0' ? env : "auto";
+  }
+  const auto parsed = vmm::ParseSandboxChoice(name);
+  if (!parsed) {
+    PrintError("--sandbox must be kvm, process or auto, not '" + name + "'");
+    return nullptr;
+  }
+  std::string notice;
+  auto sandbox = vmm::OpenSandbox(*parsed, &notice);
+  if (!notice.empty()) PrintError(notice);
+  if (!sandbox.ok()) {
+    PrintError(sandbox.status().message());
+    return nullptr;
+  }
+  return std::move(sandbox).value();
 }
 
 vmm::VmLimits LimitsFromEnvironment() {

@@ -1,13 +1,15 @@
 // What every instar subcommand shares: qemu-img's error line shapes, option-parsing errors,
-// the VM limits an operator may set (flags or environment), and the KVM handle.
+// the VM limits an operator may set (flags or environment), and the sandbox choice.
 #pragma once
 
 #include <optional>
 #include <string>
 
 #include "abi/image_format.h"
-#include "vmm/kvm/kvm_system.h"
-#include "vmm/launcher/operation_launcher.h"
+#include <memory>
+
+#include "vmm/launcher/sandbox.h"
+#include "vmm/launcher/sandbox_factory.h"
 
 namespace instar::cli {
 
@@ -16,6 +18,8 @@ inline constexpr int kExitError = 1;
 
 // "instar: MESSAGE" on stderr.
 void PrintError(const std::string& message);
+// qemu-img's "Could not open 'NAME': ..." line for a failure to open, lock or read `name`.
+void ReportOpenError(const std::string& name, const Status& status);
 // qemu-img's two-line usage error; returns kExitError.
 int UsageError(const std::string& message);
 // Reports getopt's '?' or ':' result the way qemu-img does; returns kExitError.
@@ -23,6 +27,12 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
 
 // -f NAME -> format; nullopt for names instar does not know.
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name);
+
+// The sandbox `instar --sandbox KIND` or INSTAR_SANDBOX names (kvm, process, auto; default
+// auto); prints the fallback notice or the error itself. Null on failure. A sandbox handed to
+// SetPreopenedSandbox (a daemon worker opens it before dropping privileges) is used instead.
+std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice = "");
+void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox);
 
 // Limits from INSTAR_DEADLINE_MS / INSTAR_MAX_EXITS; flags override them later.
 vmm::VmLimits LimitsFromEnvironment();

@@ -4,9 +4,12 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_output.h"
+#include "vmm/chain/chain_discovery.h"
+#include "vmm/chain/path_policy.h"
 #include "vmm/operations/info_request.h"
 
 namespace instar::cli {
@@ -20,20 +23,32 @@ enum LongOnly {
   kOptVerbose,
   kOptDeadline,
   kOptMaxExits,
+  kOptAllowDir,
 };
 
 void PrintHelp() {
   std::printf(
-      "usage: instar info [-f FMT] [--output=human|json] [--backing-chain] [-U] FILENAME\n"
+      "usage: instar info [-f FMT] [--output=human|json] [--backing-chain] [-U]\n"
+      "                   [--allow-dir DIR]... FILENAME\n"
       "\n"
       "Prints what qemu-img info prints, parsing the image inside a throw-away KVM VM.\n"
       "\n"
       "  -f, --format FMT     image format (raw, qcow2, vmdk); probed when absent\n"
       "  --output FMT         human (default) or json\n"
-      "  -U, --force-share    accepted for compatibility (instar never writes here)\n"
+      "  --backing-chain      show every image of the backing chain, top first\n"
+      "  -U, --force-share    open even if QEMU holds the image (takes no image locks)\n"
+      "  --allow-dir DIR      also let backing and extent files live in DIR (repeatable;\n"
+      "                       the image's own directory is always allowed; more from\n"
+      "                       'allow DIR' lines in $INSTAR_CONFIG or /etc/instar/config)\n"
       "  --verbose            show the guest's debug text and timings on stderr\n"
       "  --deadline MS        stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
       "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n");
+}
+
+void PrintTimings(const vmm::ImageInfo& info) {
+  std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+               info.timings.setup_us, info.timings.first_exit_us, info.timings.total_us,
+               static_cast<unsigned long long>(info.timings.exits));
 }
 
 }  // namespace
@@ -50,10 +65,12 @@ int InfoCommand(int argc, char** argv) {
       {"verbose", no_argument, nullptr, kOptVerbose},
       {"deadline", required_argument, nullptr, kOptDeadline},
       {"max-exits", required_argument, nullptr, kOptMaxExits},
+      {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name, output = "human";
-  bool verbose = false;
+  bool verbose = false, backing_chain = false, force_share = false;
+  std::vector<std::string> extra_dirs;
   vmm::VmLimits limits = LimitsFromEnvironment();
   opterr = 0;
   optind = 1;
@@ -64,11 +81,10 @@ int InfoCommand(int argc, char** argv) {
     switch (c) {
       case 'h': PrintHelp(); return kExitOk;
       case 'f': format_name = optarg; break;
-      case 'U': break;
+      case 'U': force_share = true; break;
       case kOptOutput: output = optarg; break;
-      case kOptBackingChain:
-        PrintError("--backing-chain is not supported yet");
-        return kExitError;
+      case kOptBackingChain: backing_chain = true; break;
+      case kOptAllowDir: extra_dirs.push_back(optarg); break;
       case kOptObject:
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
@@ -93,9 +109,21 @@ int InfoCommand(int argc, char** argv) {
     return kExitError;
   }
 
+  auto configured = vmm::LoadConfiguredAllowDirs();
+  if (!configured.ok()) {
+    PrintError(configured.status().message());
+    return kExitError;
+  }
+  // The image's own directory is always allowed; flags and configuration widen it.
+  std::vector<std::string> allowed = {vmm::DirectoryOf(filename)};
+  allowed.insert(allowed.end(), extra_dirs.begin(), extra_dirs.end());
+  allowed.insert(allowed.end(), configured->begin(), configured->end());
+
   vmm::InfoRequest request;
   request.path = filename;
+  request.force_share = force_share;
   request.limits = limits;
+  request.allowed_dirs = allowed;
   if (!format_name.empty()) {
     const auto format = ParseFormatName(format_name);
     if (!format) {
@@ -110,36 +138,34 @@ int InfoCommand(int argc, char** argv) {
     };
   }
 
-  auto kvm = vmm::KvmSystem::Open();
-  if (!kvm.ok()) {
-    PrintError(kvm.status().message());
-    return kExitError;
-  }
-  auto info = vmm::RunInfo(*kvm, request);
-  if (!info.ok()) {
-    const Status& s = info.status();
-    // File-open errors repeat the name, as qemu-img's do.
-    const bool open_error = s.code() == StatusCode::kNotFound ||
-                            s.code() == StatusCode::kPermissionDenied ||
-                            s.code() == StatusCode::kIoError;
-    if (s.code() == StatusCode::kInvalidArgument && s.message() == "Is a directory") {
-      PrintError("Could not open '" + filename + "': 'file' driver requires '" + filename +
-                 "' to be a regular file");
-    } else if (open_error) {
-      PrintError("Could not open '" + filename + "': Could not open '" + filename +
-                 "': " + s.message());
-    } else {
-      PrintError("Could not open '" + filename + "': " + s.message());
+  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
+  if (sandbox == nullptr) return kExitError;
+  if (backing_chain) {
+    vmm::ChainPolicy policy;
+    policy.allowed_dirs = allowed;
+    std::string failed;
+    auto chain = vmm::DiscoverChain(*sandbox, request, policy, &failed);
+    if (!chain.ok()) {
+      ReportOpenError(failed, chain.status());
+      return kExitError;
     }
+    std::vector<NamedImageInfo> named;
+    for (const vmm::ChainLayer& layer : *chain) {
+      if (verbose) PrintTimings(layer.info);
+      named.push_back({layer.filename, &layer.info});
+    }
+    const std::string text = output == "json" ? ChainJson(named) : ChainHuman(named);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return kExitOk;
+  }
+  auto info = vmm::RunInfo(*sandbox, request);
+  if (!info.ok()) {
+    ReportOpenError(filename, info.status());
     return kExitError;
   }
-  if (verbose) {
-    std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
-                 info->timings.setup_us, info->timings.first_exit_us, info->timings.total_us,
-                 static_cast<unsigned long long>(info->timings.exits));
-  }
-  const std::string text =
-      output == "json" ? InfoJson(filename, *info) : InfoHuman(filename, *info);
+  if (verbose) PrintTimings(*info);
+  const NamedImageInfo image{filename, &*info};
+  const std::string text = output == "json" ? InfoJson(image) : InfoHuman(image);
   std::fwrite(text.data(), 1, text.size(), stdout);
   return kExitOk;
 }

@@ -1,15 +1,16 @@
 #include "tools/cli/info_output.h"
 
-#include <string_view>
+#include <cstdarg>
+#include <cstdio>
+#include <ctime>
 
-#include "nlohmann/json.hpp"
 #include "tools/cli/size_format.h"
+#include "vmm/chain/path_policy.h"
 
 namespace instar::cli {
 namespace {
 
 using abi::ImageFormat;
-using Json = nlohmann::ordered_json;
 
 const char* FormatName(uint32_t format) {
   switch (static_cast<ImageFormat>(format)) {
@@ -21,88 +22,265 @@ const char* FormatName(uint32_t format) {
   return "unknown";
 }
 
-std::string BackingFile(const abi::InfoResult& r) {
-  return {r.backing_file, r.backing_file_len};
+bool IsFormat(const abi::InfoResult& r, ImageFormat f) {
+  return r.format == static_cast<uint32_t>(f);
 }
 
-// qemu resolves a relative backing name against the directory of the image as named.
-std::string FullBackingFile(const std::string& filename, const std::string& backing) {
-  if (backing.empty() || backing[0] == '/') return backing;
-  const size_t slash = filename.rfind('/');
-  if (slash == std::string::npos) return backing;
-  return filename.substr(0, slash + 1) + backing;
+std::string BackingFile(const abi::InfoResult& r) { return {r.backing_file, r.backing_file_len}; }
+
+// vmdk has no backing-format field: qemu reports its parent as vmdk.
+std::string BackingFormat(const abi::InfoResult& r) {
+  if (IsFormat(r, ImageFormat::kVmdk)) return "vmdk";
+  if (r.flags & abi::kInfoHasBackingFormat) return {r.backing_format, r.backing_format_len};
+  return "";
 }
 
-const char* Bool(bool v) { return v ? "true" : "false"; }
+// qemu's cipher algorithm name from the LUKS cipher name and key size; XTS keys hold two keys.
+std::string CipherAlgorithm(const vmm::LuksInfo& l, bool xts) {
+  const uint32_t bits = l.key_bytes * 8 / (xts ? 2 : 1);
+  return l.cipher_name + "-" + std::to_string(bits);
+}
+
+QValue LuksValue(const vmm::LuksInfo& l) {
+  // cipher_mode is "MODE-IVGEN[:IVHASH]", e.g. "xts-plain64" or "cbc-essiv:sha256".
+  const size_t dash = l.cipher_mode.find('-');
+  const std::string mode = l.cipher_mode.substr(0, dash);
+  std::string ivgen = dash == std::string::npos ? "" : l.cipher_mode.substr(dash + 1);
+  std::string ivhash;
+  const size_t colon = ivgen.find(':');
+  if (colon != std::string::npos) {
+    ivhash = ivgen.substr(colon + 1);
+    ivgen.resize(colon);
+  }
+  QValue v = QValue::Dict();
+  v.Put("format", QValue::String("luks"));
+  v.Put("cipher-alg", QValue::String(CipherAlgorithm(l, mode == "xts")));
+  v.Put("cipher-mode", QValue::String(mode));
+  v.Put("ivgen-alg", QValue::String(ivgen));
+  if (!ivhash.empty()) v.Put("ivgen-hash-alg", QValue::String(ivhash));
+  v.Put("hash-alg", QValue::String(l.hash_spec));
+  v.Put("payload-offset", QValue::Uint(l.payload_offset));
+  v.Put("master-key-iters", QValue::Uint(l.master_key_iterations));
+  v.Put("uuid", QValue::String(l.uuid));
+  QValue slots = QValue::List();
+  for (const vmm::LuksSlotInfo& s : l.slots) {
+    QValue slot = QValue::Dict();
+    slot.Put("active", QValue::Bool(s.active));
+    if (s.active) slot.Put("iters", QValue::Uint(s.iterations));
+    if (s.active) slot.Put("stripes", QValue::Uint(s.stripes));
+    slot.Put("key-offset", QValue::Uint(s.key_offset));
+    slots.Append(std::move(slot));
+  }
+  v.Put("slots", std::move(slots));
+  return v;
+}
+
+QValue Qcow2Data(const vmm::ImageInfo& info) {
+  const abi::InfoResult& r = info.result;
+  const bool v3 = r.format_version >= 3;
+  QValue d = QValue::Dict();
+  d.Put("compat", QValue::String(v3 ? "1.1" : "0.10"));
+  if (info.records.data_file) {
+    d.Put("data-file", QValue::String(*info.records.data_file));
+    d.Put("data-file-raw", QValue::Bool(r.flags & abi::kInfoDataFileRaw));
+  }
+  if (v3) {
+    d.Put("extended-l2", QValue::Bool(r.flags & abi::kInfoExtendedL2));
+    d.Put("lazy-refcounts", QValue::Bool(r.flags & abi::kInfoLazyRefcounts));
+    d.Put("corrupt", QValue::Bool(r.flags & abi::kInfoCorrupt));
+  }
+  d.Put("refcount-bits", QValue::Uint(r.refcount_bits));
+  if (r.encryption_method == 1) {
+    d.Put("encrypt", QValue::Dict().Put("format", QValue::String("aes")));
+  } else if (r.encryption_method == 2 && info.records.luks) {
+    d.Put("encrypt", LuksValue(*info.records.luks));
+  }
+  if (!info.records.bitmaps.empty()) {
+    QValue bitmaps = QValue::List();
+    for (const vmm::BitmapInfo& b : info.records.bitmaps) {
+      QValue flags = QValue::List();
+      if (b.in_use) flags.Append(QValue::String("in-use"));
+      if (b.auto_) flags.Append(QValue::String("auto"));
+      QValue bitmap = QValue::Dict();
+      bitmap.Put("name", QValue::String(b.name));
+      bitmap.Put("granularity", QValue::Uint(uint64_t{1} << b.granularity_bits));
+      bitmap.Put("flags", std::move(flags));
+      bitmaps.Append(std::move(bitmap));
+    }
+    d.Put("bitmaps", std::move(bitmaps));
+  }
+  d.Put("compression-type", QValue::String(r.compression_type == 1 ? "zstd" : "zlib"));
+  return d;
+}
+
+QValue VmdkData(const NamedImageInfo& image) {
+  const vmm::ImageInfo& info = *image.info;
+  const abi::InfoResult& r = info.result;
+  QValue d = QValue::Dict();
+  d.Put("create-type", QValue::String(info.records.vmdk_create_type.value_or("")));
+  d.Put("cid", QValue::Uint(r.vmdk_cid));
+  d.Put("parent-cid", QValue::Uint(r.vmdk_parent_cid));
+  QValue extents = QValue::List();
+  for (size_t i = 0; i < info.records.extents.size(); ++i) {
+    const vmm::VmdkExtentInfo& e = info.records.extents[i];
+    QValue x = QValue::Dict();
+    x.Put("filename", QValue::String(i < info.extent_paths.size() ? info.extent_paths[i]
+                                                                  : image.filename));
+    x.Put("format", QValue::String(e.type));
+    x.Put("virtual-size", QValue::Uint(e.sectors * 512));
+    if (e.sparse) x.Put("cluster-size", QValue::Uint(e.cluster_size));
+    if (e.compressed) x.Put("compressed", QValue::Bool(true));
+    extents.Append(std::move(x));
+  }
+  d.Put("extents", std::move(extents));
+  return d;
+}
+
+// The "data" of format-specific, or false when the format has none.
+bool FormatSpecific(const NamedImageInfo& image, std::string* type, QValue* data) {
+  const abi::InfoResult& r = image.info->result;
+  if (IsFormat(r, ImageFormat::kQcow2)) {
+    *type = "qcow2";
+    *data = Qcow2Data(*image.info);
+    return true;
+  }
+  if (IsFormat(r, ImageFormat::kVmdk) && image.info->records.vmdk_create_type) {
+    *type = "vmdk";
+    *data = VmdkData(image);
+    return true;
+  }
+  return false;
+}
+
+QValue SnapshotValue(const vmm::SnapshotInfo& s) {
+  QValue v = QValue::Dict();
+  v.Put("id", QValue::String(s.id));
+  v.Put("name", QValue::String(s.name));
+  v.Put("vm-state-size", QValue::Uint(s.vm_state_size));
+  v.Put("date-sec", QValue::Uint(s.date_sec));
+  v.Put("date-nsec", QValue::Uint(s.date_nsec));
+  v.Put("vm-clock-sec", QValue::Uint(s.vm_clock_nsec / 1000000000));
+  v.Put("vm-clock-nsec", QValue::Uint(s.vm_clock_nsec % 1000000000));
+  if (s.icount) v.Put("icount", QValue::Uint(*s.icount));
+  return v;
+}
+
+std::string Printf(const char* format, ...) __attribute__((format(printf, 1, 2)));
+std::string Printf(const char* format, ...) {
+  char buf[512];
+  va_list args;
+  va_start(args, format);
+  std::vsnprintf(buf, sizeof buf, format, args);
+  va_end(args);
+  return buf;
+}
+
+std::string SnapshotLine(const vmm::SnapshotInfo& s) {
+  char date[64] = "";
+  const time_t t = s.date_sec;
+  struct tm tm {};
+  if (localtime_r(&t, &tm) != nullptr) std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+  const uint64_t secs = s.vm_clock_nsec / 1000000000;
+  const std::string clock =
+      Printf("%02llu:%02llu:%02llu.%03llu", static_cast<unsigned long long>(secs / 3600),
+             static_cast<unsigned long long>((secs / 60) % 60),
+             static_cast<unsigned long long>(secs % 60),
+             static_cast<unsigned long long>((s.vm_clock_nsec / 1000000) % 1000));
+  const std::string icount = s.icount ? std::to_string(*s.icount) : "";
+  return Printf("%-9s %-16s %8s", s.id.c_str(), s.name.c_str(),
+                HumanSize(s.vm_state_size).c_str()) +
+         Printf("%20s%13s%11s\n", date, clock.c_str(), icount.c_str());
+}
 
 }  // namespace
 
-std::string InfoHuman(const std::string& filename, const vmm::ImageInfo& info) {
+QValue ImageInfoValue(const NamedImageInfo& image) {
+  const vmm::ImageInfo& info = *image.info;
+  const abi::InfoResult& r = info.result;
+  QValue v = QValue::Dict();
+  v.Put("filename", QValue::String(image.filename));
+  v.Put("format", QValue::String(FormatName(r.format)));
+  v.Put("dirty-flag", QValue::Bool(r.flags & abi::kInfoDirty));
+  v.Put("actual-size", QValue::Uint(info.actual_size));
+  v.Put("virtual-size", QValue::Uint(r.virtual_size));
+  if (r.cluster_size != 0) v.Put("cluster-size", QValue::Uint(r.cluster_size));
+  if (r.flags & abi::kInfoEncrypted) v.Put("encrypted", QValue::Bool(true));
+  if (r.flags & abi::kInfoHasBackingFile) {
+    const std::string backing = BackingFile(r);
+    v.Put("backing-filename", QValue::String(backing));
+    v.Put("full-backing-filename", QValue::String(vmm::CombinePath(image.filename, backing)));
+    const std::string format = BackingFormat(r);
+    if (!format.empty()) v.Put("backing-filename-format", QValue::String(format));
+  }
+  if (!info.records.snapshots.empty()) {
+    QValue list = QValue::List();
+    for (const vmm::SnapshotInfo& s : info.records.snapshots) list.Append(SnapshotValue(s));
+    v.Put("snapshots", std::move(list));
+  }
+  std::string type;
+  QValue data;
+  if (FormatSpecific(image, &type, &data)) {
+    QValue specific = QValue::Dict();
+    specific.Put("type", QValue::String(type));
+    specific.Put("data", std::move(data));
+    v.Put("format-specific", std::move(specific));
+  }
+  return v;
+}
+
+std::string InfoHuman(const NamedImageInfo& image) {
+  const vmm::ImageInfo& info = *image.info;
   const abi::InfoResult& r = info.result;
   std::string out;
-  out += "image: " + filename + "\n";
+  out += "image: " + image.filename + "\n";
   out += std::string("file format: ") + FormatName(r.format) + "\n";
   out += "virtual size: " + HumanSize(r.virtual_size) + " (" + std::to_string(r.virtual_size) +
          " bytes)\n";
   out += "disk size: " + HumanSize(info.actual_size) + "\n";
+  if (r.flags & abi::kInfoEncrypted) out += "encrypted: yes\n";
   if (r.cluster_size != 0) out += "cluster_size: " + std::to_string(r.cluster_size) + "\n";
+  if (r.flags & abi::kInfoDirty) out += "cleanly shut down: no\n";
   if (r.flags & abi::kInfoHasBackingFile) {
     const std::string backing = BackingFile(r);
-    const std::string full = FullBackingFile(filename, backing);
+    const std::string full = vmm::CombinePath(image.filename, backing);
     out += "backing file: " + backing;
     if (full != backing) out += " (actual path: " + full + ")";
     out += "\n";
-    if (r.flags & abi::kInfoHasBackingFormat) {
-      out += std::string("backing file format: ") + r.backing_format + "\n";
-    }
+    const std::string format = BackingFormat(r);
+    if (!format.empty()) out += "backing file format: " + format + "\n";
   }
-  if (static_cast<ImageFormat>(r.format) == ImageFormat::kQcow2) {
+  if (!info.records.snapshots.empty()) {
+    out += "Snapshot list:\n";
+    out += Printf("%-9s %-16s %8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
+                  "ICOUNT");
+    for (const vmm::SnapshotInfo& s : info.records.snapshots) out += SnapshotLine(s);
+  }
+  std::string type;
+  QValue data;
+  if (FormatSpecific(image, &type, &data)) {
     out += "Format specific information:\n";
-    out += std::string("    compat: ") + (r.format_version >= 3 ? "1.1" : "0.10") + "\n";
-    out += std::string("    compression type: ") + (r.compression_type == 1 ? "zstd" : "zlib") +
-           "\n";
-    if (r.format_version >= 3) {
-      out += std::string("    lazy refcounts: ") + Bool(r.flags & abi::kInfoLazyRefcounts) + "\n";
-    }
-    out += "    refcount bits: " + std::to_string(r.refcount_bits) + "\n";
-    if (r.format_version >= 3) {
-      out += std::string("    corrupt: ") + Bool(r.flags & abi::kInfoCorrupt) + "\n";
-      out += std::string("    extended l2: ") + Bool(r.flags & abi::kInfoExtendedL2) + "\n";
-    }
+    data.DumpHuman(1, &out);
   }
   return out;
 }
 
-std::string InfoJson(const std::string& filename, const vmm::ImageInfo& info) {
-  const abi::InfoResult& r = info.result;
-  const bool has_backing = (r.flags & abi::kInfoHasBackingFile) != 0;
-  Json j;
-  if (has_backing && (r.flags & abi::kInfoHasBackingFormat)) {
-    j["backing-filename-format"] = std::string(r.backing_format);
+std::string InfoJson(const NamedImageInfo& image) {
+  return ImageInfoValue(image).ToQemuJson() + "\n";
+}
+
+std::string ChainHuman(const std::vector<NamedImageInfo>& chain) {
+  std::string out;
+  for (size_t i = 0; i < chain.size(); ++i) {
+    if (i != 0) out += "\n";
+    out += InfoHuman(chain[i]);
   }
-  j["virtual-size"] = r.virtual_size;
-  j["filename"] = filename;
-  if (r.cluster_size != 0) j["cluster-size"] = r.cluster_size;
-  j["format"] = FormatName(r.format);
-  j["actual-size"] = info.actual_size;
-  if (static_cast<ImageFormat>(r.format) == ImageFormat::kQcow2) {
-    Json data;
-    data["compat"] = r.format_version >= 3 ? "1.1" : "0.10";
-    data["compression-type"] = r.compression_type == 1 ? "zstd" : "zlib";
-    if (r.format_version >= 3) data["lazy-refcounts"] = (r.flags & abi::kInfoLazyRefcounts) != 0;
-    data["refcount-bits"] = r.refcount_bits;
-    if (r.format_version >= 3) {
-      data["corrupt"] = (r.flags & abi::kInfoCorrupt) != 0;
-      data["extended-l2"] = (r.flags & abi::kInfoExtendedL2) != 0;
-    }
-    j["format-specific"] = Json{{"type", "qcow2"}, {"data", data}};
-  }
-  if (has_backing) {
-    j["full-backing-filename"] = FullBackingFile(filename, BackingFile(r));
-    j["backing-filename"] = BackingFile(r);
-  }
-  j["dirty-flag"] = (r.flags & abi::kInfoDirty) != 0;
-  return j.dump(4) + "\n";
+  return out;
+}
+
+std::string ChainJson(const std::vector<NamedImageInfo>& chain) {
+  QValue list = QValue::List();
+  for (const NamedImageInfo& image : chain) list.Append(ImageInfoValue(image));
+  return list.ToQemuJson() + "\n";
 }
 
 }  // namespace instar::cli

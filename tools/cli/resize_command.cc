@@ -152,23 +152,11 @@ int ResizeCommand(int argc, char** argv) {
     };
   }
 
-  auto kvm = vmm::KvmSystem::Open();
-  if (!kvm.ok()) {
-    PrintError(kvm.status().message());
-    return kExitError;
-  }
-  auto outcome = vmm::RunResize(*kvm, request);
+  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
+  if (sandbox == nullptr) return kExitError;
+  auto outcome = vmm::RunResize(*sandbox, request);
   if (!outcome.ok()) {
-    const Status& s = outcome.status();
-    const bool open_error = s.code() == StatusCode::kNotFound ||
-                            s.code() == StatusCode::kPermissionDenied ||
-                            s.code() == StatusCode::kIoError;
-    if (open_error) {
-      PrintError("Could not open '" + filename + "': Could not open '" + filename +
-                 "': " + s.message());
-    } else {
-      PrintError("Could not open '" + filename + "': " + s.message());
-    }
+    ReportOpenError(filename, outcome.status());
     return kExitError;
   }
   if (verbose) {

@@ -1,14 +1,15 @@
 #include "vmm/images/operation_registry.h"
 
+#include "ops/check/check_image.h"
 #include "ops/info/info_image.h"
 #include "ops/resize/resize_image.h"
-#include "vmm/runtime/runtime_image.h"
 
 namespace instar::vmm {
 namespace {
 
 const RegisteredOperation kOperations[] = {
     {"info", &images::info},
+    {"check", &images::check},
     {"resize", &images::resize},
 };
 
@@ -22,7 +23,5 @@ const EmbeddedImage* FindOperation(std::string_view name) {
   }
   return nullptr;
 }
-
-const EmbeddedImage& RuntimeImage() { return images::runtime; }
 
 }  // namespace instar::vmm

@@ -16,6 +16,5 @@ struct RegisteredOperation {
 
 std::span<const RegisteredOperation> Operations();
 const EmbeddedImage* FindOperation(std::string_view name);  // nullptr when unknown
-const EmbeddedImage& RuntimeImage();
 
 }  // namespace instar::vmm

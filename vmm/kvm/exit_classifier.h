@@ -1,5 +1,5 @@
 // Pure interpretation of what the vCPU did: a kvm_run exit record becomes an ExitEvent, and a
-// halt becomes a FaultReport read from the ring-0 stack. No KVM calls; unit-tested with
+// halt becomes a FaultReport (vmm/launcher/guest_fault.h) read from the ring-0 stack. No KVM calls; unit-tested with
 // synthetic records. Host-only.
 #pragma once
 
@@ -9,6 +9,7 @@
 #include <string>
 
 #include "vmm/kvm/guest_memory.h"
+#include "vmm/launcher/guest_fault.h"
 
 namespace instar::vmm {
 
@@ -30,22 +31,11 @@ struct ExitEvent {
 
 ExitEvent ClassifyExit(const kvm_run& run);
 
-struct FaultReport {
-  bool from_stub = false;  // the frame was left by one of our exception stubs
-  uint64_t vector = 0;
-  uint64_t error_code = 0;
-  uint64_t rip = 0;
-  uint64_t cr2 = 0;
-};
-
 // Reads the frame the stub left below RSP0. `halt_rip`/`halt_rsp` are the vCPU's registers at
 // the halt; a halt anywhere else (or with another stack) is reported with from_stub = false.
 FaultReport InterpretHalt(const GuestRam& ram, uint64_t halt_rip, uint64_t halt_rsp,
                           uint64_t cr2);
 
-// "#PF page fault" etc.; "vector N" for the reserved ones.
-std::string ExceptionName(uint64_t vector);
-std::string DescribeFault(const FaultReport& fault);
 std::string DescribeExit(const ExitEvent& event);
 
 }  // namespace instar::vmm

@@ -2,10 +2,13 @@
 
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "crates/probe/probe.h"
 #include "ops/info/info_image.h"
+#include "vmm/chain/path_policy.h"
+#include "vmm/safety/qemu_image_lock.h"
 #include "vmm/transport/device.h"
 
 namespace instar::vmm {
@@ -15,9 +18,106 @@ bool TerminatedAt(const char* field, size_t capacity, uint32_t length) {
   return length < capacity && field[length] == '\0' && std::strlen(field) == length;
 }
 
+uint64_t AllocatedBytes(int fd) {
+  struct stat st {};
+  return ::fstat(fd, &st) == 0 ? static_cast<uint64_t>(st.st_blocks) * 512 : 0;
+}
+
+std::string UnsupportedFeatures(uint64_t unknown, const std::vector<FeatureNameInfo>& names) {
+  std::string text = "Unsupported qcow2 feature(s): ";
+  bool first = true;
+  for (const FeatureNameInfo& f : names) {
+    const uint64_t bit = uint64_t{1} << f.bit;
+    if (f.type != abi::kFeatureIncompatible || (unknown & bit) == 0) continue;
+    text += (first ? "" : ", ") + f.name;
+    first = false;
+    unknown &= ~bit;
+  }
+  if (unknown != 0) {
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "Unknown incompatible feature: %llx",
+                  static_cast<unsigned long long>(unknown));
+    text += (first ? "" : ", ") + std::string(buf);
+  }
+  return text;
+}
+
+struct GuestRun {
+  abi::InfoResult result{};
+  InfoRecords records;
+  LaunchTimings timings;
+  std::string debug_text;
+};
+
+// One VM: the info guest over `devices`.
+StatusOr<GuestRun> RunGuest(const Sandbox& sandbox, const InfoRequest& request, DeviceSet& devices,
+                            uint32_t flags) {
+  abi::InfoConfig config{};
+  config.magic = abi::kInfoConfigMagic;
+  config.requested_format = static_cast<uint32_t>(request.format);
+  config.flags = flags;
+  OperationLaunch launch;
+  launch.operation = &images::info;
+  launch.config.resize(sizeof config);
+  std::memcpy(launch.config.data(), &config, sizeof config);
+  launch.expected_result = {abi::kInfoResultMagic, sizeof(abi::InfoResult)};
+  launch.limits = request.limits;
+  launch.hooks = request.hooks;
+
+  INSTAR_ASSIGN_OR_RETURN(OperationOutcome outcome, RunOperation(sandbox, devices, launch));
+  GuestRun run;
+  run.timings = outcome.timings;
+  run.debug_text = std::move(outcome.report.debug_text);
+  INSTAR_ASSIGN_OR_RETURN(run.records, ParseInfoRecords(outcome.report.record_buffer));
+  if (outcome.report.result.empty()) {
+    const auto [code, detail] = *outcome.report.error;
+    if (code >= abi::kInfoErrorCount || code == 0) {
+      return GuestFailed("info guest reported unknown error code " + std::to_string(code));
+    }
+    const auto error = static_cast<abi::InfoError>(code);
+    // qemu fails some descriptors with a bare errno, which it words like an open failure.
+    if (error == abi::InfoError::kVmdkInvalidArgument) return IoError("Invalid argument");
+    return Status(StatusCode::kImageRejected, DescribeInfoError(error, detail, run.records));
+  }
+  std::memcpy(&run.result, outcome.report.result.data(), sizeof run.result);
+  INSTAR_RETURN_IF_ERROR(ValidateInfoResult(run.result));
+  INSTAR_RETURN_IF_ERROR(CheckRecordCounts(run.records, run.result));
+  return run;
+}
+
+// Opens the extents a descriptor named, in order, as qemu names them.
+Status OpenExtents(const InfoRequest& request, const InfoRecords& records, DeviceSet& devices,
+                   ImageInfo& info) {
+  std::vector<std::string> dirs = request.allowed_dirs;
+  if (dirs.empty()) dirs.push_back(DirectoryOf(request.path));
+  const Allowlist allowlist(dirs);
+  for (const VmdkExtentInfo& e : records.extents) {
+    const std::string path = CombinePath(request.path, e.filename);
+    if (e.filename.empty() || IsPseudoPath(e.filename)) {
+      return Status(StatusCode::kImageRejected,
+                    "Could not open '" + path + "': extent name refused by instar");
+    }
+    StatusOr<std::string> admitted = allowlist.Admit(path);
+    if (!admitted.ok()) {
+      return Status(StatusCode::kImageRejected,
+                    "Could not open '" + path + "': " + admitted.status().message());
+    }
+    StatusOr<Device> device = OpenDevice(*admitted, /*writable=*/false, abi::DeviceRole::kExtent);
+    if (!device.ok()) {
+      return Status(StatusCode::kImageRejected,
+                    "Could not open '" + path + "': " + device.status().message());
+    }
+    info.actual_size += AllocatedBytes(device->fd.get());
+    info.extent_paths.push_back(path);
+    devices.inputs.push_back(std::move(*device));
+  }
+  return Status::Ok();
+}
+
 }  // namespace
 
-std::string DescribeInfoError(abi::InfoError error, uint64_t detail) {
+std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
+                              const InfoRecords& records) {
   using abi::InfoError;
   const std::string d = std::to_string(detail);
   switch (error) {
@@ -27,23 +127,26 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail) {
     case InfoError::kUnsupportedQcow2Version: return "Unsupported qcow2 version " + d;
     case InfoError::kTruncatedHeader: return "qcow2 header too short";
     case InfoError::kInvalidClusterSize: return "Unsupported cluster size: 2^" + d;
-    case InfoError::kUnsupportedFeatures: {
-      char buf[64];
-      std::snprintf(buf, sizeof buf, "Unsupported qcow2 feature(s): Unknown incompatible feature: %llx",
-                    static_cast<unsigned long long>(detail));
-      return buf;
-    }
+    case InfoError::kUnsupportedFeatures:
+      return UnsupportedFeatures(detail, records.feature_names);
     case InfoError::kHeaderTooShort: return "qcow2 header too short";
     case InfoError::kHeaderTooLong: return "qcow2 header exceeds cluster size";
     case InfoError::kRefcountOrderTooLarge:
       return "Reference count entry width too large; may not exceed 64 bits";
-    case InfoError::kBadEncryptionMethod: return "Unsupported encryption method: " + d;
+    case InfoError::kBadEncryptionMethod: return "Unsupported encryption method " + d;
     case InfoError::kBackingFileTooLong: return "Backing file name too long";
     case InfoError::kBadHeaderExtension: return "Invalid header extension";
-    case InfoError::kNotVmdk: return "Invalid VMDK image descriptor";
+    case InfoError::kNotVmdk: return "invalid VMDK image descriptor";
     case InfoError::kVmdkUnsupportedVersion: return "Unsupported VMDK version " + d;
-    case InfoError::kVmdkBadGrainSize: return "Invalid VMDK grain size " + d;
-    case InfoError::kVmdkBadGrainTableSize: return "Invalid VMDK grain table size " + d;
+    case InfoError::kVmdkBadGrainSize: return "Invalid granularity, image may be corrupt";
+    case InfoError::kVmdkBadGrainTableSize: return "L2 table size too big";
+    case InfoError::kVmdkBadL1EntrySize: return "L1 entry size is invalid";
+    case InfoError::kVmdkL1TooBig: return "L1 size too big";
+    case InfoError::kVmdkFileTruncated:
+      return "File truncated, expecting at least " + d + " bytes";
+    case InfoError::kVmdkUnsupportedCreateType:
+      return "Unsupported image type '" + records.vmdk_create_type.value_or("") + "'";
+    case InfoError::kVmdkInvalidArgument: return "Invalid argument";
     case InfoError::kVmdkDescriptorTooLarge: return "VMDK descriptor too large (" + d + " bytes)";
     case InfoError::kVmdkBadDescriptor:
       return "Invalid VMDK image descriptor (line " + d + ")";
@@ -53,6 +156,34 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail) {
       return std::string("Image format '") + name + "' is not supported by instar";
     }
     case InfoError::kBadConfig: return "the info operation did not understand its request";
+    case InfoError::kInvalidBackingFileOffset: return "Invalid backing file offset";
+    case InfoError::kL1TableTooLarge: return "Active L1 table too large";
+    case InfoError::kImageTooBig: return "Image is too big";
+    case InfoError::kL1TableTooSmall: return "L1 table is too small";
+    case InfoError::kL1TableOffsetInvalid: return "Active L1 table offset invalid";
+    case InfoError::kL1TableUnreadable: return "Could not read L1 table: Input/output error";
+    case InfoError::kRefcountTableTooLarge: return "Reference count table too large";
+    case InfoError::kNoRefcountTable: return "Image does not contain a reference count table";
+    case InfoError::kRefcountTableOffsetInvalid: return "Reference count table offset invalid";
+    case InfoError::kSnapshotTableTooLarge: return "Snapshot table too large";
+    case InfoError::kSnapshotTableOffsetInvalid: return "Snapshot table offset invalid";
+    case InfoError::kSnapshotExtraTooLarge:
+      return "Too much extra metadata in snapshot table entry " + d +
+             "\nYou can force-remove this extra metadata with qemu-img check -r all";
+    case InfoError::kBitmapExtensionInvalid: return "bitmaps_ext: Invalid extension";
+    case InfoError::kBitmapDirectoryInvalid: return "Bitmap directory is corrupted";
+    case InfoError::kCryptoHeaderInvalid: return "Could not read encryption header";
+    case InfoError::kCompressionTypeInvalid: return "qcow2: unknown compression type: " + d;
+    case InfoError::kCompressionBitMissing:
+      return "qcow2: Compression type incompatible feature bit must be set";
+    case InfoError::kCompressionBitSet:
+      return "qcow2: Compression type incompatible feature bit must not be set";
+    case InfoError::kImageTooLarge: return "Could not refresh total sector count: File too large";
+    case InfoError::kVmdkExtentHeaderInvalid:
+      return "Invalid VMDK sparse extent header (extent " + d + ")";
+    case InfoError::kRecordsTooLarge: return "Image metadata too large for instar to report";
+    case InfoError::kBackingFormatTooLong:
+      return "ERROR: ext_backing_format: len=" + d + " too large (>=32)";
   }
   return "unknown info error " + std::to_string(static_cast<uint32_t>(error)) +
          " from the guest";
@@ -65,8 +196,10 @@ Status ValidateInfoResult(const abi::InfoResult& r) {
       format != abi::ImageFormat::kVmdk) {
     return GuestFailed("info result names no known format");
   }
-  if (r.cluster_size != 0 && (r.cluster_size & (r.cluster_size - 1)) != 0) {
-    return GuestFailed("info result has a cluster size that is not a power of two");
+  // qcow2 clusters are powers of two; vmdk grains are any whole number of sectors.
+  const bool power_of_two = (r.cluster_size & (r.cluster_size - 1)) == 0;
+  if (format == abi::ImageFormat::kQcow2 ? !power_of_two : r.cluster_size % 512 != 0) {
+    return GuestFailed("info result has an impossible cluster size");
   }
   if (format == abi::ImageFormat::kQcow2) {
     if (r.format_version < 2 || r.format_version > 3 || r.refcount_bits == 0 ||
@@ -74,6 +207,10 @@ Status ValidateInfoResult(const abi::InfoResult& r) {
         r.compression_type > 1 || r.encryption_method > 2) {
       return GuestFailed("info result has qcow2 fields out of range");
     }
+  }
+  if (r.snapshot_count > abi::kMaxInfoSnapshots || r.bitmap_count > abi::kMaxInfoBitmaps ||
+      r.extent_count > abi::kMaxInfoExtents || r.feature_name_count > abi::kMaxInfoFeatureNames) {
+    return GuestFailed("info result has a list count out of range");
   }
   const bool has_backing = (r.flags & abi::kInfoHasBackingFile) != 0;
   const bool has_format = (r.flags & abi::kInfoHasBackingFormat) != 0;
@@ -85,39 +222,44 @@ Status ValidateInfoResult(const abi::InfoResult& r) {
   return Status::Ok();
 }
 
-StatusOr<ImageInfo> RunInfo(const KvmSystem& kvm, const InfoRequest& request) {
+StatusOr<ImageInfo> RunInfo(const Sandbox& sandbox, const InfoRequest& request) {
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image,
                           OpenDevice(request.path, /*writable=*/false, abi::DeviceRole::kImage));
-  struct stat st {};
+  if (!request.force_share) {
+    INSTAR_RETURN_IF_ERROR(AcquireImageLocks(image.fd.get(), kInfoLocks, request.path));
+  }
   ImageInfo info;
-  if (::fstat(image.fd.get(), &st) == 0) info.actual_size = static_cast<uint64_t>(st.st_blocks) * 512;
+  info.actual_size = AllocatedBytes(image.fd.get());
   devices.inputs.push_back(std::move(image));
 
-  abi::InfoConfig config{};
-  config.magic = abi::kInfoConfigMagic;
-  config.requested_format = static_cast<uint32_t>(request.format);
-  OperationLaunch launch;
-  launch.operation = &images::info;
-  launch.config.resize(sizeof config);
-  std::memcpy(launch.config.data(), &config, sizeof config);
-  launch.expected_result = {abi::kInfoResultMagic, sizeof(abi::InfoResult)};
-  launch.limits = request.limits;
-  launch.hooks = request.hooks;
-
-  INSTAR_ASSIGN_OR_RETURN(OperationOutcome outcome, RunOperation(kvm, devices, launch));
-  info.timings = outcome.timings;
-  info.debug_text = std::move(outcome.report.debug_text);
-  if (outcome.report.result.empty()) {
-    const auto [code, detail] = *outcome.report.error;
-    if (code >= abi::kInfoErrorCount || code == 0) {
-      return GuestFailed("info guest reported unknown error code " + std::to_string(code));
+  INSTAR_ASSIGN_OR_RETURN(GuestRun run, RunGuest(sandbox, request, devices, 0));
+  const bool descriptor_file = run.result.format == static_cast<uint32_t>(abi::ImageFormat::kVmdk) &&
+                               (run.result.flags & abi::kInfoVmdkDescriptorFile) != 0;
+  if (descriptor_file && !run.records.extents.empty()) {
+    INSTAR_RETURN_IF_ERROR(OpenExtents(request, run.records, devices, info));
+    // qemu reads the parent CID after opening the extents and fails with a bare EINVAL.
+    if (run.result.flags & abi::kInfoVmdkNoParentCid) return IoError("Invalid argument");
+    bool any_sparse = false;
+    for (const VmdkExtentInfo& e : run.records.extents) {
+      any_sparse |= e.type == "SPARSE" || e.type == "VMFSSPARSE";
     }
-    return Status(StatusCode::kImageRejected,
-                  DescribeInfoError(static_cast<abi::InfoError>(code), detail));
+    if (any_sparse) {
+      // The extents' own headers are image bytes too: a second guest reads them.
+      INSTAR_ASSIGN_OR_RETURN(GuestRun second, RunGuest(sandbox, request, devices,
+                                                        abi::kInfoConfigExtentsAttached));
+      if (second.records.extents.size() != run.records.extents.size()) {
+        return GuestFailed("info guest changed its extent list between runs");
+      }
+      second.timings.total_us += run.timings.total_us;
+      second.timings.exits += run.timings.exits;
+      run = std::move(second);
+    }
   }
-  std::memcpy(&info.result, outcome.report.result.data(), sizeof info.result);
-  INSTAR_RETURN_IF_ERROR(ValidateInfoResult(info.result));
+  info.result = run.result;
+  info.records = std::move(run.records);
+  info.timings = run.timings;
+  info.debug_text = std::move(run.debug_text);
   return info;
 }
 

@@ -11,6 +11,8 @@
 #include "crates/probe/probe.h"
 #include "ops/resize/resize_image.h"
 #include "vmm/operations/info_request.h"
+#include "vmm/safety/libvirt_guard.h"
+#include "vmm/safety/qemu_image_lock.h"
 #include "vmm/transport/device.h"
 
 namespace instar::vmm {
@@ -107,6 +109,8 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
     case ResizeError::kEncrypted: return Line("instar cannot resize encrypted images", open);
     case ResizeError::kHasBackingFile:
       return Line("the resize guest needs the backing file checked first (host error)");
+    case ResizeError::kQcow2HeaderRefused:
+      return Line("the resize guest refused the qcow2 header (host error)");
     case ResizeError::kBackingFileLarger:
       return Line("instar cannot yet grow this image over its larger backing file (" + d +
                   " bytes): the old end is not on a cluster boundary, or preallocation was "
@@ -172,11 +176,14 @@ namespace {
 
 // One run of the resize guest; `backing_size` is set when the host has checked the backing
 // file.
-StatusOr<ResizeOutcome> RunResizeOnce(const KvmSystem& kvm, const ResizeRequest& request,
+StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeRequest& request,
                                       std::optional<uint64_t> backing_size) {
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image,
                           OpenDevice(request.path, /*writable=*/true, abi::DeviceRole::kImage));
+  // Never write under a running VM: QEMU's own image locks, then libvirt's view.
+  INSTAR_RETURN_IF_ERROR(AcquireImageLocks(image.fd.get(), kWriteLocks, request.path));
+  INSTAR_RETURN_IF_ERROR(CheckNotInUseByLibvirt({request.path}, LibvirtUriFromEnvironment()));
   image.limits.write_limit = ResizeWriteLimit(image.limits.size, request);
   image.format = request.format;
   devices.output = std::move(image);
@@ -200,7 +207,7 @@ StatusOr<ResizeOutcome> RunResizeOnce(const KvmSystem& kvm, const ResizeRequest&
   launch.limits = request.limits;
   launch.hooks = request.hooks;
 
-  INSTAR_ASSIGN_OR_RETURN(OperationOutcome run, RunOperation(kvm, devices, launch));
+  INSTAR_ASSIGN_OR_RETURN(OperationOutcome run, RunOperation(sandbox, devices, launch));
   ResizeOutcome outcome;
   outcome.timings = run.timings;
   outcome.debug_text = std::move(run.report.debug_text);
@@ -242,13 +249,13 @@ ResizeMessage BackingRefusal(const std::string& text) {
 // guest reads the image's backing name, the host resolves it next to the image (as qemu does),
 // refuses pseudo-paths and anything outside the image's directory, and the info guest sizes
 // it. A refusal comes back in `refusal`.
-StatusOr<uint64_t> CheckBackingFile(const KvmSystem& kvm, const ResizeRequest& request,
+StatusOr<uint64_t> CheckBackingFile(const Sandbox& sandbox, const ResizeRequest& request,
                                     std::optional<ResizeMessage>* refusal) {
   InfoRequest top;
   top.path = request.path;
   top.format = request.format;
   top.limits = request.limits;
-  INSTAR_ASSIGN_OR_RETURN(ImageInfo info, RunInfo(kvm, top));
+  INSTAR_ASSIGN_OR_RETURN(ImageInfo info, RunInfo(sandbox, top));
   if ((info.result.flags & abi::kInfoHasBackingFile) == 0) {
     return GuestFailed("the resize guest reported a backing file the info guest did not see");
   }
@@ -281,7 +288,7 @@ StatusOr<uint64_t> CheckBackingFile(const KvmSystem& kvm, const ResizeRequest& r
                      : format == "vmdk"  ? abi::ImageFormat::kVmdk
                                          : abi::ImageFormat::kAuto;
   }
-  auto sized = RunInfo(kvm, backing);
+  auto sized = RunInfo(sandbox, backing);
   if (!sized.ok()) {
     const StatusCode code = sized.status().code();
     const bool open_error = code == StatusCode::kNotFound ||
@@ -295,16 +302,32 @@ StatusOr<uint64_t> CheckBackingFile(const KvmSystem& kvm, const ResizeRequest& r
 
 }  // namespace
 
-StatusOr<ResizeOutcome> RunResize(const KvmSystem& kvm, const ResizeRequest& request) {
-  INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome, RunResizeOnce(kvm, request, std::nullopt));
+// qemu's message for a qcow2 header the resize guest refused: the info operation knows every
+// open-time check and its exact text.
+Status HeaderRefusal(const Sandbox& sandbox, const ResizeRequest& request) {
+  InfoRequest info;
+  info.path = request.path;
+  info.format = abi::ImageFormat::kQcow2;
+  info.force_share = true;  // the resize already holds the image's locks
+  info.limits = request.limits;
+  auto refused = RunInfo(sandbox, info);
+  if (!refused.ok()) return refused.status();
+  return GuestFailed("the resize guest refused a qcow2 header the info guest accepts");
+}
+
+StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& request) {
+  INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome, RunResizeOnce(sandbox, request, std::nullopt));
+  if (outcome.error == abi::ResizeError::kQcow2HeaderRefused) {
+    return HeaderRefusal(sandbox, request);
+  }
   if (outcome.error != abi::ResizeError::kHasBackingFile) return outcome;
   std::optional<ResizeMessage> refusal;
-  INSTAR_ASSIGN_OR_RETURN(uint64_t backing_size, CheckBackingFile(kvm, request, &refusal));
+  INSTAR_ASSIGN_OR_RETURN(uint64_t backing_size, CheckBackingFile(sandbox, request, &refusal));
   if (refusal) {
     outcome.refusal = std::move(refusal);
     return outcome;
   }
-  INSTAR_ASSIGN_OR_RETURN(outcome, RunResizeOnce(kvm, request, backing_size));
+  INSTAR_ASSIGN_OR_RETURN(outcome, RunResizeOnce(sandbox, request, backing_size));
   if (outcome.error == abi::ResizeError::kHasBackingFile) {
     return GuestFailed("the resize guest asked for a backing file check twice");
   }

@@ -12,7 +12,7 @@
 #include "abi/image_format.h"
 #include "abi/resize.h"
 #include "vmm/base/status.h"
-#include "vmm/kvm/kvm_system.h"
+#include "vmm/launcher/sandbox.h"
 #include "vmm/launcher/operation_launcher.h"
 
 namespace instar::vmm {
@@ -49,7 +49,7 @@ struct ResizeOutcome {
 };
 
 // VM and file-open failures are a Status; the guest's refusals are in ResizeOutcome.
-StatusOr<ResizeOutcome> RunResize(const KvmSystem& kvm, const ResizeRequest& request);
+StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& request);
 
 // The message for an error the guest reported; exhaustive over abi::ResizeError.
 ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,

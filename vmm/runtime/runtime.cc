@@ -1,11 +1,15 @@
-// The guest runtime blob, loaded at RUNTIME_LOAD_ADDR; the vCPU starts here at CPL3. It fills
+// The guest runtime blob, loaded at RUNTIME_LOAD_ADDR; the guest starts here at CPL3. It fills
 // the call table, calls the operation's entry, and turns every call-table entry that needs
-// the host into one request descriptor plus one doorbell store (abi/transport.h).
-// Freestanding; no allocation; never blocks except in the doorbell store itself.
+// the host into one request descriptor plus one doorbell ring (abi/transport.h).
+// Built twice: the KVM runtime rings with a store to the doorbell page (an MMIO exit); the
+// process runtime (INSTAR_RUNTIME_PIPE_DOORBELL) writes to the doorbell pipe and reads the
+// reply pipe, the only system calls its seccomp filter allows.
+// Freestanding; no allocation; never blocks except in the doorbell itself.
 #include <stdint.h>
 
 #include "abi/call_table.h"
 #include "abi/guest_image.h"
+#include "abi/info_records.h"
 #include "abi/memory_map.h"
 #include "abi/status.h"
 #include "abi/transport.h"
@@ -22,11 +26,31 @@ using instar::abi::RequestKind;
 // initialisation, which a loader-less guest never runs.
 Request* TransportRequest() { return reinterpret_cast<Request*>(instar::abi::kTransport.base); }
 
+#if defined(INSTAR_RUNTIME_PIPE_DOORBELL)
+// One round trip: write a word to the doorbell pipe, block reading the reply. The host has
+// served the request when the reply arrives.
+long RawSyscall3(long number, long a, long b, long c) {
+  long ret;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(number), "D"(a), "S"(b), "d"(c)
+               : "rcx", "r11", "memory");
+  return ret;
+}
+
+void RingDoorbell() {
+  uint64_t word = 1;
+  constexpr long kWrite = 1, kRead = 0;
+  RawSyscall3(kWrite, instar::abi::kProcessDoorbellFd, reinterpret_cast<long>(&word), 8);
+  RawSyscall3(kRead, instar::abi::kProcessReplyFd, reinterpret_cast<long>(&word), 8);
+}
+#else
 // One exit: the store traps to the host, which has served the request by the time it retires.
 // The clobber keeps the compiler from caching descriptor fields across it.
 void RingDoorbell() {
   asm volatile("movq $1, (%0)" : : "r"(instar::abi::kDoorbell.base) : "memory");
 }
+#endif
 
 Request* Begin(RequestKind kind) {
   Request* r = TransportRequest();
@@ -147,6 +171,13 @@ int32_t SetOutputSize(uint64_t bytes) {
   return Submit(r);
 }
 
+int32_t SendRecords(const void* records, uint32_t length) {
+  Request* r = Begin(RequestKind::kRecords);
+  r->buffer = reinterpret_cast<uint64_t>(records);
+  r->length = length;
+  return Submit(r);
+}
+
 }  // namespace
 
 extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void instar_entry() {
@@ -174,6 +205,7 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->set_output_size = SetOutputSize;
   table->send_check_result = SendCheckResult;
   table->send_resize_result = SendResizeResult;
+  table->send_records = SendRecords;
 
   // The host verified the operation's header before loading it.
   const auto* op =

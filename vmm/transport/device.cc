@@ -8,10 +8,38 @@
 #include <cerrno>
 #include <cstring>
 
+#include "vmm/transport/open_overrides.h"
+
 namespace instar::vmm {
+namespace {
+
+// A private duplicate of a descriptor the client passed, if it allows the access asked for.
+StatusOr<UniqueFd> FromOverride(int passed, bool writable) {
+  const int flags = ::fcntl(passed, F_GETFL);
+  if (flags < 0) return IoError(std::strerror(errno));
+  if (writable && (flags & O_ACCMODE) == O_RDONLY) {
+    return Status(StatusCode::kPermissionDenied, "Permission denied");
+  }
+  UniqueFd fd(::fcntl(passed, F_DUPFD_CLOEXEC, 3));
+  if (!fd.valid()) return IoError(std::strerror(errno));
+  return fd;
+}
+
+}  // namespace
 
 StatusOr<Device> OpenDevice(const std::string& path, bool writable, abi::DeviceRole role) {
-  UniqueFd fd(::open(path.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY));
+  if (const auto passed = FindOpenOverride(path)) {
+    INSTAR_ASSIGN_OR_RETURN(UniqueFd fd, FromOverride(*passed, writable));
+    return AttachOpened(std::move(fd), writable, role);
+  }
+  // O_NONBLOCK: opening a FIFO must not wait for a writer (AttachOpened refuses it anyway).
+  UniqueFd fd(::open(path.c_str(),
+                     (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOCTTY | O_NONBLOCK));
+  if (fd.valid()) ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
+  return AttachOpened(std::move(fd), writable, role);
+}
+
+StatusOr<Device> AttachOpened(UniqueFd fd, bool writable, abi::DeviceRole role) {
   if (!fd.valid()) {
     const StatusCode code = errno == ENOENT ? StatusCode::kNotFound
                             : errno == EACCES || errno == EPERM ? StatusCode::kPermissionDenied

@@ -38,7 +38,11 @@ struct DeviceSet {
 
 // Opens `path` for attaching: a regular file or a block device, read-only unless `writable`.
 // Errors carry the errno text the CLI prints ("No such file or directory", ...).
+// A descriptor registered with SetOpenOverride (vmm/transport/open_overrides.h) for exactly
+// `path` is used instead of opening it.
 StatusOr<Device> OpenDevice(const std::string& path, bool writable, abi::DeviceRole role);
+// Attaches an already-open descriptor (an invalid `fd` reports errno, as a failed open did).
+StatusOr<Device> AttachOpened(UniqueFd fd, bool writable, abi::DeviceRole role);
 
 // The ChainConfig the guest sees for `devices`.
 abi::ChainConfig DescribeDevices(const DeviceSet& devices);

@@ -5,6 +5,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "abi/info_records.h"
 #include "abi/memory_map.h"
 #include "vmm/transport/request_validation.h"
 
@@ -177,6 +178,18 @@ abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* val
       return DoRecord(request);
     case abi::RequestKind::kSetSize:
       return DoSetSize(request);
+    case abi::RequestKind::kRecords: {
+      // Once, before the result, bounded; the operation's host side parses and checks them.
+      if (report_.record_buffer_sent || !report_.result.empty() ||
+          request.length > abi::kMaxInfoRecordBytes) {
+        return abi::CallStatus::kBadResult;
+      }
+      const uint8_t* bytes = ram_.UserRange(request.buffer, request.length);
+      if (bytes == nullptr) return abi::CallStatus::kBadBuffer;
+      report_.record_buffer.assign(bytes, bytes + request.length);
+      report_.record_buffer_sent = true;
+      return abi::CallStatus::kOk;
+    }
     case abi::RequestKind::kComplete:
       report_.completed = static_cast<int32_t>(request.arg0);
       *next = Next::kStop;

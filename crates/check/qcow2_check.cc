@@ -1,0 +1,306 @@
+#include "crates/check/qcow2_check.h"
+
+#include "crates/base/checked.h"
+#include "crates/base/endian.h"
+#include "crates/check/internal/check_state.h"
+#include "crates/check/qcow2_image.h"
+#include "crates/check/reference_walk.h"
+#include "crates/check/refcount_compare.h"
+#include "crates/check/refcount_rebuild.h"
+
+namespace instar::check {
+namespace {
+
+using abi::CheckError;
+using abi::FindingKind;
+using base::Fail;
+
+constexpr uint64_t kProbeBytes = 4096;
+
+struct RunOutcome {
+  CheckCounts counts;
+  uint64_t image_end_offset = 0;
+  uint64_t passes = 0;
+  abi::CheckFailure failure = abi::CheckFailure::kNone;
+};
+
+CheckCounts Minus(CheckCounts a, const CheckCounts& b) {
+  a.corruptions -= b.corruptions;
+  a.leaks -= b.leaks;
+  a.check_errors -= b.check_errors;
+  a.corruptions_fixed -= b.corruptions_fixed;
+  a.leaks_fixed -= b.leaks_fixed;
+  return a;
+}
+
+CheckCounts Plus(CheckCounts a, const CheckCounts& b) {
+  a.corruptions += b.corruptions;
+  a.leaks += b.leaks;
+  a.check_errors += b.check_errors;
+  a.corruptions_fixed += b.corruptions_fixed;
+  a.leaks_fixed += b.leaks_fixed;
+  return a;
+}
+
+class Checker {
+ public:
+  Checker(CheckState& s, base::Arena& arena, const CheckOptions& options)
+      : s_(s), arena_(arena), options_(options) {}
+
+  // Sizes the window from what the arena has left; false when not even a minimal one fits.
+  base::Status<CheckError> PlanWindow(bool need_single);
+  // One qcow2_co_check: the refcount check, OFLAG_COPIED, and marking the image clean.
+  RunOutcome Run(uint32_t fix);
+
+ private:
+  void SetWindow(uint64_t base) {
+    s_.window = RefcountWindow(window_bytes_, window_byte_size_, s_.image.refcount_order(), base,
+                               window_capacity_);
+    s_.window.Clear();
+  }
+  bool single() const { return s_.window.end() > s_.domain_end; }
+  void CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out);
+  void RebuildAndRecount(uint32_t fix, uint64_t* highest);
+  void MarkCleanAndConsistent();
+
+  CheckState& s_;
+  base::Arena& arena_;
+  const CheckOptions& options_;
+  uint8_t* window_bytes_ = nullptr;
+  uint64_t window_byte_size_ = 0;
+  uint64_t window_capacity_ = 0;
+};
+
+base::Status<CheckError> Checker::PlanWindow(bool need_single) {
+  const uint64_t cs = s_.cluster_size();
+  const uint32_t bits = 1u << s_.image.refcount_order();
+  const uint64_t per_block = s_.image.geometry.refcount_entries;
+  // The file's clusters, one just past its end, and for a repair room for a rebuilt
+  // structure: the count must then hold everything at once, in whole refcount blocks (a
+  // rebuild writes it out as blocks), with the new refcount table beside it.
+  const uint64_t file_clusters = ClustersFor(s_, s_.io->Size());
+  uint64_t wanted = file_clusters + 1;
+  uint64_t table_reserve = 0;
+  if (need_single) {
+    wanted += base::DivRoundUp(abi::RepairGrowthLimit(s_.io->Size()), cs) + 16;
+    wanted = base::DivRoundUp(wanted, per_block) * per_block;
+    table_reserve = base::DivRoundUp(wanted, per_block) * 8 + 2 * cs;
+  }
+  const uint64_t remaining = arena_.remaining();
+  const uint64_t available = remaining > table_reserve + 64 ? remaining - table_reserve - 64 : 0;
+  uint64_t capacity = need_single ? (available / cs) * (cs * 8 / bits) : available * 8 / bits;
+  if (options_.max_clusters_per_pass != 0 && capacity > options_.max_clusters_per_pass) {
+    capacity = options_.max_clusters_per_pass;
+  }
+  if (capacity > wanted) capacity = wanted;
+  if (capacity == 0 || (need_single && capacity < wanted)) {
+    return Fail(CheckError::kScratchTooSmall, wanted);
+  }
+  window_capacity_ = capacity;
+  window_byte_size_ = need_single ? base::DivRoundUp(capacity * bits, 8 * cs) * cs
+                                  : base::DivRoundUp(capacity * bits, 64) * 8;
+  window_bytes_ = arena_.Allocate(window_byte_size_, 512);
+  if (window_bytes_ == nullptr) return Fail(CheckError::kScratchTooSmall, wanted);
+  return {};
+}
+
+// qemu's qcow2_check_refcounts, window by window.
+void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
+  CheckCounts compare_delta;
+  uint64_t base = 0;
+  bool first = true;
+  s_.copied_prescan = fix == 0;
+  s_.copied_mismatch_possible = false;
+  do {
+    SetWindow(base);
+    CalculateRefcounts(s_, first ? WalkMode::kPrimary : WalkMode::kLaterWindow, fix);
+    if (s_.failure != abi::CheckFailure::kNone) return;
+    const CheckCounts before = s_.counts;
+    CompareRefcounts(s_, 0, highest);
+    compare_delta = Plus(compare_delta, Minus(s_.counts, before));
+    ++out->passes;
+    first = false;
+    base = s_.window.end();
+  } while (base < s_.domain_end);
+  const CheckCounts pre_compare = Minus(s_.counts, compare_delta);
+  const bool one_window = out->passes == 1;
+
+  if (s_.rebuild && (fix & kFixErrors) != 0 && one_window) {
+    RebuildAndRecount(fix, highest);
+  } else if (fix != 0) {
+    if (s_.rebuild) {
+      s_.sink->Emit(FindingKind::kNeedRebuild);
+      ++s_.counts.check_errors;
+      s_.failure = abi::CheckFailure::kIoError;
+      return;
+    }
+    if (s_.counts.leaks != 0 || s_.counts.corruptions != 0) {
+      s_.counts = pre_compare;
+      *highest = 0;
+      if (one_window) {
+        CompareRefcounts(s_, fix, highest);
+      } else {
+        for (base = 0; base < s_.domain_end; base = s_.window.end()) {
+          SetWindow(base);
+          const CheckCounts keep = s_.counts;
+          CalculateRefcounts(s_, WalkMode::kSilent, 0);
+          s_.counts = keep;
+          CompareRefcounts(s_, fix, highest);
+          ++out->passes;
+        }
+      }
+    }
+  }
+  if (!s_.copied_prescan || s_.copied_mismatch_possible || s_.io_failed) {
+    CheckCopiedFlags(s_, fix);
+  }
+}
+
+void Checker::RebuildAndRecount(uint32_t fix, uint64_t* highest) {
+  s_.sink->Emit(FindingKind::kRebuilding);
+  const CheckCounts old = s_.counts;
+  if (!RebuildRefcountStructure(s_, arena_)) {
+    s_.failure = abi::CheckFailure::kIoError;
+    return;
+  }
+  s_.counts.corruptions = 0;
+  s_.counts.leaks = 0;
+  s_.rebuild = false;
+  s_.window.Clear();
+  CalculateRefcounts(s_, WalkMode::kPrimary, 0);
+  if (s_.failure != abi::CheckFailure::kNone) return;
+  int64_t fresh_leaks = 0;
+  if ((fix & kFixLeaks) != 0) {
+    const CheckCounts saved = s_.counts;
+    s_.counts = CheckCounts();
+    *highest = 0;
+    CompareRefcounts(s_, kFixLeaks, highest);
+    if (s_.rebuild) s_.sink->Emit(FindingKind::kRebuiltStillBroken);
+    fresh_leaks = s_.counts.leaks;
+    s_.counts = saved;
+  }
+  if (s_.counts.corruptions < old.corruptions) {
+    s_.counts.corruptions_fixed += old.corruptions - s_.counts.corruptions;
+  }
+  if (s_.counts.leaks < old.leaks) s_.counts.leaks_fixed += old.leaks - s_.counts.leaks;
+  s_.counts.leaks += fresh_leaks;
+}
+
+// qemu's qcow2_mark_clean and qcow2_mark_consistent: the dirty and corrupt bits go once a
+// repair leaves no corruption. Only the feature field changes.
+void Checker::MarkCleanAndConsistent() {
+  const uint64_t clear = qcow2::kIncompatDirty | qcow2::kIncompatCorrupt;
+  if (s_.image.header.version < 3 || (s_.image.header.incompatible_features & clear) == 0) return;
+  const uint64_t features = s_.image.header.incompatible_features & ~clear;
+  uint8_t field[8];
+  base::StoreBe64(field, features);
+  if (!s_.io->Write(72, sizeof field, field)) {
+    s_.failure = abi::CheckFailure::kIoError;
+    return;
+  }
+  s_.image.header.incompatible_features = features;
+}
+
+RunOutcome Checker::Run(uint32_t fix) {
+  RunOutcome out;
+  s_.counts = CheckCounts();
+  s_.domain_end = 0;
+  s_.rebuild = false;
+  s_.failure = abi::CheckFailure::kNone;
+  s_.l2_buffered = UINT64_MAX;
+  uint64_t highest = 0;
+  // qemu's check reads the snapshot table pointer first and gives up on a bad one.
+  if (s_.image.snapshot_overhang != 0) {
+    s_.sink->Emit(FindingKind::kSnapshotTableTooLarge, s_.image.snapshot_overhang);
+    out.failure = abi::CheckFailure::kFileTooLarge;
+    return out;
+  }
+  if (s_.image.snapshot_table_invalid) {
+    s_.sink->Emit(FindingKind::kSnapshotTableOffsetInvalid);
+    out.failure = abi::CheckFailure::kInvalidArgument;
+    return out;
+  }
+  CheckRefcounts(fix, &highest, &out);
+  if (s_.io_failed && s_.failure == abi::CheckFailure::kNone) {
+    s_.failure = abi::CheckFailure::kIoError;
+  }
+  if (s_.failure == abi::CheckFailure::kNone && fix != 0 && s_.counts.check_errors == 0 &&
+      s_.counts.corruptions == 0) {
+    MarkCleanAndConsistent();
+  }
+  out.counts = s_.counts;
+  out.image_end_offset = (highest + 1) << s_.cluster_bits();
+  out.failure = s_.failure;
+  return out;
+}
+
+void Fill(const RunOutcome& run, abi::CheckResult* r) {
+  r->failure = static_cast<uint32_t>(run.failure);
+  r->check_errors = static_cast<uint64_t>(run.counts.check_errors);
+  r->corruptions = static_cast<uint64_t>(run.counts.corruptions);
+  r->leaks = static_cast<uint64_t>(run.counts.leaks);
+  r->corruptions_fixed = static_cast<uint64_t>(run.counts.corruptions_fixed);
+  r->leaks_fixed = static_cast<uint64_t>(run.counts.leaks_fixed);
+  r->image_end_offset = run.image_end_offset;
+  r->allocated_clusters = run.counts.allocated_clusters;
+  r->fragmented_clusters = run.counts.fragmented_clusters;
+  r->compressed_clusters = run.counts.compressed_clusters;
+  r->passes += run.passes;
+}
+
+}  // namespace
+
+base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& sink,
+                                    base::Arena& arena, const CheckOptions& options,
+                                    abi::CheckResult* result) {
+  auto* s = arena.New<CheckState>();
+  if (s == nullptr) return Fail(CheckError::kScratchTooSmall);
+  s->io = &io;
+  s->sink = &sink;
+  s->writable = options.repair != abi::CheckRepair::kNone;
+  // The header and its extensions live in the first cluster; its size is in the header.
+  uint8_t probe[kProbeBytes];
+  const uint64_t file_size = io.Size();
+  const uint64_t probe_bytes = file_size < kProbeBytes ? file_size : kProbeBytes;
+  if (!io.Read(0, probe_bytes, probe)) return Fail(CheckError::kIoError);
+  auto parsed = qcow2::ParseHeader(base::ByteView(probe, probe_bytes));
+  if (!parsed.ok()) return OpenQcow2(base::ByteView(probe, probe_bytes), file_size).error();
+  const uint64_t head_bytes =
+      parsed.value().cluster_size < file_size ? parsed.value().cluster_size : file_size;
+  uint8_t* head = arena.Allocate(parsed.value().cluster_size, 512);
+  if (head == nullptr) return Fail(CheckError::kScratchTooSmall);
+  if (!io.Read(0, head_bytes, head)) return Fail(CheckError::kIoError);
+  auto opened = OpenQcow2(base::ByteView(head, head_bytes), file_size);
+  if (!opened.ok()) return opened.error();
+  s->image = opened.value();
+  s->original_reftable_offset = s->image.reftable_offset;
+  s->original_reftable_entries = s->image.reftable_entries;
+  const uint64_t cs = s->cluster_size();
+  s->chunk = head;  // the header is parsed: its cluster becomes the table-chunk buffer
+  s->l2 = arena.Allocate(cs, 512);
+  if (s->chunk == nullptr || s->l2 == nullptr || !s->stored.Init(io, s->image, arena)) {
+    return Fail(CheckError::kScratchTooSmall);
+  }
+  Checker checker(*s, arena, options);
+  uint32_t fix = 0;
+  if (options.repair == abi::CheckRepair::kLeaks) fix = kFixLeaks;
+  if (options.repair == abi::CheckRepair::kAll) fix = kFixLeaks | kFixErrors;
+  TRY_STATUS(checker.PlanWindow((fix & kFixErrors) != 0));
+
+  result->magic = abi::kCheckResultMagic;
+  result->format = static_cast<uint32_t>(abi::ImageFormat::kQcow2);
+  result->total_clusters = base::DivRoundUp(s->image.header.size, cs);
+  const RunOutcome first = checker.Run(fix);
+  Fill(first, result);
+  if (first.failure == abi::CheckFailure::kNone &&
+      (first.counts.corruptions_fixed != 0 || first.counts.leaks_fixed != 0)) {
+    // qemu-img checks the repaired image again and reports that, with the first run's fixes.
+    RunOutcome second = checker.Run(0);
+    second.counts.corruptions_fixed = first.counts.corruptions_fixed;
+    second.counts.leaks_fixed = first.counts.leaks_fixed;
+    Fill(second, result);
+  }
+  return {};
+}
+
+}  // namespace instar::check

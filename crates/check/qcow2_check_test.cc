@@ -1,0 +1,233 @@
+// Host tests of the qcow2 check planner on synthetic images built in memory: clean images at
+// every refcount width, each defect class's findings and counts, multi-pass equivalence,
+// repair write order, and bounded behaviour on hostile bytes.
+#include "crates/check/qcow2_check.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "crates/base/endian.h"
+#include "crates/qcow2/entries.h"
+
+namespace instar::check {
+namespace {
+
+struct Write {
+  uint64_t offset;
+  uint64_t length;
+};
+
+struct MemoryFile {
+  std::vector<uint8_t> bytes;
+  std::vector<Write> writes;
+
+  ImageAccess Access() {
+    ImageAccess io;
+    io.context = this;
+    io.read = [](void* c, uint64_t offset, uint64_t length, uint8_t* out) {
+      auto* f = static_cast<MemoryFile*>(c);
+      for (uint64_t i = 0; i < length; ++i) {
+        out[i] = offset + i < f->bytes.size() ? f->bytes[offset + i] : 0;
+      }
+      return true;
+    };
+    io.write = [](void* c, uint64_t offset, uint64_t length, const uint8_t* in) {
+      auto* f = static_cast<MemoryFile*>(c);
+      // The host bounds how far a repair may grow the file.
+      if (offset + length > (64u << 20)) return false;
+      if (offset + length > f->bytes.size()) f->bytes.resize(offset + length);
+      std::memcpy(f->bytes.data() + offset, in, length);
+      f->writes.push_back({offset, length});
+      return true;
+    };
+    io.size = [](void* c) { return static_cast<uint64_t>(static_cast<MemoryFile*>(c)->bytes.size()); };
+    return io;
+  }
+};
+
+struct Findings {
+  std::vector<abi::CheckFinding> all;
+  FindingSink Sink() {
+    FindingSink s;
+    s.context = this;
+    s.finding = [](void* c, const abi::CheckFinding& f) { static_cast<Findings*>(c)->all.push_back(f); };
+    s.snapshot_finding = [](void*, const abi::CheckSnapshotFinding&) {};
+    return s;
+  }
+  size_t Count(abi::FindingKind kind) const {
+    size_t n = 0;
+    for (const auto& f : all) n += f.kind == static_cast<uint32_t>(kind);
+    return n;
+  }
+};
+
+// Layout: 0 header, 1 refcount table, 2 refcount block, 3 L1, 4 L2, 5.. data clusters.
+struct Image {
+  uint32_t cluster_bits;
+  uint32_t order;
+  uint64_t data_clusters;
+  MemoryFile file;
+
+  uint64_t cs() const { return uint64_t{1} << cluster_bits; }
+  uint8_t* at(uint64_t offset) { return file.bytes.data() + offset; }
+  void SetRefcount(uint64_t cluster, uint64_t value) {
+    qcow2::SetRefcount(at(2 * cs()), order, cluster, value);
+  }
+  uint64_t L2EntryOffset(uint64_t j) const { return 4 * cs() + j * 8; }
+
+  Image(uint32_t bits, uint32_t refcount_order, uint64_t data)
+      : cluster_bits(bits), order(refcount_order), data_clusters(data) {
+    file.bytes.assign((5 + data) * cs(), 0);
+    uint8_t* h = at(0);
+    base::StoreBe32(h, 0x514649FB);
+    base::StoreBe32(h + 4, 3);
+    base::StoreBe32(h + 20, bits);
+    base::StoreBe64(h + 24, (cs() / 8) * cs());  // one L2 table's worth
+    base::StoreBe32(h + 36, 1);                   // l1_size
+    base::StoreBe64(h + 40, 3 * cs());
+    base::StoreBe64(h + 48, 1 * cs());
+    base::StoreBe32(h + 56, 1);
+    base::StoreBe32(h + 96, refcount_order);
+    base::StoreBe32(h + 100, 104);
+    base::StoreBe64(at(cs()), 2 * cs());
+    base::StoreBe64(at(3 * cs()), qcow2::EncodeL1(4 * cs(), true));
+    for (uint64_t j = 0; j < data; ++j) {
+      base::StoreBe64(at(L2EntryOffset(j)), qcow2::EncodeL2Normal((5 + j) * cs(), true));
+    }
+    for (uint64_t c = 0; c < 5 + data; ++c) SetRefcount(c, 1);
+  }
+};
+
+struct CheckRun {
+  abi::CheckResult result{};
+  Findings findings;
+  bool ok = false;
+};
+
+CheckRun Check(Image& image, abi::CheckRepair repair = abi::CheckRepair::kNone,
+          uint64_t per_pass = 0) {
+  static std::vector<uint8_t> scratch(13u << 20);
+  base::Arena arena(scratch.data(), scratch.size());
+  CheckRun run;
+  CheckOptions options;
+  options.repair = repair;
+  options.max_clusters_per_pass = per_pass;
+  const ImageAccess io = image.file.Access();
+  const FindingSink sink = run.findings.Sink();
+  run.ok = CheckQcow2(io, sink, arena, options, &run.result).ok();
+  return run;
+}
+
+TEST(Qcow2Check, CleanAtEveryWidthAndClusterSize) {
+  for (uint32_t bits : {9u, 12u, 16u}) {
+    for (uint32_t order = 0; order <= 6; ++order) {
+      Image image(bits, order, 4);
+      const CheckRun run = Check(image);
+      ASSERT_TRUE(run.ok);
+      EXPECT_TRUE(run.findings.all.empty()) << bits << " " << order;
+      EXPECT_EQ(run.result.corruptions + run.result.leaks + run.result.check_errors, 0u);
+      EXPECT_EQ(run.result.allocated_clusters, 4u);
+      EXPECT_EQ(run.result.image_end_offset, image.file.bytes.size());
+      EXPECT_EQ(run.result.total_clusters, image.cs() / 8);
+    }
+  }
+}
+
+TEST(Qcow2Check, LeakIsReportedAndRepaired) {
+  Image image(16, 4, 3);
+  image.file.bytes.resize(image.file.bytes.size() + image.cs());
+  image.SetRefcount(8, 1);
+  CheckRun run = Check(image);
+  EXPECT_EQ(run.result.leaks, 1u);
+  ASSERT_EQ(run.findings.Count(abi::FindingKind::kLeakedCluster), 1u);
+  EXPECT_EQ(run.findings.all[0].a, 8u);
+  run = Check(image, abi::CheckRepair::kLeaks);
+  EXPECT_EQ(run.result.leaks_fixed, 1u);
+  EXPECT_EQ(run.result.leaks, 0u);
+  EXPECT_EQ(Check(image).result.leaks, 0u);
+}
+
+TEST(Qcow2Check, ZeroRefcountNeedsRebuildAndHeaderIsWrittenLast) {
+  Image image(12, 4, 3);
+  image.SetRefcount(5, 0);
+  CheckRun run = Check(image);
+  EXPECT_EQ(run.findings.Count(abi::FindingKind::kClusterRefcountError), 1u);
+  EXPECT_EQ(run.result.corruptions, 2u);  // the refcount, and OFLAG_COPIED on its entry
+  image.file.writes.clear();
+  run = Check(image, abi::CheckRepair::kAll);
+  EXPECT_EQ(run.findings.Count(abi::FindingKind::kRebuilding), 1u);
+  EXPECT_EQ(run.result.corruptions, 0u);
+  ASSERT_FALSE(image.file.writes.empty());
+  // Refcount blocks, then the table, then the header's table fields; then only repairs of
+  // the old structure (now leaked) follow.
+  size_t header_write = 0;
+  for (size_t i = 0; i < image.file.writes.size(); ++i) {
+    if (image.file.writes[i].offset == 48 && image.file.writes[i].length == 12) header_write = i;
+  }
+  ASSERT_GT(header_write, 1u);
+  const uint64_t table = base::LoadBe64(image.at(48));
+  EXPECT_EQ(image.file.writes[header_write - 1].offset, table);
+  const CheckRun after = Check(image);
+  EXPECT_EQ(after.result.corruptions + after.result.leaks, 0u);
+}
+
+TEST(Qcow2Check, SharedClusterOverflowsOneBitRefcounts) {
+  Image image(12, 0, 3);
+  base::StoreBe64(image.at(image.L2EntryOffset(1)), qcow2::EncodeL2Normal(5 * image.cs(), true));
+  const CheckRun run = Check(image);
+  EXPECT_EQ(run.findings.Count(abi::FindingKind::kRefcountOverflow), 1u);
+  EXPECT_GE(run.result.corruptions, 1u);
+}
+
+TEST(Qcow2Check, MultiPassGivesTheSameFindings) {
+  Image image(12, 4, 6);
+  image.SetRefcount(6, 3);
+  image.SetRefcount(1, 0);
+  base::StoreBe64(image.at(image.L2EntryOffset(2)), qcow2::EncodeL2Normal(5 * image.cs(), true));
+  const CheckRun one = Check(image);
+  for (uint64_t per_pass : {1u, 2u, 5u}) {
+    const CheckRun many = Check(image, abi::CheckRepair::kNone, per_pass);
+    ASSERT_EQ(many.findings.all.size(), one.findings.all.size()) << per_pass;
+    for (size_t i = 0; i < one.findings.all.size(); ++i) {
+      EXPECT_EQ(std::memcmp(&many.findings.all[i], &one.findings.all[i], sizeof(abi::CheckFinding)), 0);
+    }
+    EXPECT_EQ(many.result.corruptions, one.result.corruptions);
+    EXPECT_EQ(many.result.leaks, one.result.leaks);
+    EXPECT_EQ(many.result.image_end_offset, one.result.image_end_offset);
+    EXPECT_GT(many.result.passes, 1u);
+  }
+}
+
+TEST(Qcow2Check, HostileTablesStayBounded) {
+  Image image(9, 4, 2);
+  // An L1 of qemu's maximum size far past the end of the file, and a huge snapshot count.
+  base::StoreBe32(image.at(36), 4u << 20);
+  base::StoreBe64(image.at(40), 1ull << 40);
+  CheckRun run = Check(image);
+  EXPECT_TRUE(run.ok);
+  EXPECT_GE(run.findings.Count(abi::FindingKind::kRegionPastEof), 1u);
+}
+
+TEST(Qcow2Check, RandomCorruptionNeverHangsOrCrashes) {
+  std::mt19937_64 rng(42);
+  for (int iteration = 0; iteration < 300; ++iteration) {
+    Image image(9, static_cast<uint32_t>(iteration % 7), 3);
+    const size_t flips = 1 + rng() % 16;
+    for (size_t i = 0; i < flips; ++i) {
+      const size_t at = rng() % image.file.bytes.size();
+      image.file.bytes[at] = static_cast<uint8_t>(rng());
+    }
+    const abi::CheckRepair repair = static_cast<abi::CheckRepair>(iteration % 3);
+    const CheckRun run = Check(image, repair);
+    if (run.ok) {
+      EXPECT_EQ(run.result.magic, abi::kCheckResultMagic);
+      EXPECT_LE(run.result.fragmented_clusters, run.result.allocated_clusters);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace instar::check

@@ -1,0 +1,161 @@
+#include "crates/check/qcow2_image.h"
+
+#include "crates/base/checked.h"
+
+namespace instar::check {
+namespace {
+
+using abi::CheckError;
+using base::Fail;
+
+CheckError FromHeader(qcow2::HeaderError e) {
+  using qcow2::HeaderError;
+  switch (e) {
+    case HeaderError::kNotQcow2: return CheckError::kNotQcow2;
+    case HeaderError::kUnsupportedVersion: return CheckError::kUnsupportedQcow2Version;
+    case HeaderError::kInvalidClusterSize: return CheckError::kInvalidClusterSize;
+    case HeaderError::kHeaderTooShort: return CheckError::kHeaderTooShort;
+    case HeaderError::kHeaderTooLong: return CheckError::kHeaderTooLong;
+    case HeaderError::kRefcountOrderTooLarge: return CheckError::kRefcountOrderTooLarge;
+    case HeaderError::kUnsupportedFeatures: return CheckError::kUnsupportedFeatures;
+    case HeaderError::kBadEncryptionMethod: return CheckError::kBadEncryptionMethod;
+    case HeaderError::kBackingFileTooLong: return CheckError::kBackingFileTooLong;
+    case HeaderError::kBadExtension: return CheckError::kBadHeaderExtension;
+    case HeaderError::kInvalidBackingFileOffset:
+    case HeaderError::kCompressionTypeInvalid:
+    case HeaderError::kCompressionBitMissing:
+    case HeaderError::kCompressionBitSet:
+    case HeaderError::kRefcountTableTooLarge:
+    case HeaderError::kNoRefcountTable:
+    case HeaderError::kRefcountTableOffsetInvalid:
+    case HeaderError::kSnapshotTableTooLarge:
+    case HeaderError::kSnapshotTableOffsetInvalid:
+    case HeaderError::kL1TableTooLarge:
+    case HeaderError::kImageTooBig:
+    case HeaderError::kL1TableTooSmall:
+    case HeaderError::kL1TableOffsetInvalid:
+    case HeaderError::kL1TableUnreadable:
+    case HeaderError::kBackingFormatTooLong:
+    case HeaderError::kBadCryptoExtension:
+    case HeaderError::kImageTooLarge:
+      return CheckError::kQcow2HeaderRefused;
+  }
+  return CheckError::kQcow2HeaderRefused;
+}
+
+// qemu's validate_table_offset: the table must be cluster aligned and its end representable.
+bool TableOffsetValid(uint64_t offset, uint64_t entries, uint64_t entry_bytes,
+                      uint64_t cluster_size) {
+  uint64_t bytes = 0, end = 0;
+  if (!base::CheckedMul(entries, entry_bytes, &bytes) || !base::CheckedAdd(offset, bytes, &end) ||
+      end > INT64_MAX) {
+    return false;
+  }
+  return (offset & (cluster_size - 1)) == 0;
+}
+
+}  // namespace
+
+base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uint64_t file_size) {
+  auto parsed = qcow2::ParseHeader(first_cluster);
+  if (!parsed.ok()) return Fail(FromHeader(parsed.error().code), parsed.error().detail);
+  Qcow2Image image;
+  image.header = parsed.value();
+  const qcow2::Header& h = image.header;
+  image.geometry = qcow2::GeometryOf(h);
+  image.file_size = file_size;
+  if (h.crypt_method != 0) return Fail(CheckError::kEncrypted, h.crypt_method);
+  if ((h.incompatible_features & qcow2::kIncompatExternalData) != 0 ||
+      h.external_data_file.length != 0) {
+    return Fail(CheckError::kExternalDataFile);
+  }
+  const uint64_t cs = image.cluster_size();
+  // Reference count table (qemu: refcount_table_clusters <= 8 MiB worth).
+  if (h.refcount_table_clusters > qcow2::kMaxRefcountTableBytes / cs) {
+    return Fail(CheckError::kReftableTooLarge);
+  }
+  if (!TableOffsetValid(h.refcount_table_offset, h.refcount_table_clusters, cs, cs)) {
+    return Fail(CheckError::kReftableInvalid);
+  }
+  image.reftable_offset = h.refcount_table_offset;
+  image.reftable_entries = uint64_t{h.refcount_table_clusters} * (cs / 8);
+  // Snapshot table: qemu's check reports these itself, before anything else.
+  if (h.nb_snapshots > kMaxSnapshots) image.snapshot_overhang = h.nb_snapshots - kMaxSnapshots;
+  image.snapshot_count = h.nb_snapshots > kMaxSnapshots ? kMaxSnapshots : h.nb_snapshots;
+  image.snapshots_offset = h.snapshots_offset;
+  image.snapshot_table_invalid =
+      !TableOffsetValid(h.snapshots_offset, image.snapshot_count, kSnapshotHeaderBytes, cs);
+  // Active L1 table. qemu computes the entries a size needs in wrapping 64-bit arithmetic.
+  if (h.l1_size > qcow2::kMaxL1Bytes / 8) return Fail(CheckError::kL1TooLarge);
+  const uint64_t per_l2 = qcow2::BytesPerL2(image.geometry);
+  const uint64_t needed = (h.size + per_l2 - 1) / per_l2;
+  if (needed > INT32_MAX) return Fail(CheckError::kImageTooBig);
+  if (h.l1_size < needed) return Fail(CheckError::kL1TooSmall);
+  if (!TableOffsetValid(h.l1_table_offset, h.l1_size, 8, cs)) {
+    return Fail(CheckError::kL1Invalid);
+  }
+  // qemu reads the active L1 table while opening the image.
+  if (h.l1_size != 0 && (h.l1_table_offset > kBlockLayerMaxLength ||
+                         uint64_t{h.l1_size} * 8 > kBlockLayerMaxLength - h.l1_table_offset)) {
+    return Fail(CheckError::kL1ReadFailed);
+  }
+  image.l1_offset = h.l1_table_offset;
+  image.l1_entries = h.l1_size;
+  // The block layer's length limit (INT64_MAX rounded down to its largest alignment).
+  if (h.size > (static_cast<uint64_t>(INT64_MAX) & ~((uint64_t{1} << 30) - 1))) {
+    return Fail(CheckError::kVirtualSizeTooLarge);
+  }
+  // Bitmaps count only while the autoclear bit says they are consistent.
+  if (h.bitmaps_extension.length >= 24 && (h.autoclear_features & kAutoclearBitmaps) != 0) {
+    const base::ByteView ext = first_cluster.Sub(h.bitmaps_extension.offset, 24);
+    uint32_t count = 0;
+    uint64_t dir_bytes = 0, dir_offset = 0;
+    if (ext.Be32(0, &count) && ext.Be64(8, &dir_bytes) && ext.Be64(16, &dir_offset) &&
+        count != 0) {
+      image.has_bitmaps = true;
+      image.bitmap_count = count;
+      image.bitmap_directory_bytes = dir_bytes;
+      image.bitmap_directory_offset = dir_offset;
+    }
+  }
+  return image;
+}
+
+bool SnapshotReader::ReadText(uint64_t offset, uint32_t length, char* out, uint32_t* out_len) {
+  uint32_t n = length < abi::kSnapshotTextBytes - 1 ? length : abi::kSnapshotTextBytes - 1;
+  if (!io_.Read(offset, n, reinterpret_cast<uint8_t*>(out))) {
+    io_failed_ = true;
+    return false;
+  }
+  out[n] = '\0';
+  *out_len = n;
+  return true;
+}
+
+bool SnapshotReader::Next(SnapshotEntry* entry) {
+  if (done_ >= count_) return false;
+  uint8_t raw[kSnapshotHeaderBytes];
+  if (!io_.Read(offset_, sizeof raw, raw)) {
+    io_failed_ = true;
+    return false;
+  }
+  const base::ByteView v(raw, sizeof raw);
+  uint16_t id_size = 0, name_size = 0;
+  uint32_t extra = 0;
+  v.Be64(0, &entry->l1_offset);
+  v.Be32(8, &entry->l1_entries);
+  v.Be16(12, &id_size);
+  v.Be16(14, &name_size);
+  v.Be32(36, &extra);
+  // Each entry is at most 40 + 4 GiB + 128 KiB; the table ends where the last one does.
+  uint64_t at = offset_ + kSnapshotHeaderBytes + extra;
+  if (!ReadText(at, id_size, entry->id, &entry->id_len)) return false;
+  at += id_size;
+  if (!ReadText(at, name_size, entry->name, &entry->name_len)) return false;
+  at += name_size;
+  offset_ = (at + 7) & ~uint64_t{7};
+  ++done_;
+  return true;
+}
+
+}  // namespace instar::check

@@ -1,0 +1,87 @@
+#include "crates/check/vmdk_check.h"
+
+#include "crates/base/bytes.h"
+#include "crates/base/checked.h"
+#include "crates/base/endian.h"
+#include "crates/vmdk/descriptor.h"
+#include "crates/vmdk/sparse_header.h"
+
+namespace instar::check {
+namespace {
+
+using abi::CheckError;
+using base::Fail;
+
+constexpr uint64_t kSector = 512;
+constexpr uint32_t kGrainZeroed = 1;        // grain table entry of a zeroed grain
+constexpr uint32_t kFlagZeroGrain = 1u << 2;  // the extent uses zeroed-grain entries
+
+base::Result<vmdk::SparseHeader, CheckError> ReadHeader(const ImageAccess& io, uint64_t offset) {
+  uint8_t raw[vmdk::kSparseHeaderSize];
+  if (!io.Read(offset, sizeof raw, raw)) return Fail(CheckError::kIoError);
+  auto parsed = vmdk::ParseSparseHeader(base::ByteView(raw, sizeof raw));
+  if (!parsed.ok()) {
+    return Fail(CheckError::kVmdkBadHeader, static_cast<uint64_t>(parsed.error().code));
+  }
+  return parsed.value();
+}
+
+}  // namespace
+
+base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sink,
+                                   base::Arena& arena, abi::CheckRepair repair,
+                                   abi::CheckResult* result) {
+  uint8_t head[64];
+  const uint64_t file_size = io.Size();
+  if (!io.Read(0, sizeof head, head)) return Fail(CheckError::kIoError);
+  if (vmdk::LooksLikeDescriptor(base::ByteView(head, file_size < sizeof head ? file_size : sizeof head))) {
+    return Fail(CheckError::kVmdkSeparateExtents);
+  }
+  vmdk::SparseHeader h;
+  TRY(h, ReadHeader(io, 0));
+  if (h.gd_offset_sectors == vmdk::kGdAtEnd && file_size >= 2 * vmdk::kSparseHeaderSize) {
+    // streamOptimized: the real header is the footer, one sector before the end-of-stream
+    // marker.
+    TRY(h, ReadHeader(io, file_size - 2 * vmdk::kSparseHeaderSize));
+  }
+  if (repair != abi::CheckRepair::kNone) {
+    return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(abi::ImageFormat::kVmdk));
+  }
+  result->magic = abi::kCheckResultMagic;
+  result->format = static_cast<uint32_t>(abi::ImageFormat::kVmdk);
+
+  const uint64_t gt_bytes = uint64_t{h.gtes_per_gt} * 4;
+  uint8_t* gt = arena.Allocate(gt_bytes, 512);
+  if (gt == nullptr) return Fail(CheckError::kScratchTooSmall, gt_bytes);
+  uint64_t sectors_per_gt = 0, gd_offset = 0;
+  if (!base::CheckedMul(h.grain_sectors, h.gtes_per_gt, &sectors_per_gt) ||
+      !base::CheckedMul(h.gd_offset_sectors, kSector, &gd_offset)) {
+    return Fail(CheckError::kVmdkBadHeader, 0);
+  }
+  const bool zero_grains = h.version >= 2 || (h.flags & kFlagZeroGrain) != 0;
+  const uint64_t gd_entries = base::DivRoundUp(h.capacity_sectors, sectors_per_gt);
+  for (uint64_t i = 0; i < gd_entries; ++i) {
+    // Entries past the end of the file read as zeros: nothing more is allocated.
+    if (gd_offset + i * 4 >= file_size) break;
+    uint8_t raw[4];
+    if (!io.Read(gd_offset + i * 4, 4, raw)) return Fail(CheckError::kIoError);
+    const uint32_t gt_sector = base::LoadLe32(raw);
+    if (gt_sector == 0) continue;
+    if (!io.Read(uint64_t{gt_sector} * kSector, gt_bytes, gt)) return Fail(CheckError::kIoError);
+    for (uint64_t j = 0; j < h.gtes_per_gt; ++j) {
+      const uint64_t sector = i * sectors_per_gt + j * h.grain_sectors;
+      if (sector >= h.capacity_sectors) break;
+      const uint32_t grain = base::LoadLe32(gt + j * 4);
+      if (grain == 0 || (zero_grains && grain == kGrainZeroed)) continue;
+      if (uint64_t{grain} * kSector >= file_size) {
+        sink.Emit(abi::FindingKind::kVmdkPastEof, sector);
+        result->corruptions = 1;
+        result->failure = static_cast<uint32_t>(abi::CheckFailure::kInvalidArgument);
+        return {};
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace instar::check

@@ -1,0 +1,261 @@
+#!/usr/bin/env python3
+"""Builds corrupted qcow2 images for the check tests by editing on-disk structures directly
+(QEMU qcow2 specification field offsets; no qemu code). One defect per invocation:
+
+  qcow2_corrupt.py IMAGE DEFECT
+
+DEFECT is one of the names in DEFECTS below. Edits are in place.
+"""
+import struct
+import sys
+
+
+class Image:
+    def __init__(self, path):
+        self.f = open(path, "r+b")
+        h = self.read(0, 104)
+        (self.magic, self.version, self.backing_offset, self.backing_size, self.cluster_bits,
+         self.size, self.crypt, self.l1_size, self.l1_offset, self.rt_offset, self.rt_clusters,
+         self.nb_snapshots, self.snapshots_offset) = struct.unpack(">IIQIIQIIQQIIQ", h[:72])
+        self.refcount_order = 4
+        self.incompat = 0
+        if self.version >= 3:
+            self.incompat = struct.unpack(">Q", h[72:80])[0]
+            self.refcount_order = struct.unpack(">I", h[96:100])[0]
+        self.cs = 1 << self.cluster_bits
+        self.extended = bool(self.incompat & 16)
+        self.l2_entry_size = 16 if self.extended else 8
+
+    def read(self, off, n):
+        self.f.seek(off)
+        return self.f.read(n).ljust(n, b"\0")
+
+    def write(self, off, data):
+        self.f.seek(off)
+        self.f.write(data)
+
+    def u64(self, off):
+        return struct.unpack(">Q", self.read(off, 8))[0]
+
+    def put_u64(self, off, v):
+        self.write(off, struct.pack(">Q", v))
+
+    def file_size(self):
+        self.f.seek(0, 2)
+        return self.f.tell()
+
+    # L1 / L2
+    def l1(self, i):
+        return self.u64(self.l1_offset + 8 * i)
+
+    def set_l1(self, i, v):
+        self.put_u64(self.l1_offset + 8 * i, v)
+
+    def first_l1(self):
+        for i in range(self.l1_size):
+            if self.l1(i):
+                return i
+        raise SystemExit("no allocated L2 table")
+
+    def l2_table(self):
+        return self.l1(self.first_l1()) & 0x00FFFFFFFFFFFE00
+
+    def l2_entries(self):
+        return self.cs // self.l2_entry_size
+
+    def l2_addr(self, j):
+        return self.l2_table() + j * self.l2_entry_size
+
+    def data_entries(self):
+        out = []
+        for j in range(self.l2_entries()):
+            e = self.u64(self.l2_addr(j))
+            if e & (1 << 62) == 0 and e & 0x00FFFFFFFFFFFE00:
+                out.append(j)
+        return out
+
+    # refcounts
+    def refblock_of(self, cluster):
+        per_block = (self.cs * 8) >> self.refcount_order
+        rt_index, index = divmod(cluster, per_block)
+        rb = self.u64(self.rt_offset + 8 * rt_index) & ~0x1FF
+        return rb, index
+
+    def refcount(self, cluster):
+        rb, index = self.refblock_of(cluster)
+        bits = 1 << self.refcount_order
+        bit = index * bits
+        raw = int.from_bytes(self.read(rb + bit // 8 - (bit // 8) % max(1, bits // 8),
+                                       max(1, bits // 8)), "big")
+        if bits < 8:
+            return (raw >> (bit % 8)) & ((1 << bits) - 1)
+        return raw
+
+    def set_refcount(self, cluster, value):
+        rb, index = self.refblock_of(cluster)
+        bits = 1 << self.refcount_order
+        if bits < 8:
+            off = rb + index * bits // 8
+            byte = self.read(off, 1)[0]
+            shift = (index * bits) % 8
+            mask = ((1 << bits) - 1) << shift
+            byte = (byte & ~mask) | ((value << shift) & mask)
+            self.write(off, bytes([byte]))
+        else:
+            self.write(rb + index * bits // 8, value.to_bytes(bits // 8, "big"))
+
+    def free_cluster_in_range(self):
+        """A cluster inside the file that nothing references (refcount 0)."""
+        for c in range(self.file_size() // self.cs):
+            if self.refcount(c) == 0:
+                return c
+        raise SystemExit("no free cluster")
+
+
+def leak(img):
+    # A cluster past everything the image references, counted once: one leaked cluster.
+    c = img.file_size() // img.cs
+    img.write(c * img.cs, b"\0" * img.cs)
+    img.set_refcount(c, 1)
+
+
+def leak_many(img):
+    for _ in range(3):
+        leak(img)
+
+
+def refcount_zero(img):
+    j = img.data_entries()[0]
+    img.set_refcount((img.u64(img.l2_addr(j)) & 0x00FFFFFFFFFFFE00) >> img.cluster_bits, 0)
+
+
+def refcount_high(img):
+    j = img.data_entries()[0]
+    c = (img.u64(img.l2_addr(j)) & 0x00FFFFFFFFFFFE00) >> img.cluster_bits
+    img.set_refcount(c, img.refcount(c) + 1 if img.refcount_order > 0 else 1)
+
+
+def refcount_low(img):
+    # Needs a snapshot: a shared cluster (refcount 2) stored as 1.
+    j = img.data_entries()[0]
+    c = (img.u64(img.l2_addr(j)) & 0x00FFFFFFFFFFFE00) >> img.cluster_bits
+    img.set_refcount(c, 1)
+
+
+def copied_l2_clear(img):
+    j = img.data_entries()[0]
+    img.put_u64(img.l2_addr(j), img.u64(img.l2_addr(j)) & ~(1 << 63))
+
+
+def copied_l2_set(img):
+    j = img.data_entries()[0]
+    img.put_u64(img.l2_addr(j), img.u64(img.l2_addr(j)) | (1 << 63))
+
+
+def copied_l1_clear(img):
+    i = img.first_l1()
+    img.set_l1(i, img.l1(i) & ~(1 << 63))
+
+
+def l2_unaligned(img):
+    j = img.data_entries()[0]
+    img.put_u64(img.l2_addr(j), img.u64(img.l2_addr(j)) + 512)
+
+
+def l2_past_eof(img):
+    j = img.data_entries()[0]
+    e = img.u64(img.l2_addr(j))
+    img.put_u64(img.l2_addr(j), (e & 0xFF00000000000000) | (img.file_size() + 16 * img.cs))
+
+
+def l2_reserved(img):
+    j = img.data_entries()[0]
+    img.put_u64(img.l2_addr(j), img.u64(img.l2_addr(j)) | 0x2)
+
+
+def l1_reserved(img):
+    i = img.first_l1()
+    img.set_l1(i, img.l1(i) | 0x100)
+
+
+def l1_unaligned(img):
+    i = img.first_l1()
+    img.set_l1(i, img.l1(i) + 512)
+
+
+def l2_overlaps_refblock(img):
+    # A data cluster pointing at the first refcount block: referenced twice.
+    j = img.data_entries()[0]
+    rb, _ = img.refblock_of(0)
+    e = img.u64(img.l2_addr(j))
+    img.put_u64(img.l2_addr(j), (e & 0xFF00000000000000) | rb)
+
+
+def refblock_unaligned(img):
+    img.put_u64(img.rt_offset, img.u64(img.rt_offset) + 512)
+
+
+def reftable_reserved(img):
+    img.put_u64(img.rt_offset, img.u64(img.rt_offset) | 0x1)
+
+
+def l2_duplicate(img):
+    # Two guest clusters share one host cluster without the refcount saying so (with 1-bit
+    # refcounts the computed count overflows).
+    first, second = img.data_entries()[:2]
+    e = img.u64(img.l2_addr(first))
+    img.put_u64(img.l2_addr(second), e)
+
+
+def compressed_copied(img):
+    for j in range(img.l2_entries()):
+        for table in [img.l2_table()]:
+            e = img.u64(table + j * img.l2_entry_size)
+            if e & (1 << 62):
+                img.put_u64(table + j * img.l2_entry_size, e | (1 << 63))
+                return
+    raise SystemExit("no compressed cluster in the first L2 table")
+
+
+def zero_unaligned(img):
+    # A preallocated zero cluster whose offset is not cluster aligned.
+    j = img.data_entries()[0]
+    e = img.u64(img.l2_addr(j))
+    img.put_u64(img.l2_addr(j), (e & ~1) + 512 | 1)
+
+
+def refblock_outside(img):
+    # A second refcount table entry pointing past the end of the file.
+    off = (img.file_size() // img.cs + 4) * img.cs
+    img.put_u64(img.rt_offset + 8, off)
+
+
+def corrupt_bit(img):
+    img.put_u64(72, img.u64(72) | 2)
+
+
+def dirty_bit(img):
+    img.put_u64(72, img.u64(72) | 1)
+
+
+def snapshot_l1_unaligned(img):
+    img.put_u64(img.snapshots_offset, img.u64(img.snapshots_offset) + 8)
+
+
+DEFECTS = {f.__name__: f for f in [
+    leak, leak_many, refcount_zero, refcount_high, refcount_low, copied_l2_clear, copied_l2_set,
+    copied_l1_clear, l2_unaligned, l2_past_eof, l2_reserved, l1_reserved, l1_unaligned,
+    l2_overlaps_refblock, refblock_unaligned, reftable_reserved, corrupt_bit, dirty_bit,
+    snapshot_l1_unaligned, l2_duplicate, compressed_copied, zero_unaligned, refblock_outside]}
+
+
+def main():
+    if len(sys.argv) != 3 or sys.argv[2] not in DEFECTS:
+        sys.exit("usage: qcow2_corrupt.py IMAGE {%s}" % ",".join(DEFECTS))
+    img = Image(sys.argv[1])
+    DEFECTS[sys.argv[2]](img)
+    img.f.close()
+
+
+if __name__ == "__main__":
+    main()

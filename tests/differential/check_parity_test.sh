@@ -1,0 +1,156 @@
+#!/bin/bash
+# Differential test: `instar check` against `qemu-img check`. Clean images over cluster sizes,
+# refcount widths and features; corrupted images (one defect class each, built by editing the
+# qcow2 structures directly) with and without snapshots at several refcount widths: the
+# report (human and JSON), stderr and exit code, then each repair mode, after which qemu-img
+# must find instar's repaired image exactly as it finds its own. Also the multi-pass path, a
+# 64 TiB sparse image, vmdk, raw and the error paths.
+source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/lib/testlib.sh"
+CORRUPT="${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/check/qcow2_corrupt.py"
+cd "$WORK" || exit 1
+
+# run_both DIR_Q DIR_I ARGS...: qemu-img in DIR_Q, instar in DIR_I; compares like
+# compare_with_qemu. Extra instar-only flags go in $INSTAR_EXTRA.
+run_both() {
+  local dq="$1" di="$2"
+  shift 2
+  CHECKS=$((CHECKS + 1))
+  (cd "$dq" && qemu-img "$@" >"$WORK/.q.out" 2>"$WORK/.q.err"; echo $? >"$WORK/.q.rc")
+  (cd "$di" && "$INSTAR" "${@:1:1}" ${INSTAR_EXTRA:-} "${@:2}" >"$WORK/.i.out" 2>"$WORK/.i.err"
+   echo $? >"$WORK/.i.rc")
+  sed -i 's/^qemu-img: /PROG: /; s/Try .qemu-img --help./Try PROG --help/' "$WORK/.q.err"
+  sed -i 's/^instar: /PROG: /; s/Try .instar --help./Try PROG --help/' "$WORK/.i.err"
+  if ! cmp -s "$WORK/.q.rc" "$WORK/.i.rc" || ! cmp -s "$WORK/.q.out" "$WORK/.i.out" ||
+     ! cmp -s "$WORK/.q.err" "$WORK/.i.err"; then
+    echo "MISMATCH for '$*' (qemu-img rc $(cat "$WORK/.q.rc"), instar rc $(cat "$WORK/.i.rc")):" >&2
+    diff -u "$WORK/.q.out" "$WORK/.i.out" | head -20 | sed 's/^/    /' >&2
+    diff -u "$WORK/.q.err" "$WORK/.i.err" | head -20 | sed 's/^/    /' >&2
+    fail "check $*"
+  fi
+}
+
+# make_image FILE WIDTH CLUSTER_SIZE SNAPSHOT(0|1) [EXTRA_OPTS]
+make_image() {
+  local f="$1" width="$2" cs="$3" snap="$4" extra="${5:-}"
+  rm -f "$f"
+  qemu-img create -q -f qcow2 -o "refcount_bits=$width,cluster_size=$cs$extra" "$f" 64M
+  qemu-io -c 'write 0 1M' -c 'write 10M 64k' -c 'write -c 20M 64k' "$f" >/dev/null
+  if [ "$snap" = 1 ]; then
+    qemu-img snapshot -c s1 "$f"
+    qemu-io -c 'write 512k 64k' "$f" >/dev/null
+  fi
+}
+
+mkdir -p q i
+
+# --- Clean images: every refcount width, several cluster sizes, features -------------------
+for width in 1 2 4 8 16 32 64; do
+  for cs in 512 65536 2M; do
+    make_image q/clean.qcow2 "$width" "$cs" 0
+    cp q/clean.qcow2 i/clean.qcow2
+    run_both q i check clean.qcow2
+    run_both q i check --output=json clean.qcow2
+  done
+done
+for extra in ",extended_l2=on" ",compat=0.10,refcount_bits=16" ",lazy_refcounts=on"; do
+  make_image q/feat.qcow2 16 65536 1 "$extra"
+  cp q/feat.qcow2 i/feat.qcow2
+  run_both q i check feat.qcow2
+  run_both q i check --output=json feat.qcow2
+done
+# Persistent bitmaps: the directory and bitmap tables are metadata too.
+make_image q/bitmap.qcow2 16 65536 0
+qemu-img bitmap --add q/bitmap.qcow2 b0
+qemu-img bitmap --add q/bitmap.qcow2 b1
+qemu-io -c 'write 30M 1M' q/bitmap.qcow2 >/dev/null
+cp q/bitmap.qcow2 i/bitmap.qcow2
+run_both q i check bitmap.qcow2
+# Many snapshots sharing clusters.
+make_image q/snaps.qcow2 8 4096 1
+for n in 2 3 4; do qemu-img snapshot -c "snap $n" q/snaps.qcow2; qemu-io -c "write $((n))M 8k" q/snaps.qcow2 >/dev/null; done
+cp q/snaps.qcow2 i/snaps.qcow2
+run_both q i check snaps.qcow2
+
+# --- Corrupted images: detection, then each repair -----------------------------------------
+check_defect() {  # DEFECT WIDTH SNAPSHOT
+  local defect="$1" width="$2" snap="$3"
+  make_image q/base.qcow2 "$width" 65536 "$snap"
+  python3 "$CORRUPT" q/base.qcow2 "$defect" || { fail "corrupt $defect"; return; }
+  cp q/base.qcow2 i/base.qcow2
+  run_both q i check base.qcow2
+  run_both q i check --output=json base.qcow2
+  for mode in leaks all; do
+    cp q/base.qcow2 q/img.qcow2
+    cp q/base.qcow2 i/img.qcow2
+    run_both q i check -r "$mode" img.qcow2
+    # qemu-img must see instar's repair exactly as it sees its own.
+    (cd i && cp img.qcow2 img-by-instar.qcow2)
+    cp i/img.qcow2 q/img-by-instar.qcow2
+    (cd q && qemu-img check img.qcow2 >"$WORK/.a.out" 2>"$WORK/.a.err"; echo $? >>"$WORK/.a.out")
+    (cd q && qemu-img check img-by-instar.qcow2 >"$WORK/.b.out" 2>"$WORK/.b.err"; echo $? >>"$WORK/.b.out")
+    CHECKS=$((CHECKS + 1))
+    if ! cmp -s "$WORK/.a.out" "$WORK/.b.out" || ! cmp -s "$WORK/.a.err" "$WORK/.b.err"; then
+      echo "MISMATCH after -r $mode on $defect (width $width, snapshot $snap):" >&2
+      diff -u "$WORK/.a.out" "$WORK/.b.out" | sed 's/^/    /' >&2
+      diff -u "$WORK/.a.err" "$WORK/.b.err" | sed 's/^/    /' >&2
+      fail "repair -r $mode $defect $width $snap"
+    fi
+  done
+}
+
+for width in 1 16 64; do
+  for defect in leak leak_many refcount_zero refcount_high copied_l2_clear copied_l2_set \
+                copied_l1_clear l2_unaligned l2_past_eof l2_reserved l1_reserved l1_unaligned \
+                l2_overlaps_refblock refblock_unaligned reftable_reserved corrupt_bit \
+                l2_duplicate compressed_copied zero_unaligned refblock_outside; do
+    check_defect "$defect" "$width" 0
+  done
+done
+for width in 16 64; do
+  for defect in leak refcount_zero refcount_low refcount_high copied_l2_clear copied_l1_clear \
+                l2_unaligned snapshot_l1_unaligned l2_duplicate; do
+    check_defect "$defect" "$width" 1
+  done
+done
+
+# --- Multi-pass: the same findings when the count covers only a few clusters per pass ------
+for defect in leak_many refcount_zero l2_overlaps_refblock l2_duplicate; do
+  make_image q/mp.qcow2 16 65536 1
+  python3 "$CORRUPT" q/mp.qcow2 "$defect"
+  cp q/mp.qcow2 i/mp.qcow2
+  for n in 1 7 32; do
+    INSTAR_EXTRA="--max-clusters-per-pass=$n" run_both q i check mp.qcow2
+  done
+done
+make_image q/mp.qcow2 16 65536 0
+python3 "$CORRUPT" q/mp.qcow2 leak_many
+cp q/mp.qcow2 i/mp.qcow2
+INSTAR_EXTRA="--max-clusters-per-pass=5" run_both q i check -r leaks mp.qcow2
+
+# --- Scale: a 64 TiB sparse image ----------------------------------------------------------
+qemu-img create -q -f qcow2 q/huge.qcow2 64T
+qemu-io -c 'write 0 64k' -c 'write 60T 64k' q/huge.qcow2 >/dev/null
+cp q/huge.qcow2 i/huge.qcow2
+run_both q i check huge.qcow2
+run_both q i check --output=json huge.qcow2
+
+# --- Other formats and errors --------------------------------------------------------------
+qemu-img create -q -f raw q/disk.raw 1M
+qemu-img create -q -f vmdk q/disk.vmdk 64M
+qemu-io -f vmdk -c 'write 0 1M' q/disk.vmdk >/dev/null
+cp q/disk.raw q/disk.vmdk i/
+head -c 200000 q/disk.vmdk > q/short.vmdk   # grains past the end of the file
+cp q/short.vmdk i/
+printf 'garbage' > q/junk.qcow2; cp q/junk.qcow2 i/
+cp q/clean.qcow2 i/clean.qcow2 2>/dev/null
+for args in "check disk.raw" "check -f raw clean.qcow2" "check -r all disk.raw" \
+            "check disk.vmdk" "check --output=json disk.vmdk" "check -r leaks disk.vmdk" \
+            "check short.vmdk" "check -f qcow2 junk.qcow2" "check missing.qcow2" \
+            "check -r foo clean.qcow2" "check --output=xml clean.qcow2" "check" \
+            "check a b" "check -q clean.qcow2" "check -q --output=json clean.qcow2" \
+            "check -U -r all clean.qcow2" "check -f nosuch clean.qcow2" "check -r" \
+            "check --bogus clean.qcow2"; do
+  # shellcheck disable=SC2086
+  run_both q i $args
+done
+finish

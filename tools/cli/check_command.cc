@@ -1,0 +1,199 @@
+#include "tools/cli/check_command.h"
+
+#include <getopt.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "tools/cli/check_output.h"
+#include "tools/cli/cli_common.h"
+#include "vmm/operations/check_messages.h"
+#include "vmm/operations/check_request.h"
+
+namespace instar::cli {
+namespace {
+
+enum LongOnly {
+  kOptOutput = 256,
+  kOptObject,
+  kOptImageOpts,
+  kOptVerbose,
+  kOptDeadline,
+  kOptMaxExits,
+  kOptMaxClustersPerPass,
+};
+
+constexpr int kExitCorruptions = 2;
+constexpr int kExitLeaks = 3;
+constexpr int kExitNoChecks = 63;
+// Checking reads every metadata cluster of the image: allow far longer than info does.
+constexpr std::chrono::milliseconds kCheckDeadline{600000};
+
+void PrintHelp() {
+  std::printf(
+      "usage: instar check [-f FMT] [--output=human|json] [-r leaks|all] [-q] [-U] FILENAME\n"
+      "\n"
+      "Checks an image for consistency like qemu-img check, parsing it inside a throw-away\n"
+      "KVM VM. Exit codes: 0 clean, 1 check failed, 2 corruptions, 3 leaks, 63 format\n"
+      "without checks.\n"
+      "\n"
+      "  -f, --format FMT     image format (raw, qcow2, vmdk); probed when absent\n"
+      "  --output FMT         human (default) or json\n"
+      "  -r, --repair MODE    leaks: repair leaked clusters; all: repair every error\n"
+      "  -q, --quiet          no report on stdout\n"
+      "  -U, --force-share    accepted for compatibility (refused with -r)\n"
+      "  -T CACHE             accepted for compatibility\n"
+      "  --verbose            show the guest's debug text and timings on stderr\n"
+      "  --deadline MS        stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
+      "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n"
+      "  --max-clusters-per-pass N  cap one pass of the in-guest count (testing)\n");
+}
+
+}  // namespace
+
+int CheckCommand(int argc, char** argv) {
+  static const option kOptions[] = {
+      {"help", no_argument, nullptr, 'h'},
+      {"format", required_argument, nullptr, 'f'},
+      {"repair", required_argument, nullptr, 'r'},
+      {"output", required_argument, nullptr, kOptOutput},
+      {"object", required_argument, nullptr, kOptObject},
+      {"image-opts", no_argument, nullptr, kOptImageOpts},
+      {"force-share", no_argument, nullptr, 'U'},
+      {"quiet", no_argument, nullptr, 'q'},
+      {"verbose", no_argument, nullptr, kOptVerbose},
+      {"deadline", required_argument, nullptr, kOptDeadline},
+      {"max-exits", required_argument, nullptr, kOptMaxExits},
+      {"max-clusters-per-pass", required_argument, nullptr, kOptMaxClustersPerPass},
+      {nullptr, 0, nullptr, 0},
+  };
+  std::string format_name, output = "human";
+  bool verbose = false, quiet = false, force_share = false;
+  vmm::CheckRequest request;
+  vmm::VmLimits limits = LimitsFromEnvironment();
+  if (std::getenv("INSTAR_DEADLINE_MS") == nullptr) limits.deadline = kCheckDeadline;
+  opterr = 0;
+  optind = 1;
+  for (;;) {
+    const int c = getopt_long(argc, argv, ":hf:r:T:qU", kOptions, nullptr);
+    if (c == -1) break;
+    uint64_t v = 0;
+    switch (c) {
+      case 'h': PrintHelp(); return kExitOk;
+      case 'f': format_name = optarg; break;
+      case 'r':
+        if (std::string(optarg) == "leaks") {
+          request.repair = abi::CheckRepair::kLeaks;
+        } else if (std::string(optarg) == "all") {
+          request.repair = abi::CheckRepair::kAll;
+        } else {
+          return UsageError(std::string("Unknown option value for -r (expecting 'leaks' or "
+                                        "'all'): ") + optarg);
+        }
+        break;
+      case 'T': break;
+      case 'q': quiet = true; break;
+      case 'U': force_share = true; break;
+      case kOptOutput: output = optarg; break;
+      case kOptObject:
+      case kOptImageOpts:
+        PrintError("--object and --image-opts are not supported by instar");
+        return kExitError;
+      case kOptVerbose: verbose = true; break;
+      case kOptDeadline:
+        if (!ParseLimit(optarg, &v)) return UsageError("invalid --deadline value");
+        limits.deadline = std::chrono::milliseconds(v);
+        break;
+      case kOptMaxExits:
+        if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-exits value");
+        limits.max_exits = v;
+        break;
+      case kOptMaxClustersPerPass:
+        if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-clusters-per-pass value");
+        request.max_clusters_per_pass = v;
+        break;
+      case ':': return OptionError(optopt, argv[optind - 1], true);
+      default: return OptionError(optopt, argv[optind - 1], false);
+    }
+  }
+  if (output != "human" && output != "json") {
+    PrintError("--output must be used with human or json as argument.");
+    return kExitError;
+  }
+  if (optind != argc - 1) return UsageError("Expecting one image file name");
+  const std::string filename = argv[optind];
+  if (force_share && request.repair != abi::CheckRepair::kNone) {
+    PrintError("Could not open '" + filename +
+               "': force-share=on can only be used with read-only images");
+    return kExitError;
+  }
+  request.path = filename;
+  request.force_share = force_share;
+  request.limits = limits;
+  if (!format_name.empty()) {
+    const auto format = ParseFormatName(format_name);
+    if (!format) {
+      PrintError("Could not open '" + filename + "': Unknown driver '" + format_name + "'");
+      return kExitError;
+    }
+    request.format = *format;
+  }
+  if (verbose) {
+    request.hooks.on_debug_text = [](std::string_view text) {
+      std::fprintf(stderr, "guest: %.*s", static_cast<int>(text.size()), text.data());
+    };
+  }
+
+  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
+  if (sandbox == nullptr) return kExitError;
+  auto outcome = vmm::RunCheck(*sandbox, request);
+  if (!outcome.ok()) {
+    ReportOpenError(filename, outcome.status());
+    return kExitError;
+  }
+  std::fwrite(outcome->messages.data(), 1, outcome->messages.size(), stderr);
+  if (outcome->findings_truncated) {
+    PrintError("further findings were not reported (more than instar relays)");
+  }
+  if (verbose) {
+    std::fprintf(stderr, "instar: vm setup %.0f us, total %.0f us, %llu exits, %llu passes\n",
+                 outcome->timings.setup_us, outcome->timings.total_us,
+                 static_cast<unsigned long long>(outcome->timings.exits),
+                 static_cast<unsigned long long>(outcome->result.passes));
+  }
+  if (outcome->format_unsupported) {
+    if (request.format == abi::ImageFormat::kAuto && request.repair != abi::CheckRepair::kNone &&
+        outcome->unsupported_format == abi::ImageFormat::kRaw) {
+      // qemu warns when it opens a probed raw image for writing.
+      std::fprintf(stderr,
+                   "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+                   "         Automatically detecting the format is dangerous for raw images, "
+                   "write operations on block 0 will be restricted.\n"
+                   "         Specify the 'raw' format explicitly to remove the restrictions.\n",
+                   filename.c_str());
+    }
+    PrintError("This image format does not support checks");
+    return kExitNoChecks;
+  }
+  const abi::CheckResult& r = outcome->result;
+  const auto failure = static_cast<abi::CheckFailure>(r.failure);
+  if (failure != abi::CheckFailure::kNone) {
+    PrintError(vmm::DescribeCheckFailure(failure));
+    return kExitError;
+  }
+  if (!quiet) {
+    const std::string text = output == "json" ? CheckJson(filename, r)
+                                              : CheckRepairBanner(r) + CheckHuman(r);
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  }
+  if (r.check_errors != 0) {
+    PrintError("Check failed");
+    return kExitError;
+  }
+  if (r.corruptions != 0) return kExitCorruptions;
+  if (r.leaks != 0) return kExitLeaks;
+  return kExitOk;
+}
+
+}  // namespace instar::cli

@@ -1,0 +1,35 @@
+#include "tools/cli/commands.h"
+
+#include <cstdio>
+#include <string>
+
+#include "tools/cli/check_command.h"
+#include "tools/cli/cli_common.h"
+#include "tools/cli/info_command.h"
+#include "tools/cli/resize_command.h"
+
+namespace instar::cli {
+
+void PrintUsage() {
+  std::printf(
+      "instar version 0.1 (qemu-img 7.2 compatible)\n"
+      "usage: instar [--daemon SOCKET] COMMAND [command options]\n"
+      "\n"
+      "Commands:\n"
+      "  check [-f FMT] [--output=human|json] [-r leaks|all] [-q] FILENAME\n"
+      "  info [-f FMT] [--output=human|json] [--backing-chain] [-U] [--allow-dir DIR] FILENAME\n"
+      "  resize [-f FMT] [--preallocation=MODE] [-q] [--shrink] FILENAME [+ | -]SIZE\n"
+      "\n"
+      "Run 'instar COMMAND --help' for a command's options. With --daemon (or INSTAR_DAEMON)\n"
+      "the command runs in the instard daemon listening on SOCKET.\n");
+}
+
+int RunCommand(int argc, char** argv) {
+  const std::string command = argv[0];
+  if (command == "check") return CheckCommand(argc, argv);
+  if (command == "info") return InfoCommand(argc, argv);
+  if (command == "resize") return ResizeCommand(argc, argv);
+  return UsageError("Command not found: " + command);
+}
+
+}  // namespace instar::cli

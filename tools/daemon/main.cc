@@ -1,0 +1,90 @@
+// instard: the instar daemon. Serves operations over a Unix socket, each in a worker process
+// that takes the client's credentials and runs the command in a fresh sandboxed machine.
+// See docs/daemon.md.
+#include <getopt.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+
+#include "tools/cli/cli_common.h"
+#include "tools/cli/commands.h"
+#include "vmm/daemon/server.h"
+
+namespace {
+
+void Usage() {
+  std::fprintf(stderr,
+               "usage: instard --socket PATH [--max-concurrent N] [--max-queue N] "
+               "[--deadline SECONDS] [--socket-mode OCTAL] [--sandbox kvm|process|auto] "
+               "[--config FILE]\n");
+}
+
+bool ParsePositive(const char* text, uint64_t* out) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (end == text || *end != '\0' || v == 0) return false;
+  *out = v;
+  return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using instar::vmm::daemon::ServerConfig;
+  ServerConfig config;
+  std::string sandbox = "auto";
+  static const option kOptions[] = {
+      {"socket", required_argument, nullptr, 's'},
+      {"max-concurrent", required_argument, nullptr, 'c'},
+      {"max-queue", required_argument, nullptr, 'q'},
+      {"deadline", required_argument, nullptr, 'd'},
+      {"socket-mode", required_argument, nullptr, 'm'},
+      {"sandbox", required_argument, nullptr, 'b'},
+      {"config", required_argument, nullptr, 'f'},
+      {"help", no_argument, nullptr, 'h'},
+      {nullptr, 0, nullptr, 0},
+  };
+  for (;;) {
+    const int c = getopt_long(argc, argv, "h", kOptions, nullptr);
+    if (c == -1) break;
+    uint64_t v = 0;
+    switch (c) {
+      case 's': config.socket_path = optarg; break;
+      case 'c':
+        if (!ParsePositive(optarg, &v)) return Usage(), 2;
+        config.max_concurrent = static_cast<uint32_t>(v);
+        break;
+      case 'q':
+        if (!ParsePositive(optarg, &v)) return Usage(), 2;
+        config.max_queue = static_cast<uint32_t>(v);
+        break;
+      case 'd':
+        if (!ParsePositive(optarg, &v)) return Usage(), 2;
+        config.deadline = std::chrono::seconds(v);
+        break;
+      case 'm': config.socket_mode = static_cast<mode_t>(std::strtoul(optarg, nullptr, 8)); break;
+      case 'b': sandbox = optarg; break;
+      case 'f': config.config_file = optarg; break;
+      case 'h': Usage(); return 0;
+      default: Usage(); return 2;
+    }
+  }
+  if (config.socket_path.empty() || optind != argc) {
+    Usage();
+    return 2;
+  }
+  const instar::Status status = instar::vmm::daemon::RunServer(
+      config,
+      [sandbox] {
+        instar::cli::SetPreopenedSandbox(instar::cli::OpenSandboxOrReport(sandbox));
+      },
+      [](int child_argc, char** child_argv) {
+        return instar::cli::RunCommand(child_argc, child_argv);
+      });
+  if (!status.ok()) {
+    std::fprintf(stderr, "instard: %s\n", status.message().c_str());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,139 @@
+#include "vmm/operations/check_request.h"
+
+#include <cstring>
+
+#include "ops/check/check_image.h"
+#include "vmm/operations/check_messages.h"
+#include "vmm/operations/info_request.h"
+#include "vmm/safety/libvirt_guard.h"
+#include "vmm/safety/qemu_image_lock.h"
+#include "vmm/transport/device.h"
+
+namespace instar::vmm {
+namespace {
+
+constexpr uint64_t kInt64Max = static_cast<uint64_t>(INT64_MAX);
+
+// Findings arrive as batches and snapshot records, in order; turns them into text.
+Status CollectFindings(const std::vector<Record>& records, CheckOutcome* out) {
+  for (const Record& record : records) {
+    if (record.magic == abi::kCheckFindingBatchMagic) {
+      abi::CheckFindingBatch batch;
+      if (record.bytes.size() != sizeof batch) return GuestFailed("finding batch of wrong size");
+      std::memcpy(&batch, record.bytes.data(), sizeof batch);
+      if (batch.magic != abi::kCheckFindingBatchMagic || batch.count == 0 ||
+          batch.count > abi::kFindingsPerBatch) {
+        return GuestFailed("finding batch with a bad header");
+      }
+      for (uint32_t i = 0; i < batch.count; ++i) {
+        INSTAR_RETURN_IF_ERROR(ValidateFinding(batch.findings[i]));
+        out->messages += DescribeFinding(batch.findings[i]);
+      }
+    } else if (record.magic == abi::kCheckSnapshotFindingMagic) {
+      abi::CheckSnapshotFinding finding;
+      if (record.bytes.size() != sizeof finding) return GuestFailed("snapshot finding of wrong size");
+      std::memcpy(&finding, record.bytes.data(), sizeof finding);
+      INSTAR_RETURN_IF_ERROR(ValidateSnapshotFinding(finding));
+      out->messages += DescribeSnapshotFinding(finding);
+    } else {
+      return GuestFailed("check guest sent an undeclared record");
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status ValidateCheckResult(const abi::CheckResult& r) {
+  if (r.magic != abi::kCheckResultMagic) return GuestFailed("check result has a bad magic");
+  const auto format = static_cast<abi::ImageFormat>(r.format);
+  if (format != abi::ImageFormat::kQcow2 && format != abi::ImageFormat::kVmdk) {
+    return GuestFailed("check result names no checkable format");
+  }
+  if (r.failure >= abi::kCheckFailureCount) return GuestFailed("check result has an unknown failure");
+  if ((r.flags & ~abi::kCheckResultKnownFlags) != 0) return GuestFailed("check result has unknown flags");
+  for (uint64_t v : {r.check_errors, r.corruptions, r.leaks, r.corruptions_fixed, r.leaks_fixed,
+                     r.image_end_offset, r.total_clusters, r.allocated_clusters,
+                     r.fragmented_clusters, r.compressed_clusters}) {
+    if (v > kInt64Max) return GuestFailed("check result has a count out of range");
+  }
+  if (r.fragmented_clusters > r.allocated_clusters || r.compressed_clusters > r.allocated_clusters) {
+    return GuestFailed("check result has more fragmented or compressed than allocated clusters");
+  }
+  return Status::Ok();
+}
+
+StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& request) {
+  const bool repair = request.repair != abi::CheckRepair::kNone;
+  DeviceSet devices;
+  INSTAR_ASSIGN_OR_RETURN(Device image, OpenDevice(request.path, repair, abi::DeviceRole::kImage));
+  // QEMU's image locks as qemu-img check takes them (-U: none); a repair also asks libvirt.
+  if (!request.force_share) {
+    INSTAR_RETURN_IF_ERROR(
+        AcquireImageLocks(image.fd.get(), repair ? kWriteLocks : kCheckLocks, request.path));
+  }
+  if (repair) {
+    INSTAR_RETURN_IF_ERROR(CheckNotInUseByLibvirt({request.path}, LibvirtUriFromEnvironment()));
+  }
+  if (repair) image.limits.write_limit = image.limits.size + abi::RepairGrowthLimit(image.limits.size);
+  devices.inputs.push_back(std::move(image));
+
+  abi::CheckConfig config{};
+  config.magic = abi::kCheckConfigMagic;
+  config.requested_format = static_cast<uint32_t>(request.format);
+  config.repair = static_cast<uint32_t>(request.repair);
+  config.max_clusters_per_pass = request.max_clusters_per_pass;
+  OperationLaunch launch;
+  launch.operation = &images::check;
+  launch.config.resize(sizeof config);
+  std::memcpy(launch.config.data(), &config, sizeof config);
+  launch.expected_result = {abi::kCheckResultMagic, sizeof(abi::CheckResult),
+                            {{abi::kCheckFindingBatchMagic, sizeof(abi::CheckFindingBatch),
+                              abi::kMaxFindingBatches},
+                             {abi::kCheckSnapshotFindingMagic, sizeof(abi::CheckSnapshotFinding),
+                              abi::kMaxSnapshotFindings}}};
+  launch.limits = request.limits;
+  launch.hooks = request.hooks;
+
+  INSTAR_ASSIGN_OR_RETURN(OperationOutcome outcome, RunOperation(sandbox, devices, launch));
+  CheckOutcome out;
+  out.timings = outcome.timings;
+  out.debug_text = std::move(outcome.report.debug_text);
+  INSTAR_RETURN_IF_ERROR(CollectFindings(outcome.report.records, &out));
+  if (outcome.report.result.empty()) {
+    if (!outcome.report.error) return GuestFailed("check guest sent neither a result nor an error");
+    const auto [code, detail] = *outcome.report.error;
+    if (code >= abi::kCheckErrorCount || code == 0) {
+      return GuestFailed("check guest reported unknown error code " + std::to_string(code));
+    }
+    const auto error = static_cast<abi::CheckError>(code);
+    if (error == abi::CheckError::kQcow2HeaderRefused) {
+      // qemu's open-time message, from the info operation (which knows them all).
+      InfoRequest info;
+      info.path = request.path;
+      info.format = abi::ImageFormat::kQcow2;
+      info.force_share = true;
+      info.limits = request.limits;
+      devices = DeviceSet();  // release this run's image (and its locks) first
+      auto refused = RunInfo(sandbox, info);
+      if (!refused.ok()) return refused.status();
+      return GuestFailed("the check guest refused a qcow2 header the info guest accepts");
+    }
+    if (error == abi::CheckError::kNotSupportedByFormat) {
+      if (detail != static_cast<uint64_t>(abi::ImageFormat::kRaw) &&
+          detail != static_cast<uint64_t>(abi::ImageFormat::kVmdk)) {
+        return GuestFailed("check guest named an unknown format without checks");
+      }
+      out.format_unsupported = true;
+      out.unsupported_format = static_cast<abi::ImageFormat>(detail);
+      return out;
+    }
+    return Status(StatusCode::kImageRejected, DescribeCheckError(error, detail));
+  }
+  std::memcpy(&out.result, outcome.report.result.data(), sizeof out.result);
+  INSTAR_RETURN_IF_ERROR(ValidateCheckResult(out.result));
+  out.findings_truncated = (out.result.flags & abi::kCheckResultFindingsTruncated) != 0;
+  return out;
+}
+
+}  // namespace instar::vmm
