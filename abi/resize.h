@@ -99,12 +99,13 @@ enum class ResizeError : uint32_t {
   kVmdkBadHeader = 35,           // detail: SparseHeaderError
   kVmdkBadDescriptor = 36,       // detail: line
   kVmdkCorrupt = 37,             // grain directory or tables out of the file; detail: offset
-  kBackingFileLarger = 38,       // growing needs zeroes over a backing file that is larger
+  kBackingFileLarger = 38,       // zeroes over a longer backing file that instar cannot write
   // The qcow2 header failed one of qemu's open-time checks the codes above do not name; the
   // host asks the info operation for qemu's exact message (one place knows them all).
   kQcow2HeaderRefused = 39,
+  kZeroNotSupported = 40,        // zeroes over a longer backing file on a v2 image
 };
-inline constexpr uint32_t kResizeErrorCount = 40;
+inline constexpr uint32_t kResizeErrorCount = 41;
 
 struct ResizeResult {
   uint32_t magic;

@@ -42,7 +42,13 @@ base::Result<Layout, PlanError> LayoutFrom(const Qcow2Image& image, const uint64
     }
     const uint64_t needed_entries = last / per_block + 1;
     if (needed_entries > old_entries) {
-      next.table_clusters = base::DivRoundUp(needed_entries * 8, cs);
+      // Half as much again, so that a long run of allocations (preallocation) moves the
+      // table a logarithmic number of times.
+      const uint64_t with_room = needed_entries + needed_entries / 2;
+      next.table_clusters = base::DivRoundUp(with_room * 8, cs);
+      if (next.table_clusters * cs > qcow2::kMaxRefcountTableBytes) {
+        next.table_clusters = base::DivRoundUp(needed_entries * 8, cs);
+      }
       if (next.table_clusters * cs > qcow2::kMaxRefcountTableBytes) {
         return base::Fail(PlanError::kScratchTooSmall);
       }

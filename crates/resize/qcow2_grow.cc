@@ -25,6 +25,7 @@ bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uin
 }  // namespace
 
 base::Result<GrowSummary, PlanError> PlanQcow2Grow(const Qcow2Image& image, uint64_t new_size,
+                                                   uint64_t header_size,
                                                    const ImageReader& reader,
                                                    base::Arena& arena, const StepSink& sink) {
   const qcow2::Header& h = image.header;
@@ -90,11 +91,12 @@ base::Result<GrowSummary, PlanError> PlanQcow2Grow(const Qcow2Image& image, uint
     }
   }
   uint8_t fields[24];
-  base::StoreBe64(fields, new_size);
+  base::StoreBe64(fields, header_size);
   base::StoreBe32(fields + 8, h.crypt_method);
   base::StoreBe32(fields + 12, static_cast<uint32_t>(l1_entries));
   base::StoreBe64(fields + 16, l1_offset);
-  if (!Emit(sink, StepKind::kWrite, Phase::kHeader, kHeaderSizeOffset, l1_grows ? 24 : 8,
+  if ((l1_grows || header_size != h.size) &&
+      !Emit(sink, StepKind::kWrite, Phase::kHeader, kHeaderSizeOffset, l1_grows ? 24 : 8,
             fields)) {
     return Fail(PlanError::kIoError);
   }

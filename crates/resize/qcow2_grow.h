@@ -24,8 +24,11 @@ struct GrowSummary {
   uint64_t new_refcount_blocks = 0;
 };
 
-// `new_size` must be larger than the current virtual size and a multiple of 512.
+// `new_size` must be larger than the current virtual size and a multiple of 512. The header
+// gets `header_size` as its size: new_size, or the old size when the caller still has to zero
+// the new range before the guest may see it (growing over a longer backing file).
 base::Result<GrowSummary, PlanError> PlanQcow2Grow(const Qcow2Image& image, uint64_t new_size,
+                                                   uint64_t header_size,
                                                    const ImageReader& reader,
                                                    base::Arena& arena, const StepSink& sink);
 

@@ -11,6 +11,7 @@
 #include "crates/qcow2/entries.h"
 #include "crates/resize/qcow2_grow.h"
 #include "crates/resize/qcow2_image.h"
+#include "crates/resize/qcow2_preallocate.h"
 #include "crates/resize/qcow2_shrink.h"
 #include "crates/resize/step.h"
 #include "gtest/gtest.h"
@@ -180,7 +181,7 @@ Planned Plan(const Bytes& img, uint64_t new_size, bool grow) {
   Planned p;
   StepSink sink{&p.steps, Record};
   if (grow) {
-    auto r = PlanQcow2Grow(image.value(), new_size, reader, arena, sink);
+    auto r = PlanQcow2Grow(image.value(), new_size, new_size, reader, arena, sink);
     p.ok = r.ok();
     if (!r.ok()) p.error = r.error().code;
   } else {
@@ -281,6 +282,38 @@ TEST(Qcow2Grow, L1TooLarge) {
   ASSERT_FALSE(p.ok);
   EXPECT_EQ(p.error, PlanError::kL1TooLarge);
   EXPECT_TRUE(p.steps.empty());
+}
+
+// Grows, then preallocates the new range of the grown image; both replayed step by step.
+TEST(Qcow2Preallocate, EveryNewClusterGetsAHostCluster) {
+  for (uint32_t cb : {9u, 12u, 16u}) {
+    for (uint32_t order : {0u, 4u, 6u}) {
+      ImageSpec spec;
+      spec.cluster_bits = cb;
+      spec.refcount_order = order;
+      spec.size = 1000 << 10;
+      spec.data_at = {0};
+      const Bytes img = BuildImage(spec);
+      const uint64_t new_size = 3 << 20;
+      const Bytes grown = ReplayChecked(img, Plan(img, new_size, true));
+      static std::vector<uint8_t> scratch(12u << 20);
+      base::Arena arena(scratch.data(), scratch.size());
+      ImageReader reader{const_cast<Bytes*>(&grown), ReadBytes, grown.size()};
+      const uint64_t cs = 1ull << cb;
+      auto image = OpenQcow2(reader, base::ByteView(grown.data(), cs), arena);
+      ASSERT_TRUE(image.ok());
+      Planned p;
+      StepSink sink{&p.steps, Record};
+      auto r = PlanQcow2Preallocate(image.value(), spec.size, new_size, FillMode::kZeroedData,
+                                    reader, arena, sink);
+      ASSERT_TRUE(r.ok()) << cb << "/" << order << " " << static_cast<int>(r.error().code);
+      // Every cluster from the one holding the old end, except the one already there.
+      const uint64_t first = spec.size / cs;
+      const uint64_t end = (new_size + cs - 1) / cs;
+      EXPECT_EQ(r.value().data_clusters, end - first - (first == 0 ? 1 : 0)) << cb << "/" << order;
+      ReplayChecked(grown, p);
+    }
+  }
 }
 
 TEST(Qcow2Shrink, DropsTablesAndCutsTheFile) {

@@ -14,12 +14,14 @@
 #include "crates/base/arena.h"
 #include "crates/base/bytes.h"
 #include "crates/base/checked.h"
+#include "crates/base/endian.h"
 #include "crates/base/result.h"
 #include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
 #include "crates/resize/plan_error.h"
 #include "crates/resize/qcow2_grow.h"
 #include "crates/resize/qcow2_image.h"
+#include "crates/resize/qcow2_preallocate.h"
 #include "crates/resize/qcow2_shrink.h"
 #include "crates/resize/step.h"
 #include "crates/resize/vmdk_grow.h"
@@ -152,16 +154,28 @@ ResizeStatus ResizeRaw(const instar::abi::CallTable* table, instar::ops::DeviceR
   return {};
 }
 
-// Runs a planner twice: a dry run that validates everything, then for real. Each run gets a
-// fresh arena over everything left.
-template <class Planner>
-ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Arena& arena,
-                             Planner&& plan) {
+// Everything left in `arena`, as one page-aligned block.
+struct Region {
+  uint8_t* base = nullptr;
+  uint64_t size = 0;
+};
+instar::base::Result<Region, ResizeError> Rest(Arena& arena) {
   // (Less one page: the allocation is page aligned.)
   if (arena.remaining() < 4096) return Fail(ResizeError::kScratchTooSmall);
-  const uint64_t planner_bytes = arena.remaining() - 4096;
-  uint8_t* planner_memory = arena.Allocate(planner_bytes, 4096);
-  if (planner_memory == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  Region r;
+  r.size = arena.remaining() - 4096;
+  r.base = arena.Allocate(r.size, 4096);
+  if (r.base == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  return r;
+}
+
+// Runs a planner twice: a dry run that validates everything, then for real. Each run gets a
+// fresh arena over `memory`.
+template <class Planner>
+ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Region memory,
+                             Planner&& plan) {
+  uint8_t* planner_memory = memory.base;
+  const uint64_t planner_bytes = memory.size;
   const instar::resize::StepSink dry_run;
   const instar::resize::StepSink apply = executor.sink();
   const instar::resize::StepSink* runs[] = {&dry_run, &apply};
@@ -187,23 +201,57 @@ instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceReader&
   return ByteView(buffer, length);
 }
 
-ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
-                         Arena& arena, ByteView head, const ResizeConfig& config) {
-  g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
-  // The header and its extensions may fill the whole first cluster.
-  auto header = instar::qcow2::ParseHeader(head);
-  if (header.ok() && header.value().cluster_size > head.size() && image.size() > head.size()) {
-    TRY(head, ReadHead(image, arena, header.value().cluster_size));
-  }
-  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+// Opens the qcow2 image from its first bytes: 64 KiB hold the header and its extensions in
+// practice (the whole first cluster is read only when they do not), which keeps the arena for
+// the planners when clusters are large.
+instar::base::Result<instar::resize::Qcow2Image, ResizeError> OpenQcow2Image(
+    instar::ops::DeviceReader& image, Arena& arena, const instar::resize::ImageReader& reader) {
+  constexpr uint64_t kFirstTry = 64u << 10;
+  ByteView head;
+  TRY(head, ReadHead(image, arena, kFirstTry));
   auto opened = instar::resize::OpenQcow2(reader, head, arena);
+  if (!opened.ok() && opened.error().code.header_failed && image.size() > head.size()) {
+    TRY(head, ReadHead(image, arena, uint64_t{1} << instar::qcow2::kMaxClusterBits));
+    opened = instar::resize::OpenQcow2(reader, head, arena);
+  }
   if (!opened.ok()) {
     const auto failure = opened.error();
     return Fail(failure.code.header_failed ? FromHeader(failure.code.header_error)
                                            : FromPlan(failure.code.plan_error),
                 failure.detail);
   }
-  const instar::resize::Qcow2Image& qcow2 = opened.value();
+  return opened.value();
+}
+
+// The grown image, opened again (the header, L1 and refcount tables may have moved), gets
+// the entries of its new range filled (preallocated, or zero).
+ResizeStatus FillQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+                       Region memory, uint64_t old_size, uint64_t new_size,
+                       instar::resize::FillMode mode) {
+  Arena arena(memory.base, memory.size);
+  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  instar::resize::Qcow2Image grown;
+  TRY(grown, OpenQcow2Image(image, arena, reader));
+  Region rest;
+  TRY(rest, Rest(arena));
+  return DryRunThenApply(executor, rest,
+                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                             PlanError* error, unsigned long long* detail) {
+                           auto planned = instar::resize::PlanQcow2Preallocate(
+                               grown, old_size, new_size, mode, reader, planner_arena, sink);
+                           if (planned.ok()) return true;
+                           *error = planned.error().code;
+                           *detail = planned.error().detail;
+                           return false;
+                         });
+}
+
+ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+                         Arena& arena, const ResizeConfig& config) {
+  g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
+  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  instar::resize::Qcow2Image qcow2;
+  TRY(qcow2, OpenQcow2Image(image, arena, reader));
   g_result.old_size = qcow2.header.size;
   // qemu opens the backing file with the image; the host checks it and asks again.
   const bool has_backing = qcow2.header.backing_file.length != 0;
@@ -216,22 +264,28 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
   if (qcow2.header.version < 3 && qcow2.header.nb_snapshots != 0) {
     return Fail(ResizeError::kV2WithSnapshots);
   }
-  if (config.preallocation != static_cast<uint32_t>(Preallocation::kOff)) {
-    return Fail(ResizeError::kPreallocationUnsupported, config.preallocation);
-  }
   if (total == qcow2.header.size) return {};
   const bool grow = total > qcow2.header.size;
-  // Growing over a longer backing file would uncover its data where qemu writes zeroes.
-  if (grow && has_backing && config.backing_size > qcow2.header.size) {
-    return Fail(ResizeError::kBackingFileLarger, config.backing_size);
+  // Growing over a longer backing file: qemu makes the new range read as zeros instead of
+  // the backing file's data. The header keeps the old size until the zeros are in place.
+  const auto prealloc = static_cast<Preallocation>(config.preallocation);
+  const uint64_t old_size = qcow2.header.size;
+  const bool zero_new_range = grow && has_backing && config.backing_size > old_size;
+  if (zero_new_range) {
+    if (qcow2.header.version < 3) return Fail(ResizeError::kZeroNotSupported);
+    if (old_size % qcow2.geometry.cluster_size != 0 || prealloc != Preallocation::kOff) {
+      return Fail(ResizeError::kBackingFileLarger, config.backing_size);
+    }
   }
-
-  return DryRunThenApply(executor, arena,
+  const uint64_t header_size = zero_new_range ? old_size : total;
+  Region memory;
+  TRY(memory, Rest(arena));
+  TRY_STATUS(DryRunThenApply(executor, memory,
                          [&](Arena& planner_arena, const instar::resize::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            if (grow) {
-                             auto planned = instar::resize::PlanQcow2Grow(qcow2, total, reader,
-                                                                          planner_arena, sink);
+                             auto planned = instar::resize::PlanQcow2Grow(
+                                 qcow2, total, header_size, reader, planner_arena, sink);
                              if (planned.ok()) return true;
                              *error = planned.error().code;
                              *detail = planned.error().detail;
@@ -243,7 +297,26 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
                            *error = planned.error().code;
                            *detail = planned.error().detail;
                            return false;
-                         });
+                         }));
+  if (zero_new_range) {
+    TRY_STATUS(FillQcow2(image, executor, memory, old_size, total,
+                         instar::resize::FillMode::kZeroFlags));
+    // Now the guest may see the new range.
+    uint8_t field[8];
+    instar::base::StoreBe64(field, total);
+    instar::resize::Step size;
+    size.kind = instar::resize::StepKind::kWrite;
+    size.phase = instar::resize::Phase::kHeader;
+    size.offset = instar::resize::kHeaderSizeOffset;
+    size.length = sizeof field;
+    size.bytes = field;
+    if (!executor.sink().Emit(size)) return Fail(ResizeError::kIoError);
+    return {};
+  }
+  if (!grow || prealloc == Preallocation::kOff) return {};
+  return FillQcow2(image, executor, memory, old_size, total,
+                   prealloc == Preallocation::kMetadata ? instar::resize::FillMode::kSparseData
+                                                        : instar::resize::FillMode::kZeroedData);
 }
 
 // qemu-img resizes no VMDK ("Image format driver does not support resize", after its generic
@@ -295,7 +368,9 @@ ResizeStatus ResizeVmdk(instar::ops::DeviceReader& image, instar::ops::StepExecu
   }
   if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
   const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
-  return DryRunThenApply(executor, arena,
+  Region memory;
+  TRY(memory, Rest(arena));
+  return DryRunThenApply(executor, memory,
                          [&](Arena& planner_arena, const instar::resize::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            auto planned = instar::resize::PlanVmdkGrow(vmdk, total, reader,
@@ -334,7 +409,7 @@ ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& con
   ResizeStatus status;
   switch (format) {
     case ImageFormat::kRaw: status = ResizeRaw(table, image, executor, config); break;
-    case ImageFormat::kQcow2: status = ResizeQcow2(image, executor, arena, probe_head, config); break;
+    case ImageFormat::kQcow2: status = ResizeQcow2(image, executor, arena, config); break;
     case ImageFormat::kVmdk: status = ResizeVmdk(image, executor, arena, probe_head, config); break;
     case ImageFormat::kAuto: status = Fail(ResizeError::kBadConfig); break;
   }

@@ -31,7 +31,8 @@ class StepExecutor {
   uint64_t steps_ = 0;
 };
 
-// Bytes moved per copy or zero-fill write.
-inline constexpr uint64_t kExecutorChunk = 1u << 20;
+// Bytes moved per copy or zero-fill write: small enough to leave the arena to the planners
+// (whose refcount-block cache wants room for 2 MiB clusters), large enough to keep exits few.
+inline constexpr uint64_t kExecutorChunk = 512u << 10;
 
 }  // namespace instar::ops

@@ -114,7 +114,23 @@ resize_pair src/bigtable.qcow2 IMG 8T
 resize_pair src/bigtable.qcow2 IMG 1P
 resize_pair src/bigtable.qcow2 IMG 1E
 resize_pair src/bigtable.qcow2 IMG 9223372036854775807
-# qcow2 refusals and preallocation.
+# qcow2 preallocation: host clusters for the whole new range.
+for opts in cluster_size=65536 cluster_size=512,refcount_bits=64 cluster_size=2097152,refcount_bits=1 \
+            cluster_size=65536,extended_l2=on; do
+  make_qcow2 pre.qcow2 1000448 "$opts"
+  for mode in metadata falloc full; do
+    resize_pair src/pre.qcow2 --preallocation=$mode IMG 9M
+  done
+done
+# Many L2 tables and refcount blocks, and a refcount table that has to move, over and over.
+make_qcow2 pre.qcow2 1000448 cluster_size=512,refcount_bits=64
+resize_pair src/pre.qcow2 --preallocation=metadata IMG 40M
+make_qcow2 pre.qcow2 1000448 cluster_size=65536
+resize_pair src/pre.qcow2 --preallocation=metadata IMG 1200M
+qemu-img snapshot -c s1 src/pre.qcow2
+resize_pair src/pre.qcow2 --preallocation=falloc IMG +3M
+
+# qcow2 refusals.
 make_qcow2 p.qcow2 $((8 << 20)) cluster_size=65536
 resize_pair src/p.qcow2 --preallocation=metadata --shrink IMG 1M
 resize_pair src/p.qcow2 IMG 1000
@@ -167,6 +183,13 @@ EXTRA=(src/base.qcow2)
 resize_pair src/over.qcow2 IMG +1M
 resize_pair src/over.qcow2 --shrink IMG 3M
 resize_pair src/over.qcow2 --shrink IMG 1000k
+# Shorter than its backing file: the new range reads as zeros, not as the backing file.
+for opts in cluster_size=65536 cluster_size=4096,refcount_bits=1 extended_l2=on compat=0.10; do
+  qemu-img create -q -f qcow2 -o "$opts" -b base.qcow2 -F qcow2 src/short.qcow2 4M
+  qemu-io -c "write -P 0xaa 1M 64k" src/short.qcow2 >/dev/null
+  resize_pair src/short.qcow2 IMG 6M
+  resize_pair src/short.qcow2 IMG 200M
+done
 EXTRA=()
 resize_pair src/over.qcow2 IMG +1M
 resize_pair src/over.qcow2 --shrink IMG 3M

@@ -112,6 +112,24 @@ TEST_F(ResizeCrashTest, Qcow2GrowWithSnapshot) {
   EXPECT_GT(Sweep(Path("s.qcow2"), "qcow2", "+20G", request), 2u);
 }
 
+TEST_F(ResizeCrashTest, Qcow2GrowWithPreallocation) {
+  MakeQcow2("p.qcow2", "cluster_size=4096,refcount_bits=8", 1000 << 10, "-c 'write -P 12 996k 4k'");
+  ResizeRequest request;
+  request.size = 3 << 20;
+  request.preallocation = abi::Preallocation::kFull;
+  EXPECT_GT(Sweep(Path("p.qcow2"), "qcow2", "--preallocation=full 3M", request), 3u);
+}
+
+TEST_F(ResizeCrashTest, Qcow2GrowOverALongerBackingFile) {
+  MakeQcow2("base.qcow2", "cluster_size=4096", 8 << 20, "-c 'write -P 13 0 8M'");
+  ASSERT_EQ(Shell("qemu-img create -q -f qcow2 -o cluster_size=4096,refcount_bits=16 -b base.qcow2 "
+                  "-F qcow2 " + Path("o.qcow2") + " 1M"),
+            0);
+  ResizeRequest request;
+  request.size = 6 << 20;
+  EXPECT_GT(Sweep(Path("o.qcow2"), "qcow2", "6M", request), 3u);
+}
+
 TEST_F(ResizeCrashTest, Qcow2ShrinkThroughAnL2Table) {
   MakeQcow2("k.qcow2", "cluster_size=4096,refcount_bits=1", 64 << 20,
             "-c 'write -P 5 0 1M' -c 'write -P 6 10M 64k' -c 'write -P 7 40M 2M' "

@@ -59,15 +59,13 @@ cp good.qcow2 dirty.qcow2
 poke dirty.qcow2 79 '\x01'
 refused dirty.qcow2 "marked dirty" dirty.qcow2 8G
 
-# Growing over a backing file longer than the image (qemu-img writes zeroes there).
+# Growing over a longer backing file from an old end inside a cluster (qemu-img copies the
+# backing file's data into that cluster; instar has only the image attached).
 qemu-img create -q -f qcow2 base.qcow2 64M
-qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 short.qcow2 32M
-refused short.qcow2 "backing file that is larger" short.qcow2 +1M
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 short.qcow2 33555968
+refused short.qcow2 "over its larger backing file" short.qcow2 40M
 # A backing file outside the image's directory is not followed.
 mkdir sub
 qemu-img create -q -f qcow2 -b ../base.qcow2 -F qcow2 sub/up.qcow2 64M
 refused sub/up.qcow2 "outside the image's directory" sub/up.qcow2 +1M
-
-# qcow2 preallocation is not done yet.
-refused good.qcow2 "preallocation=metadata" --preallocation=metadata good.qcow2 8G
 finish

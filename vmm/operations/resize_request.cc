@@ -112,8 +112,11 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
     case ResizeError::kQcow2HeaderRefused:
       return Line("the resize guest refused the qcow2 header (host error)");
     case ResizeError::kBackingFileLarger:
-      return Line("instar cannot yet grow an image over a backing file that is larger than "
-                  "the image (" + d + " bytes): qemu-img would write zeroes over the new area");
+      return Line("instar cannot yet grow this image over its larger backing file (" + d +
+                  " bytes): the old end is not on a cluster boundary, or preallocation was "
+                  "asked for");
+    case ResizeError::kZeroNotSupported:
+      return Line("Failed to zero out new clusters: Operation not supported");
     case ResizeError::kCorruptL1:
       return Line("qcow2 image is corrupt: bad L1 table or entry (offset " + Hex(detail) +
                   "); nothing was changed");
@@ -159,6 +162,12 @@ uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request) {
     target = saturating_add((file_size + 511) / 512 * 512, request.size);
   } else if (request.size_mode == abi::ResizeSizeMode::kShrinkBy) {
     target = 0;
+  }
+  // Preallocation gives every new guest cluster a host cluster past the end of the file, plus
+  // L2 tables and refcount blocks for them (at most 1/64 each, with 512-byte clusters).
+  if (request.preallocation != abi::Preallocation::kOff) {
+    target = saturating_add(saturating_add(file_size, target),
+                            saturating_add(target / 16, kGrowHeadroom));
   }
   return target > limit ? target : limit;
 }
