@@ -47,7 +47,8 @@ class Checker {
   Checker(CheckState& s, base::Arena& arena, const CheckOptions& options)
       : s_(s), arena_(arena), options_(options) {}
 
-  // Sizes the window from what the arena has left; false when not even a minimal one fits.
+  // Sizes the window from what the arena has left. `need_single`: one window must hold the
+  // whole count with room for a rebuild.
   base::Status<CheckError> PlanWindow(bool need_single);
   // One qcow2_co_check: the refcount check, OFLAG_COPIED, and marking the image clean.
   RunOutcome Run(uint32_t fix);
@@ -69,6 +70,7 @@ class Checker {
   uint8_t* window_bytes_ = nullptr;
   uint64_t window_byte_size_ = 0;
   uint64_t window_capacity_ = 0;
+  bool rebuild_ready_ = false;  // the window holds everything a rebuild may allocate
 };
 
 base::Status<CheckError> Checker::PlanWindow(bool need_single) {
@@ -97,6 +99,7 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single) {
     return Fail(CheckError::kScratchTooSmall, wanted);
   }
   window_capacity_ = capacity;
+  rebuild_ready_ = need_single;
   window_byte_size_ = need_single ? base::DivRoundUp(capacity * bits, 8 * cs) * cs
                                   : base::DivRoundUp(capacity * bits, 64) * 8;
   window_bytes_ = arena_.Allocate(window_byte_size_, 512);
@@ -125,7 +128,13 @@ void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
   const CheckCounts pre_compare = Minus(s_.counts, compare_delta);
   const bool one_window = out->passes == 1;
 
-  if (s_.rebuild && (fix & kFixErrors) != 0 && one_window) {
+  if (s_.rebuild && (fix & kFixErrors) != 0) {
+    if (!rebuild_ready_ || !one_window) {
+      s_.sink->Emit(FindingKind::kRebuildTooLarge, s_.domain_end);
+      ++s_.counts.check_errors;
+      s_.failure = abi::CheckFailure::kIoError;
+      return;
+    }
     RebuildAndRecount(fix, highest);
   } else if (fix != 0) {
     if (s_.rebuild) {
@@ -285,7 +294,11 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   uint32_t fix = 0;
   if (options.repair == abi::CheckRepair::kLeaks) fix = kFixLeaks;
   if (options.repair == abi::CheckRepair::kAll) fix = kFixLeaks | kFixErrors;
-  TRY_STATUS(checker.PlanWindow((fix & kFixErrors) != 0));
+  // A repair of errors may need a rebuild, which needs the whole count at once; when that does
+  // not fit, the check still runs in passes and only a rebuild is refused.
+  if ((fix & kFixErrors) == 0 || !checker.PlanWindow(/*need_single=*/true).ok()) {
+    TRY_STATUS(checker.PlanWindow(/*need_single=*/false));
+  }
 
   result->magic = abi::kCheckResultMagic;
   result->format = static_cast<uint32_t>(abi::ImageFormat::kQcow2);

@@ -157,6 +157,9 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
                     "all\n", static_cast<unsigned>(a));
     case FindingKind::kSnapshotTableOffsetInvalid:
       return "instar: ERROR snapshot table offset invalid\n";
+    case FindingKind::kRebuildTooLarge:
+      return Format("instar: rebuilding the refcount structure needs the count of all %llu "
+                    "clusters at once, more than the guest memory holds\n", a);
     case FindingKind::kL1ReadError: return "ERROR: I/O error in check_refcounts_l1\n";
     case FindingKind::kL2ReadError: return "ERROR: I/O error in check_refcounts_l2\n";
     case FindingKind::kRebuildWriteFailed:
