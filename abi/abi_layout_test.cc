@@ -99,7 +99,7 @@ TEST(AbiLayout, CheckOffsets) {
   EXPECT_EQ(offsetof(CheckFindingBatch, findings), 8u);
   EXPECT_EQ(offsetof(CheckSnapshotFinding, id), 24u);
   EXPECT_EQ(kCheckErrorCount, 29u);
-  EXPECT_EQ(kFindingKindMax, 35u);
+  EXPECT_EQ(kFindingKindMax, 36u);
 }
 
 TEST(AbiLayout, MagicsAreDistinct) {

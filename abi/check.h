@@ -128,8 +128,9 @@ enum class FindingKind : uint32_t {
   kL1ReadError = 33,           // an L1 table could not be read: the check stops
   kL2ReadError = 34,           // an L2 table could not be read: the check stops
   kRebuildTooLarge = 35,       // a rebuild needs the whole count at once; a clusters
+  kBitmapsInconsistent = 36,   // bitmaps extension without its autoclear bit (open warning)
 };
-inline constexpr uint32_t kFindingKindMax = 35;
+inline constexpr uint32_t kFindingKindMax = 36;
 
 // Metadata qemu refuses to overwrite (its overlap check), in the order it tests them.
 enum class MetadataKind : uint32_t {

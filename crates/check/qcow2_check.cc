@@ -243,6 +243,33 @@ RunOutcome Checker::Run(uint32_t fix) {
   return out;
 }
 
+// qemu drops a bitmaps extension whose bitmaps it considers inconsistent when it opens the
+// image for writing: the later extension records move up over it, the backing file name (which
+// follows the extension area) stays where it is. `head` holds the first cluster.
+bool DropBitmapsExtension(const ImageAccess& io, uint8_t* head, uint64_t head_bytes,
+                          const qcow2::Header& h) {
+  uint64_t area_end = head_bytes;
+  const uint64_t backing = base::LoadBe64(head + 8);
+  if (backing != 0 && backing < area_end) area_end = backing;
+  const uint64_t record = h.bitmaps_extension.offset - 8;
+  const uint64_t record_bytes = 8 + ((uint64_t{h.bitmaps_extension.length} + 7) & ~uint64_t{7});
+  // The end of the records: just past the end marker, or the end of the area.
+  uint64_t end = area_end;
+  for (uint64_t off = h.header_length; off + 8 <= area_end;) {
+    const uint32_t type = base::LoadBe32(head + off);
+    const uint64_t length = base::LoadBe32(head + off + 4);
+    if (type == qcow2::kExtEnd) {
+      end = off + 8;
+      break;
+    }
+    off += 8 + ((length + 7) & ~uint64_t{7});
+  }
+  if (record + record_bytes > end) return false;
+  __builtin_memmove(head + record, head + record + record_bytes, end - record - record_bytes);
+  __builtin_memset(head + end - record_bytes, 0, record_bytes);
+  return io.Write(record, end - record, head + record);
+}
+
 void Fill(const RunOutcome& run, abi::CheckResult* r) {
   r->failure = static_cast<uint32_t>(run.failure);
   r->check_errors = static_cast<uint64_t>(run.counts.check_errors);
@@ -282,6 +309,12 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   auto opened = OpenQcow2(base::ByteView(head, head_bytes), file_size);
   if (!opened.ok()) return opened.error();
   s->image = opened.value();
+  if (s->image.bitmaps_inconsistent) {
+    sink.Emit(FindingKind::kBitmapsInconsistent);
+    if (s->writable && !DropBitmapsExtension(io, head, head_bytes, s->image.header)) {
+      return Fail(CheckError::kIoError);
+    }
+  }
   s->original_reftable_offset = s->image.reftable_offset;
   s->original_reftable_entries = s->image.reftable_entries;
   const uint64_t cs = s->cluster_size();
