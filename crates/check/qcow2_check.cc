@@ -59,7 +59,6 @@ class Checker {
                                window_capacity_);
     s_.window.Clear();
   }
-  bool single() const { return s_.window.end() > s_.domain_end; }
   void CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out);
   void RebuildAndRecount(uint32_t fix, uint64_t* highest);
   void MarkCleanAndConsistent();
