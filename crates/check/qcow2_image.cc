@@ -91,6 +91,10 @@ base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uin
     return Fail(CheckError::kVirtualSizeTooLarge);
   }
   // Bitmaps count only while the autoclear bit says they are consistent.
+  if (h.bitmaps_extension.length >= 24 && (h.autoclear_features & kAutoclearBitmaps) == 0 &&
+      h.version >= 3) {
+    image.bitmaps_inconsistent = true;
+  }
   if (h.bitmaps_extension.length >= 24 && (h.autoclear_features & kAutoclearBitmaps) != 0) {
     const base::ByteView ext = first_cluster.Sub(h.bitmaps_extension.offset, 24);
     uint32_t count = 0;
