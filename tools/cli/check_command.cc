@@ -18,9 +18,6 @@ enum LongOnly {
   kOptOutput = 256,
   kOptObject,
   kOptImageOpts,
-  kOptVerbose,
-  kOptDeadline,
-  kOptMaxExits,
   kOptMaxClustersPerPass,
 };
 
@@ -62,22 +59,23 @@ int CheckCommand(int argc, char** argv) {
       {"image-opts", no_argument, nullptr, kOptImageOpts},
       {"force-share", no_argument, nullptr, 'U'},
       {"quiet", no_argument, nullptr, 'q'},
-      {"verbose", no_argument, nullptr, kOptVerbose},
-      {"deadline", required_argument, nullptr, kOptDeadline},
-      {"max-exits", required_argument, nullptr, kOptMaxExits},
+      INSTAR_GUEST_LONG_OPTIONS,
       {"max-clusters-per-pass", required_argument, nullptr, kOptMaxClustersPerPass},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name, output = "human";
-  bool verbose = false, quiet = false, force_share = false;
+  bool quiet = false, force_share = false;
   vmm::CheckRequest request;
-  vmm::VmLimits limits = LimitsFromEnvironment();
-  if (std::getenv("INSTAR_DEADLINE_MS") == nullptr) limits.deadline = kCheckDeadline;
+  GuestOptions guest = GuestOptionsFromEnvironment();
+  if (std::getenv("INSTAR_DEADLINE_MS") == nullptr) guest.limits.deadline = kCheckDeadline;
   opterr = 0;
   optind = 1;
   for (;;) {
     const int c = getopt_long(argc, argv, ":hf:r:T:qU", kOptions, nullptr);
     if (c == -1) break;
+    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
+    if (shared == OptionOutcome::kInvalid) return kExitError;
+    if (shared == OptionOutcome::kTaken) continue;
     uint64_t v = 0;
     switch (c) {
       case 'h': PrintHelp(); return kExitOk;
@@ -100,15 +98,6 @@ int CheckCommand(int argc, char** argv) {
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
         return kExitError;
-      case kOptVerbose: verbose = true; break;
-      case kOptDeadline:
-        if (!ParseLimit(optarg, &v)) return UsageError("invalid --deadline value");
-        limits.deadline = std::chrono::milliseconds(v);
-        break;
-      case kOptMaxExits:
-        if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-exits value");
-        limits.max_exits = v;
-        break;
       case kOptMaxClustersPerPass:
         if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-clusters-per-pass value");
         request.max_clusters_per_pass = v;
@@ -130,20 +119,9 @@ int CheckCommand(int argc, char** argv) {
   }
   request.path = filename;
   request.force_share = force_share;
-  request.limits = limits;
-  if (!format_name.empty()) {
-    const auto format = ParseFormatName(format_name);
-    if (!format) {
-      PrintError("Could not open '" + filename + "': Unknown driver '" + format_name + "'");
-      return kExitError;
-    }
-    request.format = *format;
-  }
-  if (verbose) {
-    request.hooks.on_debug_text = [](std::string_view text) {
-      std::fprintf(stderr, "guest: %.*s", static_cast<int>(text.size()), text.data());
-    };
-  }
+  request.limits = guest.limits;
+  if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
+  ShowGuestText(guest, &request.hooks);
 
   const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
   if (sandbox == nullptr) return kExitError;
@@ -156,7 +134,7 @@ int CheckCommand(int argc, char** argv) {
   if (outcome->findings_truncated) {
     PrintError("further findings were not reported (more than instar relays)");
   }
-  if (verbose) {
+  if (guest.verbose) {
     std::fprintf(stderr, "instar: vm setup %.0f us, total %.0f us, %llu exits, %llu passes\n",
                  outcome->timings.setup_us, outcome->timings.total_us,
                  static_cast<unsigned long long>(outcome->timings.exits),

@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <string_view>
 
 namespace instar::cli {
 
@@ -90,6 +91,52 @@ std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
     return nullptr;
   }
   return std::move(sandbox).value();
+}
+
+GuestOptions GuestOptionsFromEnvironment() { return {false, LimitsFromEnvironment()}; }
+
+OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options) {
+  uint64_t v = 0;
+  switch (c) {
+    case kOptVerbose:
+      options->verbose = true;
+      return OptionOutcome::kTaken;
+    case kOptDeadline:
+      if (!ParseLimit(arg, &v)) {
+        UsageError("invalid --deadline value");
+        return OptionOutcome::kInvalid;
+      }
+      options->limits.deadline = std::chrono::milliseconds(v);
+      return OptionOutcome::kTaken;
+    case kOptMaxExits:
+      if (!ParseLimit(arg, &v)) {
+        UsageError("invalid --max-exits value");
+        return OptionOutcome::kInvalid;
+      }
+      options->limits.max_exits = v;
+      return OptionOutcome::kTaken;
+    default:
+      return OptionOutcome::kNotOurs;
+  }
+}
+
+bool ResolveFormatName(const std::string& filename, const std::string& name,
+                       abi::ImageFormat* format) {
+  if (name.empty()) return true;
+  const auto parsed = ParseFormatName(name);
+  if (!parsed) {
+    PrintError("Could not open '" + filename + "': Unknown driver '" + name + "'");
+    return false;
+  }
+  *format = *parsed;
+  return true;
+}
+
+void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks) {
+  if (!options.verbose) return;
+  hooks->on_debug_text = [](std::string_view text) {
+    std::fprintf(stderr, "guest: %.*s", static_cast<int>(text.size()), text.data());
+  };
 }
 
 vmm::VmLimits LimitsFromEnvironment() {

@@ -2,12 +2,14 @@
 // the VM limits an operator may set (flags or environment), and the sandbox choice.
 #pragma once
 
+#include <getopt.h>
+
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "abi/image_format.h"
-#include <memory>
-
+#include "vmm/base/status.h"
 #include "vmm/launcher/sandbox.h"
 #include "vmm/launcher/sandbox_factory.h"
 
@@ -33,6 +35,34 @@ std::optional<abi::ImageFormat> ParseFormatName(const std::string& name);
 // SetPreopenedSandbox (a daemon worker opens it before dropping privileges) is used instead.
 std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice = "");
 void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox);
+
+// The options of instar's own every command takes: --verbose (guest debug text and timings
+// on stderr), --deadline MS and --max-exits N (bounds on the guest). Their getopt values are
+// fixed here so each command's option table can list them with INSTAR_GUEST_LONG_OPTIONS.
+enum GuestOptionId { kOptVerbose = 1000, kOptDeadline, kOptMaxExits };
+#define INSTAR_GUEST_LONG_OPTIONS                                              \
+  {"verbose", no_argument, nullptr, ::instar::cli::kOptVerbose},               \
+      {"deadline", required_argument, nullptr, ::instar::cli::kOptDeadline},   \
+      {"max-exits", required_argument, nullptr, ::instar::cli::kOptMaxExits}
+
+struct GuestOptions {
+  bool verbose = false;
+  vmm::VmLimits limits;  // from the environment, then the flags
+};
+GuestOptions GuestOptionsFromEnvironment();
+
+enum class OptionOutcome { kNotOurs, kTaken, kInvalid };
+// Takes getopt's `c` (and `arg`) when it is one of the shared options; kInvalid has printed
+// the usage error.
+OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options);
+
+// -f NAME for `filename`: false (after qemu-img's "Unknown driver" line) for a name instar
+// does not know.
+bool ResolveFormatName(const std::string& filename, const std::string& name,
+                       abi::ImageFormat* format);
+
+// With --verbose: shows the guest's debug text on stderr as it arrives.
+void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks);
 
 // Limits from INSTAR_DEADLINE_MS / INSTAR_MAX_EXITS; flags override them later.
 vmm::VmLimits LimitsFromEnvironment();

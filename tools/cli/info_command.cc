@@ -20,9 +20,6 @@ enum LongOnly {
   kOptBackingChain,
   kOptObject,
   kOptImageOpts,
-  kOptVerbose,
-  kOptDeadline,
-  kOptMaxExits,
   kOptAllowDir,
 };
 
@@ -74,22 +71,22 @@ int InfoCommand(int argc, char** argv) {
       {"object", required_argument, nullptr, kOptObject},
       {"image-opts", no_argument, nullptr, kOptImageOpts},
       {"force-share", no_argument, nullptr, 'U'},
-      {"verbose", no_argument, nullptr, kOptVerbose},
-      {"deadline", required_argument, nullptr, kOptDeadline},
-      {"max-exits", required_argument, nullptr, kOptMaxExits},
+      INSTAR_GUEST_LONG_OPTIONS,
       {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name, output = "human";
-  bool verbose = false, backing_chain = false, force_share = false;
+  bool backing_chain = false, force_share = false;
   std::vector<std::string> extra_dirs;
-  vmm::VmLimits limits = LimitsFromEnvironment();
+  GuestOptions guest = GuestOptionsFromEnvironment();
   opterr = 0;
   optind = 1;
   for (;;) {
     const int c = getopt_long(argc, argv, ":f:hU", kOptions, nullptr);
     if (c == -1) break;
-    uint64_t v = 0;
+    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
+    if (shared == OptionOutcome::kInvalid) return kExitError;
+    if (shared == OptionOutcome::kTaken) continue;
     switch (c) {
       case 'h': PrintHelp(); return kExitOk;
       case 'f': format_name = optarg; break;
@@ -101,15 +98,6 @@ int InfoCommand(int argc, char** argv) {
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
         return kExitError;
-      case kOptVerbose: verbose = true; break;
-      case kOptDeadline:
-        if (!ParseLimit(optarg, &v)) return UsageError("invalid --deadline value");
-        limits.deadline = std::chrono::milliseconds(v);
-        break;
-      case kOptMaxExits:
-        if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-exits value");
-        limits.max_exits = v;
-        break;
       case ':': return OptionError(optopt, argv[optind - 1], true);
       default: return OptionError(optopt, argv[optind - 1], false);
     }
@@ -134,21 +122,10 @@ int InfoCommand(int argc, char** argv) {
   vmm::InfoRequest request;
   request.path = filename;
   request.force_share = force_share;
-  request.limits = limits;
+  request.limits = guest.limits;
   request.allowed_dirs = allowed;
-  if (!format_name.empty()) {
-    const auto format = ParseFormatName(format_name);
-    if (!format) {
-      PrintError("Could not open '" + filename + "': Unknown driver '" + format_name + "'");
-      return kExitError;
-    }
-    request.format = *format;
-  }
-  if (verbose) {
-    request.hooks.on_debug_text = [](std::string_view text) {
-      std::fprintf(stderr, "guest: %.*s", static_cast<int>(text.size()), text.data());
-    };
-  }
+  if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
+  ShowGuestText(guest, &request.hooks);
 
   const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
   if (sandbox == nullptr) return kExitError;
@@ -164,7 +141,7 @@ int InfoCommand(int argc, char** argv) {
     std::vector<NamedImageInfo> named;
     for (const vmm::ChainLayer& layer : *chain) {
       PrintWarnings(layer.info);
-      if (verbose) PrintTimings(layer.info);
+      if (guest.verbose) PrintTimings(layer.info);
       named.push_back({layer.filename, &layer.info});
     }
     const std::string text = output == "json" ? ChainJson(named) : ChainHuman(named);
@@ -177,7 +154,7 @@ int InfoCommand(int argc, char** argv) {
     return kExitError;
   }
   PrintWarnings(*info);
-  if (verbose) PrintTimings(*info);
+  if (guest.verbose) PrintTimings(*info);
   const NamedImageInfo image{filename, &*info};
   const std::string text = output == "json" ? InfoJson(image) : InfoHuman(image);
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -17,9 +17,6 @@ enum LongOnly {
   kOptImageOpts,
   kOptPreallocation,
   kOptShrink,
-  kOptVerbose,
-  kOptDeadline,
-  kOptMaxExits,
 };
 
 void PrintHelp() {
@@ -71,21 +68,21 @@ int ResizeCommand(int argc, char** argv) {
       {"image-opts", no_argument, nullptr, kOptImageOpts},
       {"preallocation", required_argument, nullptr, kOptPreallocation},
       {"shrink", no_argument, nullptr, kOptShrink},
-      {"verbose", no_argument, nullptr, kOptVerbose},
-      {"deadline", required_argument, nullptr, kOptDeadline},
-      {"max-exits", required_argument, nullptr, kOptMaxExits},
+      INSTAR_GUEST_LONG_OPTIONS,
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name;
-  bool quiet = false, verbose = false;
+  bool quiet = false;
   vmm::ResizeRequest request;
-  request.limits = LimitsFromEnvironment();
+  GuestOptions guest = GuestOptionsFromEnvironment();
   opterr = 0;
   optind = 1;
   for (;;) {
     const int c = getopt_long(argc, argv, ":f:hq", kOptions, nullptr);
     if (c == -1) break;
-    uint64_t v = 0;
+    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
+    if (shared == OptionOutcome::kInvalid) return kExitError;
+    if (shared == OptionOutcome::kTaken) continue;
     switch (c) {
       case 'h': PrintHelp(); return kExitOk;
       case 'f': format_name = optarg; break;
@@ -101,15 +98,6 @@ int ResizeCommand(int argc, char** argv) {
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
         return kExitError;
-      case kOptVerbose: verbose = true; break;
-      case kOptDeadline:
-        if (!ParseLimit(optarg, &v)) return UsageError("invalid --deadline value");
-        request.limits.deadline = std::chrono::milliseconds(v);
-        break;
-      case kOptMaxExits:
-        if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-exits value");
-        request.limits.max_exits = v;
-        break;
       case ':': return OptionError(optopt, argv[optind - 1], true);
       default: return OptionError(optopt, argv[optind - 1], false);
     }
@@ -138,19 +126,9 @@ int ResizeCommand(int argc, char** argv) {
   request.size_mode = size.sign == SizeSign::kPlus    ? abi::ResizeSizeMode::kGrowBy
                       : size.sign == SizeSign::kMinus ? abi::ResizeSizeMode::kShrinkBy
                                                       : abi::ResizeSizeMode::kAbsolute;
-  if (!format_name.empty()) {
-    const auto format = ParseFormatName(format_name);
-    if (!format) {
-      PrintError("Could not open '" + filename + "': Unknown driver '" + format_name + "'");
-      return kExitError;
-    }
-    request.format = *format;
-  }
-  if (verbose) {
-    request.hooks.on_debug_text = [](std::string_view text) {
-      std::fprintf(stderr, "guest: %.*s", static_cast<int>(text.size()), text.data());
-    };
-  }
+  request.limits = guest.limits;
+  if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
+  ShowGuestText(guest, &request.hooks);
 
   const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
   if (sandbox == nullptr) return kExitError;
@@ -159,7 +137,7 @@ int ResizeCommand(int argc, char** argv) {
     ReportOpenError(filename, outcome.status());
     return kExitError;
   }
-  if (verbose) {
+  if (guest.verbose) {
     std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
                  outcome->timings.setup_us, outcome->timings.first_exit_us,
                  outcome->timings.total_us,
