@@ -52,8 +52,9 @@ struct CallTable {
   int32_t (*set_output_size)(uint64_t bytes);
   int32_t (*send_check_result)(const CheckResult* result);
   int32_t (*send_resize_result)(const ResizeResult* result);
-  // Version 3. One buffer of variable-length records (abi/info_records.h), at most
-  // kMaxInfoRecordBytes, sent at most once and before the typed result.
+  // Version 3. A buffer of variable-length records (abi/info_records.h) of at most
+  // kMaxInfoRecordBytes; may be called several times (the host appends, up to
+  // kMaxInfoRecordTotalBytes), always before the typed result.
   int32_t (*send_records)(const void* records, uint32_t length);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);

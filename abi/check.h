@@ -71,8 +71,7 @@ enum class CheckError : uint32_t {
   kVirtualSizeTooLarge = 22,      // the virtual size is past the block layer's limit
   kUnsupportedFormat = 23,        // detail: probe::Format
   kVmdkBadHeader = 24,            // vmdk the check cannot open; detail: SparseHeaderError
-  // Repairing needs the whole reference count of the image in one pass (a rebuild writes it
-  // out as refcount blocks) and it does not fit the scratch region; detail: clusters.
+  // The scratch region cannot hold even the buffers of one pass; detail: clusters.
   kScratchTooSmall = 25,
   kNotSupportedByFormat = 26,     // "This image format does not support checks"; detail: format
   kVmdkSeparateExtents = 27,      // a descriptor file: its extents are other files
@@ -131,8 +130,10 @@ enum class FindingKind : uint32_t {
   kSnapshotTableOffsetInvalid = 32,
   kL1ReadError = 33,           // an L1 table could not be read: the check stops
   kL2ReadError = 34,           // an L2 table could not be read: the check stops
+  kRebuildTooLarge = 35,       // a rebuild needs the whole count at once; a clusters
+  kBitmapsInconsistent = 36,   // bitmaps extension without its autoclear bit (open warning)
 };
-inline constexpr uint32_t kFindingKindMax = 34;
+inline constexpr uint32_t kFindingKindMax = 36;
 
 // Metadata qemu refuses to overwrite (its overlap check), in the order it tests them.
 enum class MetadataKind : uint32_t {

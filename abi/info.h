@@ -51,8 +51,8 @@ enum class InfoError : uint32_t {
   kVmdkUnsupportedVersion = 14,  // detail: version
   kVmdkBadGrainSize = 15,        // detail: grain size in sectors (over qemu's limit)
   kVmdkBadGrainTableSize = 16,   // detail: entries per grain table (over qemu's limit)
-  kVmdkDescriptorTooLarge = 17,  // detail: bytes
-  kVmdkBadDescriptor = 18,       // detail: line number
+  kVmdkDescriptorTooLarge = 17,  // retired: descriptors are read up to qemu's own limit
+  kVmdkBadDescriptor = 18,       // an invalid extent line; the kErrorText record holds it
   kUnsupportedFormat = 19,       // detail: probe::Format of a format instar does not handle
   kBadConfig = 20,               // the host's InfoConfig was not understood
   kInvalidBackingFileOffset = 21,  // the backing file name starts beyond the first cluster
@@ -67,23 +67,52 @@ enum class InfoError : uint32_t {
   kSnapshotTableTooLarge = 30,
   kSnapshotTableOffsetInvalid = 31,
   kSnapshotExtraTooLarge = 32,     // detail: entry index
-  kBitmapExtensionInvalid = 33,    // the bitmaps extension has the wrong size or contents
-  kBitmapDirectoryInvalid = 34,    // an entry of the bitmap directory is malformed
-  kCryptoHeaderInvalid = 35,       // the encryption header or its extension is malformed
+  kBitmapExtensionLength = 33,     // the bitmaps extension is not 24 bytes
+  kBitmapDirectoryBroken = 34,     // an entry runs past the bitmap directory
+  kCryptoHeaderMissing = 35,       // LUKS without its header extension
   kCompressionTypeInvalid = 36,    // detail: the type byte
   kCompressionBitMissing = 37,     // zstd without the compression-type feature bit
   kCompressionBitSet = 38,         // zlib with the compression-type feature bit
   kImageTooLarge = 39,             // the virtual size is beyond the block layer's limit
-  kVmdkExtentHeaderInvalid = 40,   // an attached sparse extent's header; detail: extent index
-  kRecordsTooLarge = 41,           // the records do not fit kMaxInfoRecordBytes
+  kVmdkExtentHeaderInvalid = 40,   // a SPARSE extent without the sparse magic; detail: extent index
+  kRecordsTooLarge = 41,           // the records (or one table entry) exceed instar's caps
   kBackingFormatTooLong = 42,      // detail: length
   kVmdkBadL1EntrySize = 43,        // a grain directory entry covers no sectors
   kVmdkL1TooBig = 44,              // the grain directory is too large
-  kVmdkFileTruncated = 45,         // detail: bytes the sparse header says the file has at least
+  kVmdkFileTruncated = 45,         // detail: qemu's (wrapping, signed) byte count
   kVmdkUnsupportedCreateType = 46, // the kVmdkCreateType record names it
   kVmdkInvalidArgument = 47,       // qemu fails with a bare EINVAL (a descriptor file without extents)
+  kCryptoExtensionSize = 48,       // detail: the extension's length
+  kCryptoHeaderUnaligned = 49,     // detail: offset; kErrorValue record: cluster size
+  kCryptoOutsideExtension = 50,    // the LUKS header runs past what the extension covers
+  kLuksNotLuks = 51,
+  kLuksVersion = 52,               // detail: version
+  kLuksPayloadOverlapsHeader = 53,
+  kLuksSlotState = 54,             // detail: slot
+  kLuksSlotStripes = 55,           // detail: slot (the kLuks record has its stripes)
+  kLuksSlotOverlapsHeader = 56,    // detail: slot
+  kLuksSlotsOverlap = 57,          // detail: first slot; kErrorValue record: second slot
+  kLuksModeFormat = 58,            // the kLuks record has the names for these six
+  kLuksMode = 59,
+  kLuksIvgen = 60,
+  kLuksIvgenHash = 61,
+  kLuksCipher = 62,
+  kLuksHash = 63,
+  kBitmapExtensionReserved = 64,
+  kBitmapExtensionEmpty = 65,
+  kBitmapExtensionTooMany = 66,    // detail: count
+  kBitmapDirectoryTooLarge = 67,   // detail: bytes
+  kBitmapDirectoryOffset = 68,
+  kBitmapsMissing = 69,            // the directory holds fewer bitmaps than the extension says
+  kBitmapConstraints = 70,         // the last kBitmap record names the bitmap
+  kBitmapsExtra = 71,              // the directory holds more bitmaps than the extension says
+  kCryptoHeaderUnreadable = 72,    // the LUKS header lies beyond the largest readable offset
+  kBitmapDirectoryUnreadable = 73, // the bitmap directory lies beyond the largest readable offset
+  kVmdkL1Unreadable = 74,          // the grain directory lies beyond the largest readable offset
+  kVmdkL1BackupUnreadable = 75,    // so does the redundant grain directory
+  kVmdkFileTooSmall = 76,          // an empty file opened as vmdk
 };
-inline constexpr uint32_t kInfoErrorCount = 48;
+inline constexpr uint32_t kInfoErrorCount = 77;
 
 // InfoResult::flags bits.
 inline constexpr uint32_t kInfoDirty = 1u << 0;
@@ -95,7 +124,11 @@ inline constexpr uint32_t kInfoHasBackingFile = 1u << 5;
 inline constexpr uint32_t kInfoHasBackingFormat = 1u << 6;
 inline constexpr uint32_t kInfoDataFileRaw = 1u << 7;   // qcow2 autoclear bit 1
 inline constexpr uint32_t kInfoVmdkDescriptorFile = 1u << 8;  // the image is a text descriptor
-inline constexpr uint32_t kInfoVmdkNoParentCid = 1u << 9;     // its descriptor has no parentCID
+// qemu cannot read the descriptor's CIDs or parent hint: it fails with EINVAL once the
+// extents are open.
+inline constexpr uint32_t kInfoVmdkUnreadableKeys = 1u << 9;
+// qcow2 bitmaps extension without the autoclear bit: qemu warns and ignores the bitmaps.
+inline constexpr uint32_t kInfoStaleBitmaps = 1u << 10;
 
 inline constexpr uint32_t kMaxBackingFileBytes = 1023;  // qemu's limit on the header string
 inline constexpr uint32_t kMaxFormatNameBytes = 31;

@@ -1,6 +1,7 @@
 // Info records: the variable-length part of an info answer (snapshot table, bitmap directory,
 // vmdk extents, the LUKS header summary, strings longer than InfoResult's fields). The guest
-// packs them back to back in one buffer and sends it with send_records before its InfoResult.
+// packs them back to back and sends them with send_records, in buffers of at most
+// kMaxInfoRecordBytes (a record never spans two), before its InfoResult or error.
 // Every record starts with InfoRecordHeader; `size` covers the header, the fixed part and the
 // text bytes that follow it, rounded up to 8. Texts are not terminated: their lengths are in
 // the fixed part. The host re-checks every size, count and length. Header-only,
@@ -12,8 +13,10 @@
 
 namespace instar::abi {
 
-// Upper bound of one send_records buffer.
+// Upper bound of one send_records buffer, and of all of them together (qemu's snapshot table
+// may reach 64 MiB; its records are about as large).
 inline constexpr uint32_t kMaxInfoRecordBytes = 1u << 20;
+inline constexpr uint64_t kMaxInfoRecordTotalBytes = 128u << 20;
 // Upper bounds per list (qemu's own limits where it has one).
 inline constexpr uint32_t kMaxInfoSnapshots = 65536;
 inline constexpr uint32_t kMaxInfoBitmaps = 65535;
@@ -29,6 +32,8 @@ enum class InfoRecordType : uint32_t {
   kVmdkExtent = 5,      // InfoVmdkExtentRecord + type name + filename
   kLuks = 6,            // InfoLuksRecord
   kFeatureName = 7,     // InfoFeatureNameRecord + name (qcow2 feature name table)
+  kErrorValue = 8,      // InfoErrorValueRecord: a second number for an error's message
+  kErrorText = 9,       // InfoTextRecord: text an error's message quotes from the image
 };
 
 struct InfoRecordHeader {
@@ -125,5 +130,11 @@ struct InfoFeatureNameRecord {
   uint32_t reserved;
 };
 static_assert(sizeof(InfoFeatureNameRecord) == 24);
+
+struct InfoErrorValueRecord {
+  InfoRecordHeader header;
+  uint64_t value;
+};
+static_assert(sizeof(InfoErrorValueRecord) == 16);
 
 }  // namespace instar::abi

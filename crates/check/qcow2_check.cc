@@ -47,7 +47,8 @@ class Checker {
   Checker(CheckState& s, base::Arena& arena, const CheckOptions& options)
       : s_(s), arena_(arena), options_(options) {}
 
-  // Sizes the window from what the arena has left; false when not even a minimal one fits.
+  // Sizes the window from what the arena has left. `need_single`: one window must hold the
+  // whole count with room for a rebuild.
   base::Status<CheckError> PlanWindow(bool need_single);
   // One qcow2_co_check: the refcount check, OFLAG_COPIED, and marking the image clean.
   RunOutcome Run(uint32_t fix);
@@ -58,7 +59,6 @@ class Checker {
                                window_capacity_);
     s_.window.Clear();
   }
-  bool single() const { return s_.window.end() > s_.domain_end; }
   void CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out);
   void RebuildAndRecount(uint32_t fix, uint64_t* highest);
   void MarkCleanAndConsistent();
@@ -69,6 +69,7 @@ class Checker {
   uint8_t* window_bytes_ = nullptr;
   uint64_t window_byte_size_ = 0;
   uint64_t window_capacity_ = 0;
+  bool rebuild_ready_ = false;  // the window holds everything a rebuild may allocate
 };
 
 base::Status<CheckError> Checker::PlanWindow(bool need_single) {
@@ -97,6 +98,7 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single) {
     return Fail(CheckError::kScratchTooSmall, wanted);
   }
   window_capacity_ = capacity;
+  rebuild_ready_ = need_single;
   window_byte_size_ = need_single ? base::DivRoundUp(capacity * bits, 8 * cs) * cs
                                   : base::DivRoundUp(capacity * bits, 64) * 8;
   window_bytes_ = arena_.Allocate(window_byte_size_, 512);
@@ -125,7 +127,13 @@ void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
   const CheckCounts pre_compare = Minus(s_.counts, compare_delta);
   const bool one_window = out->passes == 1;
 
-  if (s_.rebuild && (fix & kFixErrors) != 0 && one_window) {
+  if (s_.rebuild && (fix & kFixErrors) != 0) {
+    if (!rebuild_ready_ || !one_window) {
+      s_.sink->Emit(FindingKind::kRebuildTooLarge, s_.domain_end);
+      ++s_.counts.check_errors;
+      s_.failure = abi::CheckFailure::kIoError;
+      return;
+    }
     RebuildAndRecount(fix, highest);
   } else if (fix != 0) {
     if (s_.rebuild) {
@@ -234,6 +242,33 @@ RunOutcome Checker::Run(uint32_t fix) {
   return out;
 }
 
+// qemu drops a bitmaps extension whose bitmaps it considers inconsistent when it opens the
+// image for writing: the later extension records move up over it, the backing file name (which
+// follows the extension area) stays where it is. `head` holds the first cluster.
+bool DropBitmapsExtension(const ImageAccess& io, uint8_t* head, uint64_t head_bytes,
+                          const qcow2::Header& h) {
+  uint64_t area_end = head_bytes;
+  const uint64_t backing = base::LoadBe64(head + 8);
+  if (backing != 0 && backing < area_end) area_end = backing;
+  const uint64_t record = h.bitmaps_extension.offset - 8;
+  const uint64_t record_bytes = 8 + ((uint64_t{h.bitmaps_extension.length} + 7) & ~uint64_t{7});
+  // The end of the records: just past the end marker, or the end of the area.
+  uint64_t end = area_end;
+  for (uint64_t off = h.header_length; off + 8 <= area_end;) {
+    const uint32_t type = base::LoadBe32(head + off);
+    const uint64_t length = base::LoadBe32(head + off + 4);
+    if (type == qcow2::kExtEnd) {
+      end = off + 8;
+      break;
+    }
+    off += 8 + ((length + 7) & ~uint64_t{7});
+  }
+  if (record + record_bytes > end) return false;
+  __builtin_memmove(head + record, head + record + record_bytes, end - record - record_bytes);
+  __builtin_memset(head + end - record_bytes, 0, record_bytes);
+  return io.Write(record, end - record, head + record);
+}
+
 void Fill(const RunOutcome& run, abi::CheckResult* r) {
   r->failure = static_cast<uint32_t>(run.failure);
   r->check_errors = static_cast<uint64_t>(run.counts.check_errors);
@@ -273,6 +308,12 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   auto opened = OpenQcow2(base::ByteView(head, head_bytes), file_size);
   if (!opened.ok()) return opened.error();
   s->image = opened.value();
+  if (s->image.bitmaps_inconsistent) {
+    sink.Emit(FindingKind::kBitmapsInconsistent);
+    if (s->writable && !DropBitmapsExtension(io, head, head_bytes, s->image.header)) {
+      return Fail(CheckError::kIoError);
+    }
+  }
   s->original_reftable_offset = s->image.reftable_offset;
   s->original_reftable_entries = s->image.reftable_entries;
   const uint64_t cs = s->cluster_size();
@@ -285,7 +326,11 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   uint32_t fix = 0;
   if (options.repair == abi::CheckRepair::kLeaks) fix = kFixLeaks;
   if (options.repair == abi::CheckRepair::kAll) fix = kFixLeaks | kFixErrors;
-  TRY_STATUS(checker.PlanWindow((fix & kFixErrors) != 0));
+  // A repair of errors may need a rebuild, which needs the whole count at once; when that does
+  // not fit, the check still runs in passes and only a rebuild is refused.
+  if ((fix & kFixErrors) == 0 || !checker.PlanWindow(/*need_single=*/true).ok()) {
+    TRY_STATUS(checker.PlanWindow(/*need_single=*/false));
+  }
 
   result->magic = abi::kCheckResultMagic;
   result->format = static_cast<uint32_t>(abi::ImageFormat::kQcow2);

@@ -21,24 +21,9 @@ CheckError FromHeader(qcow2::HeaderError e) {
     case HeaderError::kBadEncryptionMethod: return CheckError::kBadEncryptionMethod;
     case HeaderError::kBackingFileTooLong: return CheckError::kBackingFileTooLong;
     case HeaderError::kBadExtension: return CheckError::kBadHeaderExtension;
-    case HeaderError::kInvalidBackingFileOffset:
-    case HeaderError::kCompressionTypeInvalid:
-    case HeaderError::kCompressionBitMissing:
-    case HeaderError::kCompressionBitSet:
-    case HeaderError::kRefcountTableTooLarge:
-    case HeaderError::kNoRefcountTable:
-    case HeaderError::kRefcountTableOffsetInvalid:
-    case HeaderError::kSnapshotTableTooLarge:
-    case HeaderError::kSnapshotTableOffsetInvalid:
-    case HeaderError::kL1TableTooLarge:
-    case HeaderError::kImageTooBig:
-    case HeaderError::kL1TableTooSmall:
-    case HeaderError::kL1TableOffsetInvalid:
-    case HeaderError::kL1TableUnreadable:
-    case HeaderError::kBackingFormatTooLong:
-    case HeaderError::kBadCryptoExtension:
-    case HeaderError::kImageTooLarge:
-      return CheckError::kQcow2HeaderRefused;
+    default:
+      // Every other open-time check: the host asks the info operation for qemu's message.
+      break;
   }
   return CheckError::kQcow2HeaderRefused;
 }
@@ -106,6 +91,10 @@ base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uin
     return Fail(CheckError::kVirtualSizeTooLarge);
   }
   // Bitmaps count only while the autoclear bit says they are consistent.
+  if (h.bitmaps_extension.length >= 24 && (h.autoclear_features & kAutoclearBitmaps) == 0 &&
+      h.version >= 3) {
+    image.bitmaps_inconsistent = true;
+  }
   if (h.bitmaps_extension.length >= 24 && (h.autoclear_features & kAutoclearBitmaps) != 0) {
     const base::ByteView ext = first_cluster.Sub(h.bitmaps_extension.offset, 24);
     uint32_t count = 0;

@@ -37,6 +37,8 @@ struct Qcow2Image {
   uint64_t bitmap_directory_offset = 0;
   uint64_t bitmap_directory_bytes = 0;
   uint32_t bitmap_count = 0;
+  // A bitmaps extension whose autoclear bit is clear: qemu warns and ignores the bitmaps.
+  bool bitmaps_inconsistent = false;
   uint64_t cluster_size() const { return geometry.cluster_size; }
   uint32_t cluster_bits() const { return geometry.cluster_bits; }
   uint32_t refcount_order() const { return geometry.refcount_order; }

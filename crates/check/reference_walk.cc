@@ -356,14 +356,15 @@ void Walk::CheckRefblocks() {
         if (offset > INT64_MAX - cs) {
           s_.rebuild = true;
           s_.sink->Emit(FindingKind::kResizeFailed, kResizeInvalid);
-        } else if (s_.io->Write(offset, cs, s_.l2) && s_.window.Contains(cluster)) {
+        } else if (s_.window.Contains(cluster) && s_.io->Write(offset, cs, s_.l2)) {
           s_.domain_end = ClustersFor(s_, s_.io->Size());
           --s_.counts.corruptions;
           ++s_.counts.corruptions_fixed;
           Inc(offset, cs);
           continue;
         } else {
-          // The host refuses growth past its bound, as a file system refuses a file too large.
+          // The host refuses growth past its bound (and the count covers no more), as a file
+          // system refuses a file too large.
           s_.rebuild = true;
           s_.sink->Emit(FindingKind::kResizeFailed, kResizeTooLarge);
         }

@@ -19,7 +19,7 @@ constexpr uint32_t kFlagZeroGrain = 1u << 2;  // the extent uses zeroed-grain en
 base::Result<vmdk::SparseHeader, CheckError> ReadHeader(const ImageAccess& io, uint64_t offset) {
   uint8_t raw[vmdk::kSparseHeaderSize];
   if (!io.Read(offset, sizeof raw, raw)) return Fail(CheckError::kIoError);
-  auto parsed = vmdk::ParseSparseHeader(base::ByteView(raw, sizeof raw));
+  auto parsed = vmdk::ParseSparseHeader(base::ByteView(raw, sizeof raw), io.Size() - offset);
   if (!parsed.ok()) {
     return Fail(CheckError::kVmdkBadHeader, static_cast<uint64_t>(parsed.error().code));
   }

@@ -41,10 +41,11 @@ TEST(LuksHeader, ParsesFields) {
   EXPECT_STREQ(r.value().cipher_mode, "xts-plain64");
   EXPECT_EQ(r.value().payload_offset, 4040u);
   EXPECT_EQ(r.value().key_bytes, 64u);
-  EXPECT_TRUE(r.value().slots[0].active);
+  EXPECT_EQ(r.value().slots[0].state, kSlotActive);
   EXPECT_EQ(r.value().slots[0].iterations, 5000u);
-  EXPECT_FALSE(r.value().slots[1].active);
+  EXPECT_EQ(r.value().slots[1].state, kSlotInactive);
   EXPECT_EQ(r.value().slots[1].key_material_offset, 512u);
+  EXPECT_TRUE(CheckHeader(r.value()).ok());
 }
 
 TEST(LuksHeader, RefusesMalformedHeaders) {
@@ -55,11 +56,48 @@ TEST(LuksHeader, RefusesMalformedHeaders) {
   b = Header1();
   b[7] = 2;
   EXPECT_EQ(ParseHeader({b.data(), b.size()}).error().code, HeaderError::kUnsupportedVersion);
-  b = Header1();
-  Be32(b, 208 + 48 * 3, 12345);
-  auto r = ParseHeader({b.data(), b.size()});
-  EXPECT_EQ(r.error().code, HeaderError::kBadSlot);
-  EXPECT_EQ(r.error().detail, 3u);
+}
+
+// CheckHeader's verdict on Header1 with `edit` applied.
+template <class Edit>
+base::Status<CheckError> Check(Edit edit) {
+  auto b = Header1();
+  Header h = ParseHeader({b.data(), b.size()}).value();
+  edit(h);
+  return CheckHeader(h);
+}
+
+TEST(LuksHeader, ChecksInQemusOrder) {
+  auto code = [](auto edit) { return Check(edit).error().code; };
+  EXPECT_EQ(code([](Header& h) { h.payload_offset = 4; h.slots[0].stripes = 1; }),
+            CheckError::kPayloadOverlapsHeader);
+  EXPECT_EQ(code([](Header& h) { h.slots[5].state = 5; }), CheckError::kSlotState);
+  EXPECT_EQ(code([](Header& h) { h.slots[1].stripes = 3999; }), CheckError::kSlotStripes);
+  EXPECT_EQ(code([](Header& h) { h.slots[0].key_material_offset = 1; }),
+            CheckError::kSlotOverlapsHeader);
+  // Slot 1 moved onto slot 3 is found before slot 5's bad state.
+  auto overlap = Check([](Header& h) {
+    h.slots[3].key_material_offset = 1000;
+    h.slots[5].state = 5;
+  });
+  EXPECT_EQ(overlap.error().code, CheckError::kSlotsOverlap);
+  EXPECT_EQ(overlap.error().detail, 1u * kKeySlots + 3);
+  EXPECT_EQ(code([](Header& h) { std::memcpy(h.cipher_mode, "xts\0", 4); }),
+            CheckError::kModeFormat);
+  EXPECT_EQ(code([](Header& h) {
+              h.cipher_mode[0] = 'y';
+              h.cipher_name[0] = 'x';
+            }),
+            CheckError::kMode);
+  EXPECT_EQ(code([](Header& h) { h.cipher_mode[4] = 'q'; }), CheckError::kIvgen);
+  EXPECT_EQ(code([](Header& h) { std::memcpy(h.cipher_mode, "cbc-essiv:xha256", 17); }),
+            CheckError::kIvgenHash);
+  EXPECT_EQ(code([](Header& h) { h.key_bytes = 7; }), CheckError::kCipher);
+  EXPECT_EQ(code([](Header& h) { h.hash_spec[0] = 'x'; }), CheckError::kHash);
+  EXPECT_TRUE(Check([](Header& h) {
+                std::memcpy(h.cipher_mode, "cbc-essiv:sha256", 17);
+                h.key_bytes = 16;
+              }).ok());
 }
 
 }  // namespace

@@ -22,7 +22,7 @@ TEST(Probe, RecognisesFormats) {
   EXPECT_EQ(Probe(With(qcow2, sizeof qcow2)), Format::kQcow2);
   EXPECT_EQ(Probe(With(qcow1, sizeof qcow1)), Format::kQcow1);
   EXPECT_EQ(Probe(With("KDMV", 4)), Format::kVmdk);
-  EXPECT_EQ(Probe(With("# Disk DescriptorFile", 21)), Format::kVmdk);
+  EXPECT_EQ(Probe(With("# Disk DescriptorFile\nversion=1\n", 32)), Format::kVmdk);
   EXPECT_EQ(Probe(With("conectix", 8)), Format::kVpc);
   EXPECT_EQ(Probe(With("vhdxfile", 8)), Format::kVhdx);
   EXPECT_EQ(Probe(With("LUKS\xba\xbe", 6)), Format::kLuks);

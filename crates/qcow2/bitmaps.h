@@ -12,7 +12,7 @@ namespace instar::qcow2 {
 
 inline constexpr uint32_t kBitmapsExtensionBytes = 24;
 inline constexpr uint32_t kMaxBitmaps = 65535;
-inline constexpr uint64_t kMaxBitmapDirectoryBytes = 64u << 20;
+inline constexpr uint64_t kMaxBitmapDirectoryBytes = 65535u * 1024;
 inline constexpr uint32_t kBitmapEntryFixedBytes = 24;
 inline constexpr uint32_t kMaxBitmapNameBytes = 1023;
 // Directory entry flag bits.
@@ -22,10 +22,20 @@ inline constexpr uint32_t kBitmapExtraDataCompatible = 1u << 2;
 // Autoclear bit that says the bitmaps extension is consistent.
 inline constexpr uint64_t kAutoclearBitmaps = 1u << 0;
 
+// In the order qemu checks them.
 enum class BitmapError {
-  kBadExtension,   // the extension's size or fields are invalid
-  kBadDirectory,   // an entry is malformed or runs past the directory
+  kLength,              // the extension is not kBitmapsExtensionBytes long
+  kReserved,            // its reserved field is not zero
+  kEmpty,               // it counts no bitmaps
+  kTooMany,             // detail: count
+  kDirectoryOffset,     // the directory is not cluster aligned
+  kDirectoryTooLarge,   // detail: bytes
+  kBroken,              // an entry runs past the directory
 };
+
+inline constexpr uint8_t kBitmapTypeDirty = 1;
+inline constexpr uint32_t kMinGranularityBits = 9;
+inline constexpr uint32_t kMaxGranularityBits = 31;
 
 struct BitmapsExtension {
   uint32_t count = 0;
@@ -34,6 +44,8 @@ struct BitmapsExtension {
 };
 
 struct BitmapEntry {
+  uint64_t table_offset = 0;
+  uint32_t table_size = 0;  // entries
   uint32_t flags = 0;
   uint8_t type = 0;
   uint8_t granularity_bits = 0;
@@ -46,8 +58,11 @@ struct BitmapEntry {
 base::Result<BitmapsExtension, BitmapError> ParseBitmapsExtension(base::ByteView data,
                                                                   uint64_t cluster_size);
 
-// Parses the directory entry at `offset` of `directory`.
+// Parses the directory entry at `offset` of `directory`; kBroken when it does not fit.
 base::Result<BitmapEntry, BitmapError> ParseBitmapEntry(base::ByteView directory,
                                                         uint64_t offset);
+
+// qemu's constraints on an entry it would load: type, granularity, flags, table placement.
+bool SatisfiesConstraints(const BitmapEntry& entry, uint64_t cluster_size);
 
 }  // namespace instar::qcow2

@@ -63,13 +63,15 @@ base::Result<Fixed, HeaderError> ParseFixed(base::ByteView bytes) {
 base::Status<HeaderError> ParseExtensions(base::ByteView bytes, uint64_t start, uint64_t end,
                                           Header* h) {
   uint64_t off = start;
-  while (off + 8 <= end) {
+  while (off < end) {
+    // Even the end marker must fit: qemu checks the length before the type.
+    if (end - off < 8) return Fail(HeaderError::kBadExtension);
     uint32_t type = 0, length = 0;
     bytes.Be32(off, &type);
     bytes.Be32(off + 4, &length);
-    if (type == kExtEnd) return {};
     const uint64_t data = off + 8;
     if (length > end - data) return Fail(HeaderError::kBadExtension);
+    if (type == kExtEnd) return {};
     const ByteRange range{data, length};
     switch (type) {
       case kExtBackingFormat:
@@ -79,9 +81,13 @@ base::Status<HeaderError> ParseExtensions(base::ByteView bytes, uint64_t start, 
       case kExtFeatureNames: h->feature_names = range; break;
       case kExtBitmaps: h->bitmaps_extension = range; break;
       case kExtFullDiskEncryption: {
-        if (length != 16) return Fail(HeaderError::kBadCryptoExtension);
+        if (length != 16) return Fail(HeaderError::kCryptoExtensionSize, length);
         bytes.Be64(data, &h->crypto_header.offset);
         bytes.Be64(data + 8, &h->crypto_header.length);
+        h->has_crypto_extension = true;
+        if (h->crypto_header.offset % h->cluster_size != 0) {
+          return Fail(HeaderError::kCryptoHeaderUnaligned, h->crypto_header.offset);
+        }
         break;
       }
       case kExtExternalDataFile: h->external_data_file = range; break;
@@ -114,10 +120,6 @@ uint64_t L1EntriesFor(const Header& h, uint64_t size) {
 base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
   TRY(Fixed f, ParseFixed(bytes));
   Header& h = f.h;
-  if ((h.incompatible_features & ~kIncompatKnown) != 0) {
-    return Fail(HeaderError::kUnsupportedFeatures, h.incompatible_features & ~kIncompatKnown);
-  }
-  if (h.refcount_order > 6) return Fail(HeaderError::kRefcountOrderTooLarge, h.refcount_order);
   if (h.compression_type > kCompressionZstd) {
     return Fail(HeaderError::kCompressionTypeInvalid, h.compression_type);
   }
@@ -128,6 +130,10 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
   if (h.compression_type != kCompressionZlib && !compression_bit) {
     return Fail(HeaderError::kCompressionBitMissing);
   }
+  if ((h.incompatible_features & ~kIncompatKnown) != 0) {
+    return Fail(HeaderError::kUnsupportedFeatures, h.incompatible_features & ~kIncompatKnown);
+  }
+  if (h.refcount_order > 6) return Fail(HeaderError::kRefcountOrderTooLarge, h.refcount_order);
   if (h.crypt_method > kCryptLuks) return Fail(HeaderError::kBadEncryptionMethod, h.crypt_method);
 
   if (h.refcount_table_clusters > (kMaxRefcountTableBytes >> h.cluster_bits)) {
@@ -155,8 +161,8 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
   if (f.ext_end > h.header_length) {
     TRY_STATUS(ParseExtensions(bytes, h.header_length, f.ext_end, &h));
   }
-  if (h.crypt_method == kCryptLuks && h.crypto_header.length == 0) {
-    return Fail(HeaderError::kBadCryptoExtension);
+  if (h.crypt_method == kCryptLuks && !h.has_crypto_extension) {
+    return Fail(HeaderError::kCryptoHeaderMissing);
   }
   if (f.backing_offset != 0) {
     uint64_t limit = h.cluster_size - f.backing_offset;

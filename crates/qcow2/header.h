@@ -54,6 +54,7 @@ inline constexpr uint32_t kExtBitmaps = 0x23852875;
 inline constexpr uint32_t kExtFullDiskEncryption = 0x0537BE77;
 inline constexpr uint32_t kExtExternalDataFile = 0x44415441;
 
+// In the order qemu checks them.
 enum class HeaderError {
   kNotQcow2,                  // bad magic
   kUnsupportedVersion,        // detail: version
@@ -61,11 +62,11 @@ enum class HeaderError {
   kHeaderTooShort,            // v3 header_length < 104
   kHeaderTooLong,             // header_length beyond the first cluster
   kInvalidBackingFileOffset,  // the backing file name starts beyond the first cluster
-  kUnsupportedFeatures,       // detail: unknown incompatible bits
-  kRefcountOrderTooLarge,     // detail: refcount_order
   kCompressionTypeInvalid,    // detail: the type byte
   kCompressionBitMissing,     // zstd without the compression-type feature bit
   kCompressionBitSet,         // zlib with the compression-type feature bit
+  kUnsupportedFeatures,       // detail: unknown incompatible bits
+  kRefcountOrderTooLarge,     // detail: refcount_order
   kBadEncryptionMethod,       // detail: method
   kRefcountTableTooLarge,
   kNoRefcountTable,
@@ -79,7 +80,9 @@ enum class HeaderError {
   kL1TableUnreadable,         // the L1 table lies beyond the largest readable offset
   kBadExtension,              // an extension's length runs past the header area
   kBackingFormatTooLong,      // detail: length
-  kBadCryptoExtension,        // the encryption extension is missing or malformed
+  kCryptoExtensionSize,       // detail: the encryption extension's length (not 16)
+  kCryptoHeaderUnaligned,     // detail: the encryption header's offset
+  kCryptoHeaderMissing,       // LUKS without the encryption extension
   kBackingFileTooLong,        // detail: length
   kImageTooLarge,             // the virtual size is beyond kMaxImageBytes
 };
@@ -114,6 +117,7 @@ struct Header {
   ByteRange feature_names;      // the feature name table extension's data
   ByteRange bitmaps_extension;
   ByteRange crypto_header;      // where the encryption header lies (from its extension)
+  bool has_crypto_extension = false;
 
   uint32_t refcount_bits() const { return 1u << refcount_order; }
 };

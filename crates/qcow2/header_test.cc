@@ -115,10 +115,19 @@ TEST(Qcow2Header, ExtensionRunningPastTheClusterIsRefused) {
   HeaderBuilder b;
   b.Be32(104, kExtFeatureNames).Be32(108, 70000);
   EXPECT_EQ(ErrorOf(b), HeaderError::kBadExtension);
+  // A backing file name that starts inside the extension area cuts it short.
+  EXPECT_EQ(ErrorOf(HeaderBuilder().Be64(8, 109).Be32(16, 1)), HeaderError::kBadExtension);
 }
 
 TEST(Qcow2Header, LuksNeedsItsExtension) {
-  EXPECT_EQ(ErrorOf(HeaderBuilder().Be32(32, kCryptLuks)), HeaderError::kBadCryptoExtension);
+  EXPECT_EQ(ErrorOf(HeaderBuilder().Be32(32, kCryptLuks)), HeaderError::kCryptoHeaderMissing);
+  HeaderBuilder small;
+  small.Be32(32, kCryptLuks).Be32(104, kExtFullDiskEncryption).Be32(108, 8);
+  EXPECT_EQ(ErrorOf(small), HeaderError::kCryptoExtensionSize);
+  HeaderBuilder unaligned;
+  unaligned.Be32(32, kCryptLuks).Be32(104, kExtFullDiskEncryption).Be32(108, 16);
+  unaligned.Be64(112, 0x40001).Be64(120, 0x1000);
+  EXPECT_EQ(ErrorOf(unaligned), HeaderError::kCryptoHeaderUnaligned);
   HeaderBuilder b;
   b.Be32(32, kCryptLuks).Be32(104, kExtFullDiskEncryption).Be32(108, 16);
   b.Be64(112, 0x40000).Be64(120, 0x1000);

@@ -89,7 +89,9 @@ TEST(Bitmaps, ParsesExtensionAndEntry) {
   EXPECT_EQ(e.value().count, 1u);
 
   std::vector<uint8_t> dir(32, 0);
+  Be64(dir, 0, 0x60000);
   Be32(dir, 12, kBitmapAuto);
+  dir[16] = kBitmapTypeDirty;
   dir[17] = 16;
   Be16(dir, 18, 3);
   std::memcpy(dir.data() + 24, "bm0", 3);
@@ -99,6 +101,19 @@ TEST(Bitmaps, ParsesExtensionAndEntry) {
   EXPECT_EQ(b.value().granularity_bits, 16);
   EXPECT_EQ(b.value().name_offset, 24u);
   EXPECT_EQ(b.value().entry_size, 32u);
+  EXPECT_TRUE(SatisfiesConstraints(b.value(), 65536));
+  BitmapEntry bad = b.value();
+  bad.granularity_bits = 32;
+  EXPECT_FALSE(SatisfiesConstraints(bad, 65536));
+  bad = b.value();
+  bad.flags |= kBitmapExtraDataCompatible;
+  EXPECT_FALSE(SatisfiesConstraints(bad, 65536));
+  bad = b.value();
+  bad.table_offset += 512;
+  EXPECT_FALSE(SatisfiesConstraints(bad, 65536));
+  bad = b.value();
+  bad.type = 2;
+  EXPECT_FALSE(SatisfiesConstraints(bad, 65536));
 }
 
 TEST(Bitmaps, RefusesHostileDirectories) {
@@ -106,13 +121,25 @@ TEST(Bitmaps, RefusesHostileDirectories) {
   Be32(ext, 0, 1);
   Be64(ext, 8, 32);
   Be64(ext, 16, 0x50001);  // unaligned
-  EXPECT_FALSE(ParseBitmapsExtension(View(ext), 65536).ok());
-  EXPECT_FALSE(ParseBitmapsExtension(View(ext).Sub(0, 16), 65536).ok());
+  EXPECT_EQ(ParseBitmapsExtension(View(ext), 65536).error().code, BitmapError::kDirectoryOffset);
+  EXPECT_EQ(ParseBitmapsExtension(View(ext).Sub(0, 16), 65536).error().code,
+            BitmapError::kLength);
+  Be32(ext, 4, 1);
+  EXPECT_EQ(ParseBitmapsExtension(View(ext), 65536).error().code, BitmapError::kReserved);
+  Be32(ext, 4, 0);
+  Be32(ext, 0, 0);
+  EXPECT_EQ(ParseBitmapsExtension(View(ext), 65536).error().code, BitmapError::kEmpty);
+  Be32(ext, 0, 70000);
+  EXPECT_EQ(ParseBitmapsExtension(View(ext), 65536).error().code, BitmapError::kTooMany);
+  Be32(ext, 0, 1);
+  Be64(ext, 16, 0x50000);
+  Be64(ext, 8, 1ull << 33);
+  EXPECT_EQ(ParseBitmapsExtension(View(ext), 65536).error().code,
+            BitmapError::kDirectoryTooLarge);
 
   std::vector<uint8_t> dir(32, 0);
-  Be16(dir, 18, 0);  // no name
-  EXPECT_FALSE(ParseBitmapEntry(View(dir), 0).ok());
   Be16(dir, 18, 3);
+  EXPECT_FALSE(ParseBitmapEntry(View(dir), 16).ok());  // the fixed part does not fit
   Be32(dir, 20, 0xFFFFFFF0);  // extra data past the end
   EXPECT_FALSE(ParseBitmapEntry(View(dir), 0).ok());
 }

@@ -36,7 +36,7 @@ bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uin
 bool IsMonolithicSparse(const VmdkImage& image) {
   const vmdk::Descriptor& d = *image.descriptor;
   if (d.extent_count != 1 || d.extents[0].type != vmdk::ExtentType::kSparse) return false;
-  const base::ByteView t = image.descriptor_text.Sub(d.create_type.offset, d.create_type.length);
+  const base::ByteView t = image.descriptor_text.Sub(d.keys.create_type.offset, d.keys.create_type.length);
   const char* want = "monolithicSparse";
   uint64_t start = t.size() >= 2 && t.data()[0] == '"' ? 1 : 0;
   uint64_t length = t.size() - 2 * start;

@@ -1,6 +1,8 @@
-// The VMDK text descriptor (embedded in a sparse extent or a file of its own): header keys,
-// the extent list and the disk database. Values are returned as byte ranges into the
-// descriptor text. Pure and freestanding; bounded by the text size; no allocation.
+// The VMDK text descriptor (a file of its own, or embedded in a sparse extent): header keys
+// and the extent list, read the way qemu reads them (its key search and its per-line extent
+// scan), so the same text yields the same extents and the same refusals. Values are byte
+// ranges into the descriptor text. Pure and freestanding; bounded by the text size; no
+// allocation.
 #pragma once
 
 #include <stdint.h>
@@ -11,17 +13,19 @@
 namespace instar::vmdk {
 
 inline constexpr uint32_t kMaxExtents = 64;
-inline constexpr uint64_t kMaxDescriptorBytes = 64 * 1024;
+// qemu reads at most this much of a descriptor file (and stops at the first NUL).
+inline constexpr uint64_t kMaxDescriptorBytes = (1u << 20) - 1;
+// qemu's field widths in its extent line scan.
+inline constexpr uint32_t kMaxAccessBytes = 10;
+inline constexpr uint32_t kMaxTypeBytes = 10;
+inline constexpr uint32_t kMaxExtentNameBytes = 511;
 
 enum class DescriptorError {
-  kNotDescriptor,   // no "# Disk DescriptorFile" signature line
-  kTooLarge,        // over kMaxDescriptorBytes
-  kBadExtentLine,   // an extent line that does not parse; detail: line number
+  kBadExtentLine,   // an RW line qemu calls invalid; the error's `line` is the line's text
   kTooManyExtents,
-  kBadNumber,       // detail: line number
 };
 
-enum class ExtentType { kSparse, kFlat, kZero, kVmfs, kVmfsSparse, kOther };
+enum class ExtentType { kSparse, kFlat, kVmfs, kVmfsSparse, kSeSparse };
 
 struct TextRange {
   uint32_t offset = 0;
@@ -30,32 +34,44 @@ struct TextRange {
 };
 
 struct Extent {
-  TextRange access;       // RW, RDONLY, NOACCESS
   uint64_t sectors = 0;
-  ExtentType type = ExtentType::kOther;
+  ExtentType type = ExtentType::kFlat;
   TextRange type_name;
-  TextRange filename;     // without quotes
+  TextRange filename;           // without quotes
   uint64_t offset_sectors = 0;  // flat extents
 };
 
-struct Descriptor {
+// The header keys as qemu reads them: each is the first occurrence of its name anywhere in the
+// text (qemu searches with strstr), and a key qemu cannot read fails the open with EINVAL.
+struct DescriptorKeys {
   uint32_t cid = 0xFFFFFFFF;
   uint32_t parent_cid = 0xFFFFFFFF;
-  bool has_cid = false;
-  bool has_parent_cid = false;
-  TextRange create_type;
+  bool cids_readable = false;        // both CID and parentCID found, with hex digits
+  bool hint_unterminated = false;    // parentFileNameHint without its closing quote
   TextRange parent_file_name_hint;
-  uint32_t extent_count = 0;
-  Extent extents[kMaxExtents];
-
-  // Sum of the extents' sizes in bytes (saturates instead of overflowing).
-  uint64_t VirtualSizeBytes() const;
+  TextRange create_type;             // empty when absent or unterminated
 };
 
-// True when `bytes` starts like a text descriptor (the probe qemu uses).
+// Reads the keys of `text` (a C string: it ends at its first NUL) the way qemu does.
+DescriptorKeys ReadDescriptorKeys(base::ByteView text);
+
+struct Descriptor {
+  DescriptorKeys keys;
+  uint32_t extent_count = 0;
+  Extent extents[kMaxExtents];
+  TextRange bad_line;  // for kBadExtentLine: the line, without its newline
+
+  // Sum of the extents' sizes as the descriptor states them, in bytes (saturates instead of
+  // overflowing).
+  uint64_t StatedSizeBytes() const;
+};
+
+// qemu's probe for a text descriptor: after comment lines and lines of blanks, the first line
+// is "version=1", "=2" or "=3".
 bool LooksLikeDescriptor(base::ByteView bytes);
 
-// `out` is filled in place: Descriptor is large and the guest keeps it out of the stack.
+// `text` is at most kMaxDescriptorBytes (the caller reads no more). `out` is filled in place:
+// Descriptor is large and the guest keeps it out of the stack.
 base::Status<DescriptorError> ParseDescriptor(base::ByteView text, Descriptor* out);
 
 }  // namespace instar::vmdk

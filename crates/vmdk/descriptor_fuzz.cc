@@ -19,13 +19,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto d = std::make_unique<instar::vmdk::Descriptor>();
   if (!instar::vmdk::ParseDescriptor(instar::base::ByteView(data, size), d.get()).ok()) return 0;
   if (d->extent_count > instar::vmdk::kMaxExtents) std::abort();
-  RequireInside(d->create_type, size);
-  RequireInside(d->parent_file_name_hint, size);
+  RequireInside(d->keys.create_type, size);
+  RequireInside(d->keys.parent_file_name_hint, size);
   for (uint32_t i = 0; i < d->extent_count; ++i) {
-    RequireInside(d->extents[i].access, size);
     RequireInside(d->extents[i].type_name, size);
     RequireInside(d->extents[i].filename, size);
   }
-  (void)d->VirtualSizeBytes();
+  (void)d->StatedSizeBytes();
   return 0;
 }

@@ -4,7 +4,17 @@
 
 namespace instar::vmdk {
 
-base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes) {
+namespace {
+
+// qemu reads a table with one request: it fails when the request ends past the largest image.
+bool Readable(uint64_t offset, uint64_t bytes) {
+  return offset <= kMaxImageBytes && bytes <= kMaxImageBytes - offset;
+}
+
+}  // namespace
+
+base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes,
+                                                                uint64_t file_bytes) {
   uint32_t magic = 0;
   if (!bytes.Le32(0, &magic) || magic != kSparseMagic) {
     return base::Fail(SparseHeaderError::kNotSparse);
@@ -30,6 +40,10 @@ base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView b
   // qemu multiplies without an overflow check; a product that wraps to zero is refused too.
   const uint64_t l1_entry_sectors = uint64_t{h.gtes_per_gt} * h.grain_sectors;
   if (l1_entry_sectors == 0) return base::Fail(SparseHeaderError::kBadL1EntrySize);
+  // qemu compares sectors, and words the size in bytes as a (wrapping) signed 64-bit value.
+  if (base::DivRoundUp(file_bytes, 512) < h.overhead_sectors) {
+    return base::Fail(SparseHeaderError::kFileTruncated, h.overhead_sectors << 9);
+  }
   if (h.grain_sectors > kMaxGrainSectors) {
     return base::Fail(SparseHeaderError::kBadGrainSize, h.grain_sectors);
   }
@@ -37,6 +51,14 @@ base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView b
   const auto l1_entries = static_cast<uint32_t>(base::DivRoundUp(h.capacity_sectors,
                                                                   l1_entry_sectors));
   if (l1_entries > kMaxL1Entries) return base::Fail(SparseHeaderError::kL1TooBig);
+  // A grain directory at the end (streamOptimized) is found through the footer instead.
+  const uint64_t l1_bytes = uint64_t{l1_entries} * 4;
+  if (h.gd_offset_sectors != kGdAtEnd && !Readable(h.gd_offset_sectors << 9, l1_bytes)) {
+    return base::Fail(SparseHeaderError::kL1Unreadable);
+  }
+  if ((h.flags & kFlagRedundantGrainTable) != 0 && !Readable(h.rgd_offset_sectors << 9, l1_bytes)) {
+    return base::Fail(SparseHeaderError::kL1BackupUnreadable);
+  }
   return h;
 }
 

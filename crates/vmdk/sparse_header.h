@@ -12,6 +12,7 @@ namespace instar::vmdk {
 inline constexpr uint32_t kSparseMagic = 0x564D444B;  // "KDMV"
 inline constexpr uint32_t kSparseHeaderSize = 512;
 inline constexpr uint64_t kGdAtEnd = 0xFFFFFFFFFFFFFFFFull;
+inline constexpr uint32_t kFlagRedundantGrainTable = 1u << 1;
 inline constexpr uint32_t kFlagCompressed = 1u << 16;
 inline constexpr uint32_t kFlagMarkers = 1u << 17;
 
@@ -27,9 +28,15 @@ enum class SparseHeaderError {
   kUnsupportedVersion,  // detail: version
   kBadGrainTableSize,   // more than kMaxGtesPerGt entries per grain table; detail: entries
   kBadL1EntrySize,      // a grain directory entry covers no sectors
+  kFileTruncated,       // the file ends before the first grain; detail: qemu's byte count
   kBadGrainSize,        // detail: grain size in sectors
   kL1TooBig,            // the grain directory has more than kMaxL1Entries entries
+  kL1Unreadable,        // the grain directory lies beyond the largest readable offset
+  kL1BackupUnreadable,  // so does the redundant one
 };
+
+// The block layer's largest image (INT64_MAX aligned down to 1 GiB).
+inline constexpr uint64_t kMaxImageBytes = 0x7FFFFFFFC0000000ull;
 
 struct SparseHeader {
   uint32_t version = 0;
@@ -46,6 +53,8 @@ struct SparseHeader {
   uint16_t compress_algorithm = 0;
 };
 
-base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes);
+// `file_bytes` is the size of the file the header starts (qemu checks the first grain is in it).
+base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes,
+                                                                uint64_t file_bytes);
 
 }  // namespace instar::vmdk

@@ -35,14 +35,14 @@ std::vector<uint8_t> Sparse() {
 }
 
 SparseHeaderError ErrorOf(const std::vector<uint8_t>& b) {
-  auto r = ParseSparseHeader({b.data(), b.size()});
+  auto r = ParseSparseHeader({b.data(), b.size()}, 1 << 20);
   EXPECT_FALSE(r.ok());
   return r.error().code;
 }
 
 TEST(SparseHeader, ParsesQemuImgHeader) {
   const auto b = Sparse();
-  auto r = ParseSparseHeader({b.data(), b.size()});
+  auto r = ParseSparseHeader({b.data(), b.size()}, 1 << 20);
   ASSERT_TRUE(r.ok());
   EXPECT_EQ(r.value().capacity_sectors, 2048u);
   EXPECT_EQ(r.value().grain_sectors, 128u);
@@ -53,14 +53,14 @@ TEST(SparseHeader, ParsesQemuImgHeader) {
 TEST(SparseHeader, AcceptsWhatQemuAccepts) {
   auto b = Sparse();
   Le64(b, 20, 3);  // a grain of three sectors
-  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}).ok());
+  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}, 1 << 20).ok());
   b = Sparse();
   Le32(b, 4, 0);
-  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}).ok());
+  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}, 1 << 20).ok());
   b = Sparse();
   Le32(b, 44, 1);
   Le64(b, 12, 0x10000000000);  // the grain directory size wraps in 32 bits, as in qemu
-  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}).ok());
+  EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}, 1 << 20).ok());
 }
 
 TEST(SparseHeader, RefusesInQemusOrder) {
@@ -90,6 +90,24 @@ TEST(SparseHeader, RefusesInQemusOrder) {
             SparseHeaderError::kTruncated);
 }
 
+TEST(SparseHeader, ChecksTheFileAndTableReads) {
+  const auto b = Sparse();
+  auto r = ParseSparseHeader({b.data(), b.size()}, 30000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code, SparseHeaderError::kFileTruncated);
+  EXPECT_EQ(r.error().detail, 65536u);
+  auto gd = Sparse();
+  Le64(gd, 56, 1ull << 54);
+  EXPECT_EQ(ParseSparseHeader({gd.data(), gd.size()}, 1 << 20).error().code,
+            SparseHeaderError::kL1Unreadable);
+  auto rgd = Sparse();
+  Le64(rgd, 48, 1ull << 54);
+  EXPECT_EQ(ParseSparseHeader({rgd.data(), rgd.size()}, 1 << 20).error().code,
+            SparseHeaderError::kL1BackupUnreadable);
+  Le32(rgd, 8, 1);  // without the redundant-table flag the backup is not read
+  EXPECT_TRUE(ParseSparseHeader({rgd.data(), rgd.size()}, 1 << 20).ok());
+}
+
 base::Status<DescriptorError> Parse(const std::string& text, Descriptor* d) {
   return ParseDescriptor({reinterpret_cast<const uint8_t*>(text.data()), text.size()}, d);
 }
@@ -104,13 +122,14 @@ TEST(Descriptor, ParsesSplitSparse) {
       "ddb.virtualHWVersion = \"4\"\n";
   Descriptor d;
   ASSERT_TRUE(Parse(text, &d).ok());
-  EXPECT_EQ(d.cid, 0xa97d5bd8u);
-  EXPECT_TRUE(d.has_parent_cid);
-  EXPECT_EQ(Field(text, d.create_type), "twoGbMaxExtentSparse");
+  EXPECT_EQ(d.keys.cid, 0xa97d5bd8u);
+  EXPECT_EQ(d.keys.parent_cid, 0xffffffffu);
+  EXPECT_TRUE(d.keys.cids_readable);
+  EXPECT_EQ(Field(text, d.keys.create_type), "twoGbMaxExtentSparse");
   ASSERT_EQ(d.extent_count, 2u);
   EXPECT_EQ(d.extents[1].type, ExtentType::kSparse);
   EXPECT_EQ(Field(text, d.extents[1].filename), "d-s002.vmdk");
-  EXPECT_EQ(d.VirtualSizeBytes(), 6291456ull * 512);
+  EXPECT_EQ(d.extents[0].sectors, 4194304u);
 }
 
 TEST(Descriptor, FlatOffsetsAndParentHint) {
@@ -119,19 +138,72 @@ TEST(Descriptor, FlatOffsetsAndParentHint) {
       "parentFileNameHint=\"base.vmdk\"\nRW 100 FLAT \"x-flat.vmdk\" 7\n";
   Descriptor d;
   ASSERT_TRUE(Parse(text, &d).ok());
-  EXPECT_EQ(Field(text, d.parent_file_name_hint), "base.vmdk");
+  EXPECT_EQ(Field(text, d.keys.parent_file_name_hint), "base.vmdk");
   EXPECT_EQ(d.extents[0].offset_sectors, 7u);
+  EXPECT_EQ(d.extents[0].type, ExtentType::kFlat);
+}
+
+TEST(Descriptor, ScansExtentLinesLikeQemu) {
+  Descriptor d;
+  // Not RW, no sectors, unknown type, no quotes: skipped, as qemu skips them.
+  ASSERT_TRUE(Parse("# Disk DescriptorFile\nRDONLY 5 FLAT \"a\" 0\nRW x FLAT \"a\" 0\n"
+                    "RW 5 ZERO \"a\"\nRW 5 FLAT a 0\nRW 0 SPARSE \"a\"\n",
+                    &d).ok());
+  EXPECT_EQ(d.extent_count, 0u);
+  // A FLAT line without its offset, or a SPARSE line with one, is invalid; the error names
+  // the line.
+  const std::string bad = "# Disk DescriptorFile\nRW 5 FLAT \"a\"\nRW 5 SPARSE \"b\"\n";
+  ASSERT_EQ(Parse(bad, &d).error().code, DescriptorError::kBadExtentLine);
+  EXPECT_EQ(Field(bad, d.bad_line), "RW 5 FLAT \"a\"");
+  EXPECT_EQ(Parse("# Disk DescriptorFile\nRW 5 SPARSE \"b\" 3\n", &d).error().code,
+            DescriptorError::kBadExtentLine);
+  // The scan crosses line ends, as sscanf does.
+  const std::string split = "# Disk DescriptorFile\nRW\n5 VMFS \"v\"\n";
+  ASSERT_TRUE(Parse(split, &d).ok());
+  ASSERT_EQ(d.extent_count, 1u);
+  EXPECT_EQ(d.extents[0].type, ExtentType::kVmfs);
+  EXPECT_EQ(Field(split, d.extents[0].filename), "v");
+}
+
+TEST(Descriptor, ProbesLikeQemu) {
+  auto probe = [](const std::string& t) {
+    return LooksLikeDescriptor({reinterpret_cast<const uint8_t*>(t.data()), t.size()});
+  };
+  EXPECT_TRUE(probe("# Disk DescriptorFile\nversion=1\n"));
+  EXPECT_TRUE(probe("  \nversion=3\r\n"));
+  EXPECT_TRUE(probe("version=2\n"));
+  EXPECT_FALSE(probe("\nversion=1\n"));
+  EXPECT_FALSE(probe("  version=1\n"));
+  EXPECT_FALSE(probe("version=1"));
+  EXPECT_FALSE(probe("version=4\n"));
+  EXPECT_FALSE(probe("  # c\nversion=1\n"));
 }
 
 TEST(Descriptor, RefusesMalformedText) {
   Descriptor d;
-  EXPECT_EQ(Parse("not a descriptor", &d).error().code, DescriptorError::kNotDescriptor);
-  EXPECT_EQ(Parse("# Disk DescriptorFile\nRW x FLAT \"a\"\n", &d).error().code,
-            DescriptorError::kBadExtentLine);
-  EXPECT_EQ(Parse("# Disk DescriptorFile\nCID=zz\n", &d).error().code, DescriptorError::kBadNumber);
   std::string many = "# Disk DescriptorFile\n";
   for (uint32_t i = 0; i <= kMaxExtents; ++i) many += "RW 1 FLAT \"f\" 0\n";
   EXPECT_EQ(Parse(many, &d).error().code, DescriptorError::kTooManyExtents);
+}
+
+DescriptorKeys Keys(const std::string& text) {
+  return ReadDescriptorKeys({reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+}
+
+TEST(DescriptorKeys, ReadLikeQemu) {
+  // The first "CID" anywhere wins, even inside "parentCID".
+  DescriptorKeys k = Keys("XID=1\nparentCID=  12ab\n");
+  EXPECT_TRUE(k.cids_readable);
+  EXPECT_EQ(k.cid, 0x12abu);
+  EXPECT_EQ(k.parent_cid, 0x12abu);
+  EXPECT_FALSE(Keys("CID=1\nparentCID=zz\n").cids_readable);
+  EXPECT_FALSE(Keys("CID=1\n").cids_readable);
+  EXPECT_TRUE(Keys("CID=1\nparentCID=ffffffff\nparentFileNameHint=\"b").hint_unterminated);
+  const std::string text = "CID=1\nparentCID=2\ncreateType=\"vmfs\"\n";
+  k = Keys(text);
+  EXPECT_EQ(text.substr(k.create_type.offset, k.create_type.length), "vmfs");
+  // A C string: nothing after the first NUL counts.
+  EXPECT_FALSE(Keys(std::string("CID=1\0parentCID=2", 17)).cids_readable);
 }
 
 }  // namespace

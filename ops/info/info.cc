@@ -72,17 +72,14 @@ extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
   instar::ops::DeviceReader image(table, 0);
   instar::base::Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
                             instar::abi::kScratchMemSize);
-  instar::ops::info::RecordWriter records(arena);
+  instar::ops::info::RecordWriter records(table, arena);
   InfoContext ctx{table, *config, image, arena, g_result, records};
-  const InfoStatus status = config->magic == instar::abi::kInfoConfigMagic
+  InfoStatus status = config->magic == instar::abi::kInfoConfigMagic
                                 ? Describe(ctx)
                                 : InfoStatus(Fail(InfoError::kBadConfig));
   // Records go first: on a refusal they carry what the message needs (feature names).
-  if (records.size() != 0 && table->send_records(records.data(), records.size()) != 0) {
-    table->send_error(static_cast<uint32_t>(InfoError::kRecordsTooLarge), records.size());
-    table->send_complete(1);
-    return 1;
-  }
+  const InfoStatus flushed = records.Flush();
+  if (status.ok() && !flushed.ok()) status = flushed;
   if (!status.ok()) {
     table->send_error(static_cast<uint32_t>(status.error().code), status.error().detail);
     table->send_complete(1);

@@ -4,17 +4,25 @@ namespace instar::ops::info {
 
 using base::Fail;
 
-RecordWriter::RecordWriter(base::Arena& arena)
-    : buffer_(arena.Allocate(abi::kMaxInfoRecordBytes, 8)) {}
+RecordWriter::RecordWriter(const abi::CallTable* table, base::Arena& arena)
+    : table_(table), buffer_(arena.Allocate(abi::kMaxInfoRecordBytes, 8)) {}
+
+InfoStatus RecordWriter::Flush() {
+  if (used_ == 0) return {};
+  if (table_->send_records(buffer_, used_) != 0) return Fail(abi::InfoError::kRecordsTooLarge);
+  used_ = 0;
+  return {};
+}
 
 InfoStatus RecordWriter::Append(abi::InfoRecordType type, void* fixed, uint32_t fixed_size,
                                 base::ByteView text1, base::ByteView text2) {
   // Each text is bounded by its source (< 2^20 by the callers), so the sum cannot wrap.
   const uint64_t raw = uint64_t{fixed_size} + text1.size() + text2.size();
   const uint64_t size = (raw + 7) & ~uint64_t{7};
-  if (buffer_ == nullptr || size > abi::kMaxInfoRecordBytes - used_) {
+  if (buffer_ == nullptr || size > abi::kMaxInfoRecordBytes) {
     return Fail(abi::InfoError::kRecordsTooLarge);
   }
+  if (size > abi::kMaxInfoRecordBytes - used_) TRY_STATUS(Flush());
   auto* header = static_cast<abi::InfoRecordHeader*>(fixed);
   header->type = static_cast<uint32_t>(type);
   header->size = static_cast<uint32_t>(size);
@@ -35,17 +43,29 @@ InfoStatus RecordWriter::AppendText(abi::InfoRecordType type, base::ByteView tex
   return Append(type, &r, sizeof r, text);
 }
 
+InfoStatus RecordWriter::AppendErrorValue(uint64_t value) {
+  abi::InfoErrorValueRecord r{};
+  r.value = value;
+  return Append(abi::InfoRecordType::kErrorValue, &r, sizeof r);
+}
+
+InfoStatus InfoContext::ReadPaddedInto(DeviceReader& reader, uint64_t offset, uint64_t length,
+                                       uint8_t* out) {
+  __builtin_memset(out, 0, length);
+  if (offset < reader.size()) {
+    uint64_t n = reader.size() - offset;
+    if (n > length) n = length;
+    if (!reader.Read(offset, n, out).ok()) return Fail(abi::InfoError::kIoError);
+  }
+  return {};
+}
+
 base::Result<base::ByteView, abi::InfoError> InfoContext::ReadPadded(DeviceReader& reader,
                                                                      uint64_t offset,
                                                                      uint64_t length) {
   uint8_t* buffer = arena.Allocate(length, 512);
   if (buffer == nullptr) return Fail(abi::InfoError::kIoError);
-  __builtin_memset(buffer, 0, length);
-  if (offset < reader.size()) {
-    uint64_t n = reader.size() - offset;
-    if (n > length) n = length;
-    if (!reader.Read(offset, n, buffer).ok()) return Fail(abi::InfoError::kIoError);
-  }
+  TRY_STATUS(ReadPaddedInto(reader, offset, length, buffer));
   return base::ByteView(buffer, length);
 }
 

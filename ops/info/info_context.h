@@ -16,21 +16,24 @@ namespace instar::ops::info {
 
 using InfoStatus = base::Status<abi::InfoError>;
 
-// Appends records (abi/info_records.h) to one arena buffer of kMaxInfoRecordBytes.
+// Appends records (abi/info_records.h) to an arena buffer of kMaxInfoRecordBytes and sends
+// it through send_records whenever the next record would not fit, and at Flush.
 class RecordWriter {
  public:
-  explicit RecordWriter(base::Arena& arena);
+  RecordWriter(const abi::CallTable* table, base::Arena& arena);
 
   // Appends a record of `fixed_size` bytes (its header's size and type are filled in here)
   // followed by up to two texts. Fails once the buffer is full.
   InfoStatus Append(abi::InfoRecordType type, void* fixed, uint32_t fixed_size,
                     base::ByteView text1 = {}, base::ByteView text2 = {});
   InfoStatus AppendText(abi::InfoRecordType type, base::ByteView text);
+  InfoStatus AppendErrorValue(uint64_t value);
 
-  const uint8_t* data() const { return buffer_; }
-  uint32_t size() const { return used_; }
+  // Sends what is buffered.
+  InfoStatus Flush();
 
  private:
+  const abi::CallTable* table_;
   uint8_t* buffer_;
   uint32_t used_ = 0;
 };
@@ -43,8 +46,11 @@ struct InfoContext {
   abi::InfoResult& result;
   RecordWriter& records;
 
-  // Reads [offset, offset+length) of device `reader` into the arena; what lies past the end of
+  // Reads [offset, offset+length) of device `reader` into `out`; what lies past the end of
   // the file reads as zeros, as qemu's block layer returns it.
+  InfoStatus ReadPaddedInto(DeviceReader& reader, uint64_t offset, uint64_t length,
+                            uint8_t* out);
+  // The same into a new arena allocation.
   base::Result<base::ByteView, abi::InfoError> ReadPadded(DeviceReader& reader, uint64_t offset,
                                                           uint64_t length);
   base::Result<base::ByteView, abi::InfoError> ReadPadded(uint64_t offset, uint64_t length) {

@@ -17,8 +17,6 @@ using abi::InfoError;
 using base::ByteView;
 using base::Fail;
 
-// What the guest reads of a table at most: keeps a hostile table from exhausting scratch.
-constexpr uint64_t kMaxTableWindow = 4u << 20;
 constexpr uint64_t kHeadProbeBytes = 4096;
 
 InfoError FromHeader(qcow2::HeaderError e) {
@@ -48,7 +46,9 @@ InfoError FromHeader(qcow2::HeaderError e) {
     case HeaderError::kL1TableUnreadable: return InfoError::kL1TableUnreadable;
     case HeaderError::kBadExtension: return InfoError::kBadHeaderExtension;
     case HeaderError::kBackingFormatTooLong: return InfoError::kBackingFormatTooLong;
-    case HeaderError::kBadCryptoExtension: return InfoError::kCryptoHeaderInvalid;
+    case HeaderError::kCryptoExtensionSize: return InfoError::kCryptoExtensionSize;
+    case HeaderError::kCryptoHeaderUnaligned: return InfoError::kCryptoHeaderUnaligned;
+    case HeaderError::kCryptoHeaderMissing: return InfoError::kCryptoHeaderMissing;
     case HeaderError::kBackingFileTooLong: return InfoError::kBackingFileTooLong;
     case HeaderError::kImageTooLarge: return InfoError::kImageTooLarge;
   }
@@ -91,61 +91,61 @@ InfoStatus SendFeatureNames(InfoContext& ctx, ByteView head, uint64_t unknown) {
   return {};
 }
 
-// A growing window over a table that starts at `offset`: entries are variable-sized, so the
-// window is extended on demand, never beyond kMaxTableWindow.
+// A window sliding over a table that starts at `offset` of the image, in one fixed buffer, so
+// tables larger than the scratch region (qemu allows 64 MiB) can be walked entry by entry.
 class TableWindow {
  public:
-  TableWindow(InfoContext& ctx, uint64_t offset) : ctx_(ctx), offset_(offset) {}
+  static constexpr uint64_t kFirstLoadBytes = 64 * 1024;
+  static constexpr uint64_t kWindowBytes = 1u << 20;
 
-  // Makes [0, end) of the table readable; false when that exceeds the window cap.
-  InfoStatus Ensure(uint64_t end, InfoError too_large) {
-    if (end <= loaded_.size()) return {};
-    if (end > kMaxTableWindow) return Fail(too_large);
-    uint64_t want = 0;
-    if (!base::CheckedAlignUp(end, 64 * 1024, &want)) return Fail(too_large);
-    if (want > kMaxTableWindow) want = kMaxTableWindow;
-    ByteView more;
-    TRY(more, ctx_.ReadPadded(offset_ + loaded_.size(), want - loaded_.size()));
-    // Arena allocations are contiguous when nothing else was allocated in between; the
-    // first read fixes the start, later ones must follow it.
-    if (loaded_.size() == 0) {
-      loaded_ = more;
-    } else if (more.data() == loaded_.data() + loaded_.size()) {
-      loaded_ = ByteView(loaded_.data(), want);
-    } else {
-      return Fail(too_large);
+  TableWindow(InfoContext& ctx, uint64_t offset)
+      : ctx_(ctx), offset_(offset), buffer_(ctx.arena.Allocate(kWindowBytes, 512)) {}
+
+  // [start, end) of the table (start <= end); an entry larger than the window is refused.
+  base::Result<ByteView, InfoError> Get(uint64_t start, uint64_t end) {
+    if (buffer_ == nullptr || end - start > kWindowBytes) return Fail(InfoError::kRecordsTooLarge);
+    if (start < base_ || end > base_ + loaded_) {
+      // Small tables fit the first, small read; a table that outgrows it gets whole windows.
+      const uint64_t length =
+          loaded_ == 0 && end - start <= kFirstLoadBytes ? kFirstLoadBytes : kWindowBytes;
+      uint64_t at = 0;
+      if (!base::CheckedAdd(offset_, start, &at)) return Fail(InfoError::kIoError);
+      TRY_STATUS(ctx_.ReadPaddedInto(ctx_.image, at, length, buffer_));
+      base_ = start;
+      loaded_ = length;
     }
-    return {};
+    return ByteView(buffer_ + (start - base_), end - start);
   }
-  ByteView bytes() const { return loaded_; }
 
  private:
   InfoContext& ctx_;
   uint64_t offset_;
-  ByteView loaded_;
+  uint8_t* buffer_;
+  uint64_t base_ = 0;
+  uint64_t loaded_ = 0;
 };
 
 InfoStatus SendSnapshots(InfoContext& ctx, const qcow2::Header& h) {
   TableWindow window(ctx, h.snapshots_offset);
   uint64_t at = 0;
   for (uint32_t i = 0; i < h.nb_snapshots; ++i) {
-    // The fixed part, the largest extra data and both names bound one entry.
-    TRY_STATUS(window.Ensure(at + qcow2::kSnapshotFixedBytes, InfoError::kSnapshotTableTooLarge));
+    ByteView fixed;
+    TRY(fixed, window.Get(at, at + qcow2::kSnapshotFixedBytes));
     uint32_t extra = 0;
     uint16_t id_size = 0, name_size = 0;
-    window.bytes().Be16(at + 12, &id_size);
-    window.bytes().Be16(at + 14, &name_size);
-    window.bytes().Be32(at + 36, &extra);
+    fixed.Be16(12, &id_size);
+    fixed.Be16(14, &name_size);
+    fixed.Be32(36, &extra);
     if (extra > qcow2::kMaxSnapshotExtraData) return Fail(InfoError::kSnapshotExtraTooLarge, i);
-    TRY_STATUS(window.Ensure(at + qcow2::kSnapshotFixedBytes + extra + id_size + name_size,
-                             InfoError::kSnapshotTableTooLarge));
-    auto parsed = qcow2::ParseSnapshot(window.bytes(), at);
-    if (!parsed.ok()) {
-      return Fail(parsed.error().code == qcow2::SnapshotError::kExtraTooLarge
-                      ? InfoError::kSnapshotExtraTooLarge
-                      : InfoError::kSnapshotTableTooLarge,
-                  i);
+    // Bounded: 40 + 1024 + 2 * 65535 bytes.
+    const uint64_t length = qcow2::kSnapshotFixedBytes + extra + id_size + name_size;
+    if (at + length > qcow2::kMaxSnapshotTableBytes) {
+      return Fail(InfoError::kSnapshotTableTooLarge);
     }
+    ByteView entry;
+    TRY(entry, window.Get(at, at + length));
+    auto parsed = qcow2::ParseSnapshot(entry, 0);
+    if (!parsed.ok()) return Fail(InfoError::kSnapshotTableTooLarge);
     const qcow2::Snapshot& s = parsed.value();
     abi::InfoSnapshotRecord r{};
     r.vm_state_size = s.vm_state_size;
@@ -156,48 +156,50 @@ InfoStatus SendSnapshots(InfoContext& ctx, const qcow2::Header& h) {
     r.id_length = s.id_length;
     r.name_length = s.name_length;
     TRY_STATUS(ctx.records.Append(abi::InfoRecordType::kSnapshot, &r, sizeof r,
-                                  window.bytes().Sub(s.id_offset, s.id_length),
-                                  window.bytes().Sub(s.name_offset, s.name_length)));
+                                  entry.Sub(s.id_offset, s.id_length),
+                                  entry.Sub(s.name_offset, s.name_length)));
     ++ctx.result.snapshot_count;
     at += s.entry_size;
   }
   return {};
 }
 
-InfoStatus SendBitmaps(InfoContext& ctx, const qcow2::Header& h, ByteView head) {
-  // Without the autoclear bit the extension is stale and qemu ignores it.
-  if (h.bitmaps_extension.length == 0 || (h.autoclear_features & qcow2::kAutoclearBitmaps) == 0) {
-    return {};
+InfoError FromLuksCheck(luks::CheckError e) {
+  using luks::CheckError;
+  switch (e) {
+    case CheckError::kPayloadOverlapsHeader: return InfoError::kLuksPayloadOverlapsHeader;
+    case CheckError::kSlotState: return InfoError::kLuksSlotState;
+    case CheckError::kSlotStripes: return InfoError::kLuksSlotStripes;
+    case CheckError::kSlotOverlapsHeader: return InfoError::kLuksSlotOverlapsHeader;
+    case CheckError::kSlotsOverlap: return InfoError::kLuksSlotsOverlap;
+    case CheckError::kModeFormat: return InfoError::kLuksModeFormat;
+    case CheckError::kMode: return InfoError::kLuksMode;
+    case CheckError::kIvgen: return InfoError::kLuksIvgen;
+    case CheckError::kIvgenHash: return InfoError::kLuksIvgenHash;
+    case CheckError::kCipher: return InfoError::kLuksCipher;
+    case CheckError::kHash: return InfoError::kLuksHash;
   }
-  auto ext = qcow2::ParseBitmapsExtension(
-      head.Sub(h.bitmaps_extension.offset, h.bitmaps_extension.length), h.cluster_size);
-  if (!ext.ok()) return Fail(InfoError::kBitmapExtensionInvalid);
-  if (ext.value().directory_size > kMaxTableWindow) return Fail(InfoError::kBitmapDirectoryInvalid);
-  ByteView directory;
-  TRY(directory, ctx.ReadPadded(ext.value().directory_offset, ext.value().directory_size));
-  uint64_t at = 0;
-  for (uint32_t i = 0; i < ext.value().count; ++i) {
-    auto entry = qcow2::ParseBitmapEntry(directory, at);
-    if (!entry.ok()) return Fail(InfoError::kBitmapDirectoryInvalid, i);
-    const qcow2::BitmapEntry& b = entry.value();
-    abi::InfoBitmapRecord r{};
-    r.flags = b.flags & (qcow2::kBitmapInUse | qcow2::kBitmapAuto);
-    r.granularity_bits = b.granularity_bits;
-    r.name_length = b.name_length;
-    TRY_STATUS(ctx.records.Append(abi::InfoRecordType::kBitmap, &r, sizeof r,
-                                  directory.Sub(b.name_offset, b.name_length)));
-    ++ctx.result.bitmap_count;
-    at += b.entry_size;
-  }
-  return {};
+  return InfoError::kLuksNotLuks;
 }
 
+// The LUKS header: its summary goes out as a record first, so the host can word a refusal
+// with its names.
 InfoStatus SendLuks(InfoContext& ctx, const qcow2::Header& h) {
-  if (h.crypto_header.length < luks::kHeaderBytes) return Fail(InfoError::kCryptoHeaderInvalid);
+  if (h.crypto_header.length < luks::kHeaderBytes) {
+    return Fail(InfoError::kCryptoOutsideExtension);
+  }
+  if (h.crypto_header.offset > qcow2::kMaxImageBytes - luks::kHeaderBytes) {
+    return Fail(InfoError::kCryptoHeaderUnreadable);
+  }
   ByteView bytes;
   TRY(bytes, ctx.ReadPadded(h.crypto_header.offset, luks::kHeaderBytes));
   auto parsed = luks::ParseHeader(bytes);
-  if (!parsed.ok()) return Fail(InfoError::kCryptoHeaderInvalid, parsed.error().detail);
+  if (!parsed.ok()) {
+    return Fail(parsed.error().code == luks::HeaderError::kUnsupportedVersion
+                    ? InfoError::kLuksVersion
+                    : InfoError::kLuksNotLuks,
+                parsed.error().detail);
+  }
   const luks::Header& l = parsed.value();
   abi::InfoLuksRecord r{};
   __builtin_memcpy(r.cipher_name, l.cipher_name, sizeof r.cipher_name);
@@ -208,10 +210,99 @@ InfoStatus SendLuks(InfoContext& ctx, const qcow2::Header& h) {
   r.key_bytes = l.key_bytes;
   r.master_key_iterations = l.master_key_iterations;
   for (uint32_t i = 0; i < abi::kLuksKeySlots; ++i) {
-    r.slots[i] = {l.slots[i].active ? 1u : 0u, l.slots[i].iterations,
+    r.slots[i] = {l.slots[i].state == luks::kSlotActive ? 1u : 0u, l.slots[i].iterations,
                   l.slots[i].key_material_offset, l.slots[i].stripes};
   }
-  return ctx.records.Append(abi::InfoRecordType::kLuks, &r, sizeof r);
+  TRY_STATUS(ctx.records.Append(abi::InfoRecordType::kLuks, &r, sizeof r));
+  auto checked = luks::CheckHeader(l);
+  if (!checked.ok()) {
+    const InfoError error = FromLuksCheck(checked.error().code);
+    uint64_t detail = checked.error().detail;
+    if (error == InfoError::kLuksSlotsOverlap) {
+      TRY_STATUS(ctx.records.AppendErrorValue(detail % luks::kKeySlots));
+      detail /= luks::kKeySlots;
+    }
+    return Fail(error, detail);
+  }
+  return {};
+}
+
+InfoError FromBitmaps(qcow2::BitmapError e) {
+  using qcow2::BitmapError;
+  switch (e) {
+    case BitmapError::kLength: return InfoError::kBitmapExtensionLength;
+    case BitmapError::kReserved: return InfoError::kBitmapExtensionReserved;
+    case BitmapError::kEmpty: return InfoError::kBitmapExtensionEmpty;
+    case BitmapError::kTooMany: return InfoError::kBitmapExtensionTooMany;
+    case BitmapError::kDirectoryOffset: return InfoError::kBitmapDirectoryOffset;
+    case BitmapError::kDirectoryTooLarge: return InfoError::kBitmapDirectoryTooLarge;
+    case BitmapError::kBroken: return InfoError::kBitmapDirectoryBroken;
+  }
+  return InfoError::kBitmapDirectoryBroken;
+}
+
+// The bitmaps extension, checked when the header's extensions are read (before the
+// encryption header and the snapshot table, as qemu does). Without the autoclear bit the
+// extension is stale: qemu warns and ignores it.
+base::Result<qcow2::BitmapsExtension, InfoError> ReadBitmapsExtension(InfoContext& ctx,
+                                                                      const qcow2::Header& h,
+                                                                      ByteView head) {
+  if (h.bitmaps_extension.offset == 0) return qcow2::BitmapsExtension{};
+  if ((h.autoclear_features & qcow2::kAutoclearBitmaps) == 0) {
+    ctx.result.flags |= abi::kInfoStaleBitmaps;
+    return qcow2::BitmapsExtension{};
+  }
+  auto ext = qcow2::ParseBitmapsExtension(
+      head.Sub(h.bitmaps_extension.offset, h.bitmaps_extension.length), h.cluster_size);
+  if (!ext.ok()) return Fail(FromBitmaps(ext.error().code), ext.error().detail);
+  return ext.value();
+}
+
+// The bitmap directory, walked to its end as qemu does: every entry must fit and satisfy
+// qemu's constraints, and the count must match the extension's.
+InfoStatus SendBitmaps(InfoContext& ctx, const qcow2::Header& h,
+                       const qcow2::BitmapsExtension& ext) {
+  if (ext.count == 0) return {};
+  if (ext.directory_offset > qcow2::kMaxImageBytes ||
+      ext.directory_size > qcow2::kMaxImageBytes - ext.directory_offset) {
+    return Fail(InfoError::kBitmapDirectoryUnreadable);
+  }
+  TableWindow window(ctx, ext.directory_offset);
+  uint32_t found = 0;
+  // Each entry takes at least 24 bytes, so the walk is bounded by the directory's size.
+  for (uint64_t at = 0; at < ext.directory_size;) {
+    const uint64_t left = ext.directory_size - at;
+    if (left < qcow2::kBitmapEntryFixedBytes) return Fail(InfoError::kBitmapDirectoryBroken);
+    ByteView fixed;
+    TRY(fixed, window.Get(at, at + qcow2::kBitmapEntryFixedBytes));
+    uint16_t name_size = 0;
+    uint32_t extra = 0;
+    fixed.Be16(18, &name_size);
+    fixed.Be32(20, &extra);
+    const uint64_t length = (uint64_t{qcow2::kBitmapEntryFixedBytes} + extra + name_size + 7) &
+                            ~uint64_t{7};
+    if (length > left) return Fail(InfoError::kBitmapDirectoryBroken);
+    ByteView bytes;
+    TRY(bytes, window.Get(at, at + length));
+    auto entry = qcow2::ParseBitmapEntry(bytes, 0);
+    if (!entry.ok()) return Fail(FromBitmaps(entry.error().code));
+    const qcow2::BitmapEntry& b = entry.value();
+    if (++found > ext.count) return Fail(InfoError::kBitmapsExtra);
+    abi::InfoBitmapRecord r{};
+    r.flags = b.flags & (qcow2::kBitmapInUse | qcow2::kBitmapAuto);
+    r.granularity_bits = b.granularity_bits;
+    r.name_length = b.name_length;
+    TRY_STATUS(ctx.records.Append(abi::InfoRecordType::kBitmap, &r, sizeof r,
+                                  bytes.Sub(b.name_offset, b.name_length)));
+    // The record just sent names the bitmap for the host's message.
+    if (!qcow2::SatisfiesConstraints(b, h.cluster_size)) {
+      return Fail(InfoError::kBitmapConstraints);
+    }
+    ++ctx.result.bitmap_count;
+    at += length;
+  }
+  if (found < ext.count) return Fail(InfoError::kBitmapsMissing);
+  return {};
 }
 
 }  // namespace
@@ -230,12 +321,16 @@ InfoStatus DescribeQcow2(InfoContext& ctx, ByteView head) {
     if (parsed.error().code == qcow2::HeaderError::kUnsupportedFeatures) {
       TRY_STATUS(SendFeatureNames(ctx, head, parsed.error().detail));
     }
+    if (parsed.error().code == qcow2::HeaderError::kCryptoHeaderUnaligned) {
+      TRY_STATUS(ctx.records.AppendErrorValue(uint64_t{1} << cluster_bits));
+    }
     return Fail(FromHeader(parsed.error().code), parsed.error().detail);
   }
   const qcow2::Header& h = parsed.value();
   abi::InfoResult& r = ctx.result;
   r.format = static_cast<uint32_t>(abi::ImageFormat::kQcow2);
-  r.virtual_size = h.size;
+  // The block layer counts whole sectors.
+  r.virtual_size = h.size & ~uint64_t{511};
   r.cluster_size = static_cast<uint32_t>(h.cluster_size);
   r.format_version = h.version;
   r.refcount_bits = h.refcount_bits();
@@ -261,9 +356,11 @@ InfoStatus DescribeQcow2(InfoContext& ctx, ByteView head) {
         abi::InfoRecordType::kDataFile,
         head.Sub(h.external_data_file.offset, h.external_data_file.length)));
   }
+  qcow2::BitmapsExtension bitmaps;
+  TRY(bitmaps, ReadBitmapsExtension(ctx, h, head));
   if (h.crypt_method == qcow2::kCryptLuks) TRY_STATUS(SendLuks(ctx, h));
   TRY_STATUS(SendSnapshots(ctx, h));
-  return SendBitmaps(ctx, h, head);
+  return SendBitmaps(ctx, h, bitmaps);
 }
 
 }  // namespace instar::ops::info

@@ -18,8 +18,9 @@ using base::Fail;
 
 constexpr uint64_t kSector = 512;
 constexpr uint16_t kCompressionDeflate = 1;
-// The block layer's largest image (INT64_MAX aligned down to 1 GiB), as for qcow2.
-constexpr uint64_t kMaxImageBytes = 0x7FFFFFFFC0000000ull;
+// Where qemu reads a sparse image's embedded descriptor: sector 1, 20 sectors long.
+constexpr uint64_t kEmbeddedDescriptorOffset = 512;
+constexpr uint64_t kEmbeddedDescriptorBytes = 20 * 512;
 
 InfoError FromSparse(vmdk::SparseHeaderError e) {
   using vmdk::SparseHeaderError;
@@ -31,6 +32,9 @@ InfoError FromSparse(vmdk::SparseHeaderError e) {
     case SparseHeaderError::kBadGrainTableSize: return InfoError::kVmdkBadGrainTableSize;
     case SparseHeaderError::kBadL1EntrySize: return InfoError::kVmdkBadL1EntrySize;
     case SparseHeaderError::kL1TooBig: return InfoError::kVmdkL1TooBig;
+    case SparseHeaderError::kFileTruncated: return InfoError::kVmdkFileTruncated;
+    case SparseHeaderError::kL1Unreadable: return InfoError::kVmdkL1Unreadable;
+    case SparseHeaderError::kL1BackupUnreadable: return InfoError::kVmdkL1BackupUnreadable;
   }
   return InfoError::kNotVmdk;
 }
@@ -38,11 +42,8 @@ InfoError FromSparse(vmdk::SparseHeaderError e) {
 InfoError FromDescriptor(vmdk::DescriptorError e) {
   using vmdk::DescriptorError;
   switch (e) {
-    case DescriptorError::kNotDescriptor: return InfoError::kNotVmdk;
-    case DescriptorError::kTooLarge: return InfoError::kVmdkDescriptorTooLarge;
-    case DescriptorError::kBadExtentLine:
-    case DescriptorError::kTooManyExtents:
-    case DescriptorError::kBadNumber: return InfoError::kVmdkBadDescriptor;
+    case DescriptorError::kBadExtentLine: return InfoError::kVmdkBadDescriptor;
+    case DescriptorError::kTooManyExtents: return InfoError::kRecordsTooLarge;
   }
   return InfoError::kVmdkBadDescriptor;
 }
@@ -58,8 +59,16 @@ base::Result<vmdk::SparseHeader, InfoError> ExtentHeader(InfoContext& ctx, uint3
   DeviceReader reader(ctx.table, device);
   ByteView bytes;
   TRY(bytes, ctx.ReadPadded(reader, 0, vmdk::kSparseHeaderSize));
-  auto parsed = vmdk::ParseSparseHeader(bytes);
-  if (!parsed.ok()) return Fail(InfoError::kVmdkExtentHeaderInvalid, index);
+  auto parsed = vmdk::ParseSparseHeader(bytes, reader.size());
+  if (!parsed.ok()) {
+    // qemu words an extent's header errors as it words the image's own.
+    return Fail(parsed.error().code == vmdk::SparseHeaderError::kNotSparse
+                    ? InfoError::kVmdkExtentHeaderInvalid
+                    : FromSparse(parsed.error().code),
+                parsed.error().code == vmdk::SparseHeaderError::kNotSparse
+                    ? index
+                    : parsed.error().detail);
+  }
   return parsed.value();
 }
 
@@ -76,8 +85,7 @@ bool DescriptorFileType(ByteView text, const vmdk::TextRange& type) {
   return false;
 }
 
-InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& d,
-                       const vmdk::SparseHeader* embedded) {
+InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& d) {
   abi::InfoResult& r = ctx.result;
   const bool attached = (ctx.config.flags & abi::kInfoConfigExtentsAttached) != 0;
   if (attached && ctx.table->get_input_device_count() != d.extent_count + 1) {
@@ -87,24 +95,25 @@ InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& 
     const vmdk::Extent& e = d.extents[i];
     abi::InfoVmdkExtentRecord x{};
     x.sectors = e.sectors;
-    ByteView type_name, filename;
-    if (embedded != nullptr) {
-      // The image is its own (only) extent: qemu names it after the image, with no type.
-      x.flags = ExtentFlags(*embedded);
-      x.cluster_size = static_cast<uint32_t>(embedded->grain_sectors * kSector);
-      x.sectors = embedded->capacity_sectors;
-    } else {
-      type_name = text.Sub(e.type_name.offset, e.type_name.length);
-      filename = text.Sub(e.filename.offset, e.filename.length);
-      x.type_length = e.type_name.length;
-      x.filename_length = e.filename.length;
-      if (attached && (e.type == vmdk::ExtentType::kSparse ||
-                       e.type == vmdk::ExtentType::kVmfsSparse)) {
-        vmdk::SparseHeader h;
-        TRY(h, ExtentHeader(ctx, i + 1, i));
-        x.flags = ExtentFlags(h);
-        x.cluster_size = static_cast<uint32_t>(h.grain_sectors * kSector);
-      }
+    const ByteView type_name = text.Sub(e.type_name.offset, e.type_name.length);
+    const ByteView filename = text.Sub(e.filename.offset, e.filename.length);
+    x.type_length = e.type_name.length;
+    x.filename_length = e.filename.length;
+    if (attached && (e.type == vmdk::ExtentType::kSparse ||
+                     e.type == vmdk::ExtentType::kVmfsSparse)) {
+      vmdk::SparseHeader h;
+      TRY(h, ExtentHeader(ctx, i + 1, i));
+      x.flags = ExtentFlags(h);
+      x.cluster_size = static_cast<uint32_t>(h.grain_sectors * kSector);
+      // qemu sizes a sparse extent by its own header, not by the descriptor's line.
+      x.sectors = h.capacity_sectors;
+    }
+    // The image is as large as its extents together, within the block layer's limit.
+    uint64_t bytes = 0;
+    if (!base::CheckedMul(x.sectors, kSector, &bytes) ||
+        !base::CheckedAdd(r.virtual_size, bytes, &r.virtual_size) ||
+        r.virtual_size > vmdk::kMaxImageBytes) {
+      return Fail(InfoError::kImageTooLarge);
     }
     if (i == 0) r.cluster_size = x.cluster_size;
     TRY_STATUS(ctx.records.Append(abi::InfoRecordType::kVmdkExtent, &x, sizeof x, type_name,
@@ -114,79 +123,97 @@ InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& 
   return {};
 }
 
-}  // namespace
-
-InfoStatus DescribeVmdk(InfoContext& ctx, ByteView head) {
+// The keys qemu reads from either kind of descriptor: CIDs and the parent hint. A key qemu
+// cannot read fails its open with EINVAL, after the extents are open: the host applies it.
+InfoStatus ReportKeys(InfoContext& ctx, ByteView text, const vmdk::DescriptorKeys& keys) {
   abi::InfoResult& r = ctx.result;
-  r.format = static_cast<uint32_t>(abi::ImageFormat::kVmdk);
-  auto* descriptor = ctx.arena.New<vmdk::Descriptor>();
-  if (descriptor == nullptr) return Fail(InfoError::kIoError);
-  ByteView text;
-  vmdk::SparseHeader sparse;
-  const bool is_text = vmdk::LooksLikeDescriptor(head);
-  if (is_text) {
-    if (ctx.image.size() > vmdk::kMaxDescriptorBytes) {
-      return Fail(InfoError::kVmdkDescriptorTooLarge, ctx.image.size());
-    }
-    r.flags |= abi::kInfoVmdkDescriptorFile;
-    TRY(text, ctx.ReadPadded(0, ctx.image.size()));
-  } else {
-    auto parsed = vmdk::ParseSparseHeader(head);
-    if (!parsed.ok()) return Fail(FromSparse(parsed.error().code), parsed.error().detail);
-    sparse = parsed.value();
-    // qemu wants the file to reach at least the first grain.
-    if (sparse.overhead_sectors > ctx.image.size() / kSector) {
-      return Fail(InfoError::kVmdkFileTruncated,
-                  sparse.overhead_sectors > UINT64_MAX / kSector
-                      ? UINT64_MAX
-                      : sparse.overhead_sectors * kSector);
-    }
-    r.format_version = sparse.version;
-    r.cluster_size = static_cast<uint32_t>(sparse.grain_sectors * kSector);
-    if (sparse.capacity_sectors > kMaxImageBytes / kSector) {
-      return Fail(InfoError::kImageTooLarge);
-    }
-    r.virtual_size = sparse.capacity_sectors * kSector;
-    if (sparse.descriptor_offset_sectors != 0 && sparse.descriptor_size_sectors != 0) {
-      if (sparse.descriptor_size_sectors > vmdk::kMaxDescriptorBytes / kSector ||
-          sparse.descriptor_offset_sectors > UINT64_MAX / kSector) {
-        return Fail(InfoError::kVmdkDescriptorTooLarge,
-                    sparse.descriptor_size_sectors > UINT64_MAX / kSector
-                        ? UINT64_MAX
-                        : sparse.descriptor_size_sectors * kSector);
-      }
-      TRY(text, ctx.ReadPadded(sparse.descriptor_offset_sectors * kSector,
-                               sparse.descriptor_size_sectors * kSector));
-    }
-  }
-  if (text.size() == 0) return {};
-  auto status = vmdk::ParseDescriptor(text, descriptor);
-  if (!status.ok()) return Fail(FromDescriptor(status.error().code), status.error().detail);
-  const vmdk::Descriptor& d = *descriptor;
-  r.vmdk_cid = d.cid;
-  r.vmdk_parent_cid = d.parent_cid;
-  if (is_text) r.virtual_size = d.VirtualSizeBytes();
-  if (d.parent_file_name_hint.present()) {
-    const ByteView hint = text.Sub(d.parent_file_name_hint.offset, d.parent_file_name_hint.length);
-    uint32_t n = static_cast<uint32_t>(hint.size());
+  r.vmdk_cid = keys.cid;
+  r.vmdk_parent_cid = keys.parent_cid;
+  if (!keys.cids_readable || keys.hint_unterminated) r.flags |= abi::kInfoVmdkUnreadableKeys;
+  if (keys.parent_file_name_hint.present()) {
+    const ByteView hint =
+        text.Sub(keys.parent_file_name_hint.offset, keys.parent_file_name_hint.length);
+    const uint32_t n = static_cast<uint32_t>(hint.size());
     if (n > abi::kMaxBackingFileBytes) return Fail(InfoError::kBackingFileTooLong, n);
     __builtin_memcpy(r.backing_file, hint.data(), n);
     r.backing_file[n] = '\0';
     r.backing_file_len = n;
     r.flags |= abi::kInfoHasBackingFile;
   }
+  return {};
+}
+
+// A sparse extent opened as the image (monolithicSparse, streamOptimized): qemu takes the
+// geometry from the header, the create type from its compression, and the keys from the
+// descriptor it expects at sector 1, never the descriptor's extent lines.
+InfoStatus DescribeSparse(InfoContext& ctx, ByteView head) {
+  abi::InfoResult& r = ctx.result;
+  auto parsed = vmdk::ParseSparseHeader(head, ctx.image.size());
+  if (!parsed.ok()) return Fail(FromSparse(parsed.error().code), parsed.error().detail);
+  const vmdk::SparseHeader& h = parsed.value();
+  if (h.capacity_sectors > vmdk::kMaxImageBytes / kSector) return Fail(InfoError::kImageTooLarge);
+  r.format_version = h.version;
+  r.cluster_size = static_cast<uint32_t>(h.grain_sectors * kSector);
+  r.virtual_size = h.capacity_sectors * kSector;
+  ByteView text;
+  TRY(text, ctx.ReadPadded(kEmbeddedDescriptorOffset, kEmbeddedDescriptorBytes));
+  TRY_STATUS(ReportKeys(ctx, text, vmdk::ReadDescriptorKeys(text)));
+  const bool stream = h.compress_algorithm == kCompressionDeflate;
+  const char* create_type = stream ? "streamOptimized" : "monolithicSparse";
+  uint32_t length = 0;
+  while (create_type[length] != '\0') ++length;
+  TRY_STATUS(ctx.records.AppendText(
+      abi::InfoRecordType::kVmdkCreateType,
+      ByteView(reinterpret_cast<const uint8_t*>(create_type), length)));
+  // The image is its own (only) extent: qemu names it after the image, with no type.
+  abi::InfoVmdkExtentRecord x{};
+  x.sectors = h.capacity_sectors;
+  x.flags = ExtentFlags(h);
+  x.cluster_size = r.cluster_size;
+  TRY_STATUS(ctx.records.Append(abi::InfoRecordType::kVmdkExtent, &x, sizeof x));
+  ++r.extent_count;
+  return {};
+}
+
+// A descriptor file: its extents are other files, which the host opens.
+InfoStatus DescribeDescriptorFile(InfoContext& ctx) {
+  abi::InfoResult& r = ctx.result;
+  if (ctx.image.size() == 0) return Fail(InfoError::kVmdkFileTooSmall);
+  r.flags |= abi::kInfoVmdkDescriptorFile;
+  ByteView text;
+  TRY(text, ctx.ReadPadded(0, ctx.image.size() < vmdk::kMaxDescriptorBytes
+                                  ? ctx.image.size()
+                                  : vmdk::kMaxDescriptorBytes));
+  // qemu judges the create type before it scans the extent lines.
+  const vmdk::DescriptorKeys keys = vmdk::ReadDescriptorKeys(text);
+  const vmdk::TextRange type = keys.create_type;
   TRY_STATUS(ctx.records.AppendText(abi::InfoRecordType::kVmdkCreateType,
-                                    text.Sub(d.create_type.offset, d.create_type.length)));
-  if (is_text) {
-    if (!d.create_type.present()) return Fail(InfoError::kNotVmdk);
-    if (!DescriptorFileType(text, d.create_type)) {
-      return Fail(InfoError::kVmdkUnsupportedCreateType);
+                                    text.Sub(type.offset, type.length)));
+  if (!type.present()) return Fail(InfoError::kNotVmdk);
+  if (!DescriptorFileType(text, type)) return Fail(InfoError::kVmdkUnsupportedCreateType);
+  auto* d = ctx.arena.New<vmdk::Descriptor>();
+  if (d == nullptr) return Fail(InfoError::kIoError);
+  auto status = vmdk::ParseDescriptor(text, d);
+  if (!status.ok()) {
+    if (status.error().code == vmdk::DescriptorError::kBadExtentLine) {
+      TRY_STATUS(ctx.records.AppendText(abi::InfoRecordType::kErrorText,
+                                        text.Sub(d->bad_line.offset, d->bad_line.length)));
     }
-    if (d.extent_count == 0) return Fail(InfoError::kVmdkInvalidArgument);
-    // qemu refuses this only after opening the extents, which the host does.
-    if (!d.has_parent_cid) r.flags |= abi::kInfoVmdkNoParentCid;
+    return Fail(FromDescriptor(status.error().code));
   }
-  return SendExtents(ctx, text, d, is_text ? nullptr : &sparse);
+  if (d->extent_count == 0) return Fail(InfoError::kVmdkInvalidArgument);
+  TRY_STATUS(ReportKeys(ctx, text, d->keys));
+  return SendExtents(ctx, text, *d);
+}
+
+}  // namespace
+
+InfoStatus DescribeVmdk(InfoContext& ctx, ByteView head) {
+  ctx.result.format = static_cast<uint32_t>(abi::ImageFormat::kVmdk);
+  // qemu tells the two kinds apart by the sparse magic alone.
+  uint32_t magic = 0;
+  head.Le32(0, &magic);
+  return magic == vmdk::kSparseMagic ? DescribeSparse(ctx, head) : DescribeDescriptorFile(ctx);
 }
 
 }  // namespace instar::ops::info

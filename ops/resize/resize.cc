@@ -85,24 +85,9 @@ ResizeError FromHeader(instar::qcow2::HeaderError e) {
     case HeaderError::kBadEncryptionMethod: return ResizeError::kBadEncryptionMethod;
     case HeaderError::kBackingFileTooLong: return ResizeError::kBackingFileTooLong;
     case HeaderError::kBadExtension: return ResizeError::kBadHeaderExtension;
-    case HeaderError::kInvalidBackingFileOffset:
-    case HeaderError::kCompressionTypeInvalid:
-    case HeaderError::kCompressionBitMissing:
-    case HeaderError::kCompressionBitSet:
-    case HeaderError::kRefcountTableTooLarge:
-    case HeaderError::kNoRefcountTable:
-    case HeaderError::kRefcountTableOffsetInvalid:
-    case HeaderError::kSnapshotTableTooLarge:
-    case HeaderError::kSnapshotTableOffsetInvalid:
-    case HeaderError::kL1TableTooLarge:
-    case HeaderError::kImageTooBig:
-    case HeaderError::kL1TableTooSmall:
-    case HeaderError::kL1TableOffsetInvalid:
-    case HeaderError::kL1TableUnreadable:
-    case HeaderError::kBackingFormatTooLong:
-    case HeaderError::kBadCryptoExtension:
-    case HeaderError::kImageTooLarge:
-      return ResizeError::kQcow2HeaderRefused;
+    default:
+      // Every other open-time check: the host asks the info operation for qemu's message.
+      break;
   }
   return ResizeError::kQcow2HeaderRefused;
 }
@@ -351,11 +336,11 @@ ResizeStatus ResizeVmdk(instar::ops::DeviceReader& image, instar::ops::StepExecu
     TRY(text, ReadRange(image, arena, 0, image.size()));
     auto parsed = instar::vmdk::ParseDescriptor(text, descriptor);
     if (!parsed.ok()) return Fail(ResizeError::kVmdkBadDescriptor, parsed.error().detail);
-    g_result.old_size = descriptor->VirtualSizeBytes();
+    g_result.old_size = descriptor->StatedSizeBytes();
     TRY_STATUS(ResolveSize(config, g_result.old_size));
     return Fail(ResizeError::kFormatCannotResize);
   }
-  auto sparse = instar::vmdk::ParseSparseHeader(head);
+  auto sparse = instar::vmdk::ParseSparseHeader(head, image.size());
   if (!sparse.ok()) {
     return Fail(ResizeError::kVmdkBadHeader, static_cast<uint64_t>(sparse.error().code));
   }

@@ -230,6 +230,11 @@ def refblock_outside(img):
     img.put_u64(img.rt_offset + 8, off)
 
 
+def bitmaps_autoclear(img):
+    # As a program without bitmap support leaves an image: the bitmaps autoclear bit cleared.
+    img.put_u64(88, 0)
+
+
 def corrupt_bit(img):
     img.put_u64(72, img.u64(72) | 2)
 
@@ -246,7 +251,8 @@ DEFECTS = {f.__name__: f for f in [
     leak, leak_many, refcount_zero, refcount_high, refcount_low, copied_l2_clear, copied_l2_set,
     copied_l1_clear, l2_unaligned, l2_past_eof, l2_reserved, l1_reserved, l1_unaligned,
     l2_overlaps_refblock, refblock_unaligned, reftable_reserved, corrupt_bit, dirty_bit,
-    snapshot_l1_unaligned, l2_duplicate, compressed_copied, zero_unaligned, refblock_outside]}
+    snapshot_l1_unaligned, l2_duplicate, compressed_copied, zero_unaligned, refblock_outside,
+    bitmaps_autoclear]}
 
 
 def main():

@@ -65,6 +65,17 @@ qemu-img bitmap --add q/bitmap.qcow2 b1
 qemu-io -c 'write 30M 1M' q/bitmap.qcow2 >/dev/null
 cp q/bitmap.qcow2 i/bitmap.qcow2
 run_both q i check bitmap.qcow2
+# ... and as a program without bitmap support leaves it (qemu warns, repairs drop the bitmaps).
+python3 "$CORRUPT" q/bitmap.qcow2 bitmaps_autoclear
+for mode in "" "-r leaks"; do
+  cp q/bitmap.qcow2 q/bm.qcow2
+  cp q/bitmap.qcow2 i/bm.qcow2
+  # shellcheck disable=SC2086
+  run_both q i check $mode bm.qcow2
+done
+cp i/bm.qcow2 q/bm-by-instar.qcow2
+(cd q && qemu-img check bm.qcow2 >"$WORK/.a.out" 2>&1; qemu-img check bm-by-instar.qcow2 >"$WORK/.b.out" 2>&1)
+check "bitmaps dropped as qemu drops them" cmp -s "$WORK/.a.out" "$WORK/.b.out"
 # Many snapshots sharing clusters.
 make_image q/snaps.qcow2 8 4096 1
 for n in 2 3 4; do qemu-img snapshot -c "snap $n" q/snaps.qcow2; qemu-io -c "write $((n))M 8k" q/snaps.qcow2 >/dev/null; done

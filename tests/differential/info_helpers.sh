@@ -40,3 +40,26 @@ expect_refusal() {
 
 # quietly COMMAND...: runs COMMAND with its stdout discarded (for `check`).
 quietly() { "$@" >/dev/null; }
+
+# ext_data FILE TYPE: the file offset of the data of the qcow2 header extension TYPE (hex).
+ext_data() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read()
+want = int(sys.argv[2], 0)
+off = struct.unpack('>I', d[100:104])[0]
+while True:
+    t, l = struct.unpack('>II', d[off:off + 8])
+    if t == want:
+        print(off + 8)
+        break
+    if t == 0:
+        sys.exit('no such extension')
+    off += 8 + ((l + 7) & ~7)
+PY
+}
+
+# be_at FILE OFFSET FORMAT: the value of one field (for offsets stored in the image).
+be_at() {
+  python3 -c 'import struct,sys; print(struct.unpack_from(sys.argv[3], open(sys.argv[1],"rb").read(), int(sys.argv[2]))[0])' "$@"
+}

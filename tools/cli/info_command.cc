@@ -45,6 +45,18 @@ void PrintHelp() {
       "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n");
 }
 
+// qemu warns (and goes on) when a program without bitmap support left a bitmaps extension
+// behind; it does so while opening each image.
+void PrintWarnings(const vmm::ImageInfo& info) {
+  if (info.result.flags & abi::kInfoStaleBitmaps) {
+    std::fprintf(stderr,
+                 "instar: warning: a program lacking bitmap support modified this file, so all "
+                 "bitmaps are now considered inconsistent\n"
+                 "Some clusters may be leaked, run 'qemu-img check -r' on the image file to "
+                 "fix.");  // qemu ends this one without a newline
+  }
+}
+
 void PrintTimings(const vmm::ImageInfo& info) {
   std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
                info.timings.setup_us, info.timings.first_exit_us, info.timings.total_us,
@@ -151,6 +163,7 @@ int InfoCommand(int argc, char** argv) {
     }
     std::vector<NamedImageInfo> named;
     for (const vmm::ChainLayer& layer : *chain) {
+      PrintWarnings(layer.info);
       if (verbose) PrintTimings(layer.info);
       named.push_back({layer.filename, &layer.info});
     }
@@ -163,6 +176,7 @@ int InfoCommand(int argc, char** argv) {
     ReportOpenError(filename, info.status());
     return kExitError;
   }
+  PrintWarnings(*info);
   if (verbose) PrintTimings(*info);
   const NamedImageInfo image{filename, &*info};
   const std::string text = output == "json" ? InfoJson(image) : InfoHuman(image);

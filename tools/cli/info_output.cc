@@ -35,29 +35,20 @@ std::string BackingFormat(const abi::InfoResult& r) {
   return "";
 }
 
-// qemu's cipher algorithm name from the LUKS cipher name and key size; XTS keys hold two keys.
-std::string CipherAlgorithm(const vmm::LuksInfo& l, bool xts) {
-  const uint32_t bits = l.key_bytes * 8 / (xts ? 2 : 1);
-  return l.cipher_name + "-" + std::to_string(bits);
+// qemu's cipher algorithm name: the cipher and its key size in bits (sm4 has one size).
+std::string CipherAlgorithm(const vmm::LuksInfo& l) {
+  if (l.cipher_name == "sm4") return "sm4";
+  return l.cipher_name + "-" + std::to_string(vmm::LuksCipherKeyBytes(l) * 8);
 }
 
 QValue LuksValue(const vmm::LuksInfo& l) {
-  // cipher_mode is "MODE-IVGEN[:IVHASH]", e.g. "xts-plain64" or "cbc-essiv:sha256".
-  const size_t dash = l.cipher_mode.find('-');
-  const std::string mode = l.cipher_mode.substr(0, dash);
-  std::string ivgen = dash == std::string::npos ? "" : l.cipher_mode.substr(dash + 1);
-  std::string ivhash;
-  const size_t colon = ivgen.find(':');
-  if (colon != std::string::npos) {
-    ivhash = ivgen.substr(colon + 1);
-    ivgen.resize(colon);
-  }
+  const vmm::LuksMode mode = vmm::SplitLuksMode(l);
   QValue v = QValue::Dict();
   v.Put("format", QValue::String("luks"));
-  v.Put("cipher-alg", QValue::String(CipherAlgorithm(l, mode == "xts")));
-  v.Put("cipher-mode", QValue::String(mode));
-  v.Put("ivgen-alg", QValue::String(ivgen));
-  if (!ivhash.empty()) v.Put("ivgen-hash-alg", QValue::String(ivhash));
+  v.Put("cipher-alg", QValue::String(CipherAlgorithm(l)));
+  v.Put("cipher-mode", QValue::String(mode.mode));
+  v.Put("ivgen-alg", QValue::String(mode.ivgen));
+  if (!mode.ivgen_hash.empty()) v.Put("ivgen-hash-alg", QValue::String(mode.ivgen_hash));
   v.Put("hash-alg", QValue::String(l.hash_spec));
   v.Put("payload-offset", QValue::Uint(l.payload_offset));
   v.Put("master-key-iters", QValue::Uint(l.master_key_iterations));

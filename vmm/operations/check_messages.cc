@@ -157,6 +157,14 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
                     "all\n", static_cast<unsigned>(a));
     case FindingKind::kSnapshotTableOffsetInvalid:
       return "instar: ERROR snapshot table offset invalid\n";
+    case FindingKind::kBitmapsInconsistent:
+      // qemu's own text, which ends without a newline: its next line continues this one.
+      return "instar: warning: a program lacking bitmap support modified this file, so all "
+             "bitmaps are now considered inconsistent\n"
+             "Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix.";
+    case FindingKind::kRebuildTooLarge:
+      return Format("instar: rebuilding the refcount structure needs the count of all %llu "
+                    "clusters at once, more than the guest memory holds\n", a);
     case FindingKind::kL1ReadError: return "ERROR: I/O error in check_refcounts_l1\n";
     case FindingKind::kL2ReadError: return "ERROR: I/O error in check_refcounts_l2\n";
     case FindingKind::kRebuildWriteFailed:

@@ -14,8 +14,9 @@ namespace {
 
 constexpr uint64_t kInt64Max = static_cast<uint64_t>(INT64_MAX);
 
-// Findings arrive as batches and snapshot records, in order; turns them into text.
-Status CollectFindings(const std::vector<Record>& records, CheckOutcome* out) {
+}  // namespace
+
+Status CollectCheckFindings(const std::vector<Record>& records, CheckOutcome* out) {
   for (const Record& record : records) {
     if (record.magic == abi::kCheckFindingBatchMagic) {
       abi::CheckFindingBatch batch;
@@ -41,8 +42,6 @@ Status CollectFindings(const std::vector<Record>& records, CheckOutcome* out) {
   }
   return Status::Ok();
 }
-
-}  // namespace
 
 Status ValidateCheckResult(const abi::CheckResult& r) {
   if (r.magic != abi::kCheckResultMagic) return GuestFailed("check result has a bad magic");
@@ -99,7 +98,7 @@ StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& requ
   CheckOutcome out;
   out.timings = outcome.timings;
   out.debug_text = std::move(outcome.report.debug_text);
-  INSTAR_RETURN_IF_ERROR(CollectFindings(outcome.report.records, &out));
+  INSTAR_RETURN_IF_ERROR(CollectCheckFindings(outcome.report.records, &out));
   if (outcome.report.result.empty()) {
     if (!outcome.report.error) return GuestFailed("check guest sent neither a result nor an error");
     const auto [code, detail] = *outcome.report.error;

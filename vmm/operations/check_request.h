@@ -13,6 +13,7 @@
 #include "vmm/base/status.h"
 #include "vmm/launcher/sandbox.h"
 #include "vmm/launcher/operation_launcher.h"
+#include "vmm/transport/request_server.h"
 
 namespace instar::vmm {
 
@@ -43,5 +44,9 @@ StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& requ
 
 // Checks a CheckResult that arrived from the guest.
 Status ValidateCheckResult(const abi::CheckResult& result);
+
+// Turns the finding records the guest streamed (batches and snapshot findings, in order) into
+// qemu's stderr text in out->messages, validating every one.
+Status CollectCheckFindings(const std::vector<Record>& records, CheckOutcome* out);
 
 }  // namespace instar::vmm

@@ -49,6 +49,24 @@ bool PaddedField(const char* field, size_t width, std::string* out) {
 
 }  // namespace
 
+LuksMode SplitLuksMode(const LuksInfo& luks) {
+  LuksMode m;
+  const size_t dash = luks.cipher_mode.find('-');
+  m.mode = luks.cipher_mode.substr(0, dash);
+  if (dash == std::string::npos) return m;
+  m.ivgen = luks.cipher_mode.substr(dash + 1);
+  const size_t colon = m.ivgen.find(':');
+  if (colon != std::string::npos) {
+    m.ivgen_hash = m.ivgen.substr(colon + 1);
+    m.ivgen.resize(colon);
+  }
+  return m;
+}
+
+uint32_t LuksCipherKeyBytes(const LuksInfo& luks) {
+  return SplitLuksMode(luks).mode == "xts" ? luks.key_bytes / 2 : luks.key_bytes;
+}
+
 StatusOr<InfoRecords> ParseInfoRecords(const std::vector<uint8_t>& bytes) {
   InfoRecords out;
   size_t pos = 0;
@@ -63,13 +81,15 @@ StatusOr<InfoRecords> ParseInfoRecords(const std::vector<uint8_t>& bytes) {
     pos += h.size;
     switch (static_cast<abi::InfoRecordType>(h.type)) {
       case abi::InfoRecordType::kDataFile:
-      case abi::InfoRecordType::kVmdkCreateType: {
+      case abi::InfoRecordType::kVmdkCreateType:
+      case abi::InfoRecordType::kErrorText: {
         abi::InfoTextRecord t;
         std::string text;
         if (!r.Fixed(&t) || !r.Text(t.length, &text) || !r.Done()) return Bad("bad text record");
-        auto& slot = h.type == static_cast<uint32_t>(abi::InfoRecordType::kDataFile)
-                         ? out.data_file
-                         : out.vmdk_create_type;
+        const auto type = static_cast<abi::InfoRecordType>(h.type);
+        auto& slot = type == abi::InfoRecordType::kDataFile         ? out.data_file
+                     : type == abi::InfoRecordType::kVmdkCreateType ? out.vmdk_create_type
+                                                                    : out.error_text;
         if (slot) return Bad("repeated text record");
         slot = std::move(text);
         break;
@@ -157,6 +177,12 @@ StatusOr<InfoRecords> ParseInfoRecords(const std::vector<uint8_t>& bytes) {
         info.type = f.feature_type;
         info.bit = f.bit;
         out.feature_names.push_back(std::move(info));
+        break;
+      }
+      case abi::InfoRecordType::kErrorValue: {
+        abi::InfoErrorValueRecord v;
+        if (!r.Fixed(&v) || !r.Done() || out.error_value) return Bad("bad error value record");
+        out.error_value = v.value;
         break;
       }
       default:

@@ -71,7 +71,20 @@ struct InfoRecords {
   std::vector<VmdkExtentInfo> extents;
   std::optional<LuksInfo> luks;
   std::vector<FeatureNameInfo> feature_names;
+  std::optional<uint64_t> error_value;  // a second number for an error's message
+  std::optional<std::string> error_text;  // image text an error's message quotes
 };
+
+// A LUKS cipher mode ("xts-plain64", "cbc-essiv:sha256") split into its parts.
+struct LuksMode {
+  std::string mode;
+  std::string ivgen;
+  std::string ivgen_hash;  // empty when there is none
+};
+LuksMode SplitLuksMode(const LuksInfo& luks);
+
+// The key size of one cipher key in bytes (an XTS key holds two).
+uint32_t LuksCipherKeyBytes(const LuksInfo& luks);
 
 // Parses `bytes`. Texts end at their first NUL, as qemu's C strings do; other bytes are kept
 // for the printers (JSON escapes them).

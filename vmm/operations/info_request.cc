@@ -42,6 +42,22 @@ std::string UnsupportedFeatures(uint64_t unknown, const std::vector<FeatureNameI
   return text;
 }
 
+// What error messages quote from the records sent with the error; a guest that did not send
+// them gets "?" (its fault, and it cannot make the host misbehave).
+std::string Value(const InfoRecords& records) {
+  return records.error_value ? std::to_string(*records.error_value) : "?";
+}
+
+const LuksInfo& Luks(const InfoRecords& records) {
+  static const LuksInfo kNone{"?", "?", "?", "?"};
+  return records.luks ? *records.luks : kNone;
+}
+
+std::string SlotStripes(const InfoRecords& records, uint64_t slot) {
+  const LuksInfo& l = Luks(records);
+  return slot < l.slots.size() ? std::to_string(l.slots[slot].stripes) : "?";
+}
+
 struct GuestRun {
   abi::InfoResult result{};
   InfoRecords records;
@@ -77,7 +93,8 @@ StatusOr<GuestRun> RunGuest(const Sandbox& sandbox, const InfoRequest& request, 
     const auto error = static_cast<abi::InfoError>(code);
     // qemu fails some descriptors with a bare errno, which it words like an open failure.
     if (error == abi::InfoError::kVmdkInvalidArgument) return IoError("Invalid argument");
-    return Status(StatusCode::kImageRejected, DescribeInfoError(error, detail, run.records));
+    return Status(StatusCode::kImageRejected,
+                  DescribeInfoError(error, detail, run.records, request.path));
   }
   std::memcpy(&run.result, outcome.report.result.data(), sizeof run.result);
   INSTAR_RETURN_IF_ERROR(ValidateInfoResult(run.result));
@@ -92,11 +109,9 @@ Status OpenExtents(const InfoRequest& request, const InfoRecords& records, Devic
   if (dirs.empty()) dirs.push_back(DirectoryOf(request.path));
   const Allowlist allowlist(dirs);
   for (const VmdkExtentInfo& e : records.extents) {
+    // qemu opens extent names as plain files (a ':' is no protocol here); instar only ever
+    // opens them as files too, after the allowlist.
     const std::string path = CombinePath(request.path, e.filename);
-    if (e.filename.empty() || IsPseudoPath(e.filename)) {
-      return Status(StatusCode::kImageRejected,
-                    "Could not open '" + path + "': extent name refused by instar");
-    }
     StatusOr<std::string> admitted = allowlist.Admit(path);
     if (!admitted.ok()) {
       return Status(StatusCode::kImageRejected,
@@ -116,8 +131,8 @@ Status OpenExtents(const InfoRequest& request, const InfoRecords& records, Devic
 
 }  // namespace
 
-std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
-                              const InfoRecords& records) {
+std::string DescribeInfoError(abi::InfoError error, uint64_t detail, const InfoRecords& records,
+                              const std::string& image_name) {
   using abi::InfoError;
   const std::string d = std::to_string(detail);
   switch (error) {
@@ -133,9 +148,11 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
     case InfoError::kHeaderTooLong: return "qcow2 header exceeds cluster size";
     case InfoError::kRefcountOrderTooLarge:
       return "Reference count entry width too large; may not exceed 64 bits";
-    case InfoError::kBadEncryptionMethod: return "Unsupported encryption method " + d;
+    case InfoError::kBadEncryptionMethod:  // qemu prints the field as a signed int
+      return "Unsupported encryption method " +
+             std::to_string(static_cast<int32_t>(static_cast<uint32_t>(detail)));
     case InfoError::kBackingFileTooLong: return "Backing file name too long";
-    case InfoError::kBadHeaderExtension: return "Invalid header extension";
+    case InfoError::kBadHeaderExtension: return "Header extension too large";
     case InfoError::kNotVmdk: return "invalid VMDK image descriptor";
     case InfoError::kVmdkUnsupportedVersion: return "Unsupported VMDK version " + d;
     case InfoError::kVmdkBadGrainSize: return "Invalid granularity, image may be corrupt";
@@ -143,13 +160,71 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
     case InfoError::kVmdkBadL1EntrySize: return "L1 entry size is invalid";
     case InfoError::kVmdkL1TooBig: return "L1 size too big";
     case InfoError::kVmdkFileTruncated:
-      return "File truncated, expecting at least " + d + " bytes";
+      return "File truncated, expecting at least " +
+             std::to_string(static_cast<int64_t>(detail)) + " bytes";
+    case InfoError::kVmdkL1Unreadable:
+      return "Could not read l1 table from extent '" + image_name + "': Input/output error";
+    case InfoError::kVmdkL1BackupUnreadable:
+      return "Could not read l1 backup table from extent '" + image_name +
+             "': Input/output error";
     case InfoError::kVmdkUnsupportedCreateType:
       return "Unsupported image type '" + records.vmdk_create_type.value_or("") + "'";
     case InfoError::kVmdkInvalidArgument: return "Invalid argument";
+    case InfoError::kCryptoExtensionSize:
+      return "CRYPTO header extension size " + d + ", but expected size 16";
+    case InfoError::kCryptoHeaderUnaligned:
+      return "Encryption header offset '" + d + "' is not a multiple of cluster size '" +
+             Value(records) + "'";
+    case InfoError::kCryptoOutsideExtension:
+      return "Request for data outside of extension header";
+    case InfoError::kLuksNotLuks: return "Volume is not in LUKS format";
+    case InfoError::kLuksVersion: return "LUKS version " + d + " is not supported";
+    case InfoError::kLuksPayloadOverlapsHeader:
+      return "LUKS payload is overlapping with the header";
+    case InfoError::kLuksSlotState:
+      return "Keyslot " + d + " state (active/disable) is corrupted";
+    case InfoError::kLuksSlotStripes:
+      return "Keyslot " + d + " is corrupted (stripes " + SlotStripes(records, detail) +
+             " != 4000)";
+    case InfoError::kLuksSlotOverlapsHeader:
+      return "Keyslot " + d + " is overlapping with the LUKS header";
+    case InfoError::kLuksSlotsOverlap:
+      return "Keyslots " + d + " and " + Value(records) + " are overlapping in the header";
+    case InfoError::kLuksModeFormat:
+      return "Unexpected cipher mode string format '" + Luks(records).cipher_mode + "'";
+    case InfoError::kLuksMode:
+      return "Cipher mode '" + SplitLuksMode(Luks(records)).mode + "' not supported";
+    case InfoError::kLuksIvgen:
+      return "IV generator '" + SplitLuksMode(Luks(records)).ivgen + "' not supported";
+    case InfoError::kLuksIvgenHash:
+      return "Hash algorithm '" + SplitLuksMode(Luks(records)).ivgen_hash + "' not supported";
+    case InfoError::kLuksCipher:
+      return "Algorithm '" + Luks(records).cipher_name + "' with key size " +
+             std::to_string(LuksCipherKeyBytes(Luks(records))) + " bytes not supported";
+    case InfoError::kLuksHash:
+      return "Hash algorithm '" + Luks(records).hash_spec + "' not supported";
+    case InfoError::kBitmapExtensionReserved: return "bitmaps_ext: Reserved field is not zero";
+    case InfoError::kBitmapExtensionEmpty: return "found bitmaps extension with zero bitmaps";
+    case InfoError::kBitmapExtensionTooMany:
+      return "bitmaps_ext: Image has " + d +
+             " bitmaps, exceeding the QEMU supported maximum of 65535";
+    case InfoError::kBitmapDirectoryTooLarge:
+      return "bitmaps_ext: bitmap directory size (" + d +
+             ") exceeds the maximum supported size (67107840)";
+    case InfoError::kBitmapDirectoryOffset: return "bitmaps_ext: invalid bitmap directory offset";
+    case InfoError::kBitmapsMissing: return "Less bitmaps found than specified in header extension";
+    case InfoError::kCryptoHeaderUnreadable:
+      return "Could not read encryption header: Input/output error";
+    case InfoError::kBitmapDirectoryUnreadable:
+      return "Failed to read bitmap directory: Input/output error";
+    case InfoError::kBitmapsExtra: return "More bitmaps found than specified in header extension";
+    case InfoError::kBitmapConstraints:
+      return "Bitmap '" + (records.bitmaps.empty() ? std::string() : records.bitmaps.back().name) +
+             "' doesn't satisfy the constraints";
     case InfoError::kVmdkDescriptorTooLarge: return "VMDK descriptor too large (" + d + " bytes)";
+    case InfoError::kVmdkFileTooSmall: return "File is too small, not a valid image";
     case InfoError::kVmdkBadDescriptor:
-      return "Invalid VMDK image descriptor (line " + d + ")";
+      return "Invalid extent line: " + records.error_text.value_or("");
     case InfoError::kUnsupportedFormat: {
       const auto format = static_cast<probe::Format>(detail);
       const char* name = detail < probe::kFormatCount ? probe::FormatName(format) : "unknown";
@@ -170,17 +245,17 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail,
     case InfoError::kSnapshotExtraTooLarge:
       return "Too much extra metadata in snapshot table entry " + d +
              "\nYou can force-remove this extra metadata with qemu-img check -r all";
-    case InfoError::kBitmapExtensionInvalid: return "bitmaps_ext: Invalid extension";
-    case InfoError::kBitmapDirectoryInvalid: return "Bitmap directory is corrupted";
-    case InfoError::kCryptoHeaderInvalid: return "Could not read encryption header";
+    case InfoError::kBitmapExtensionLength: return "bitmaps_ext: Invalid extension length";
+    case InfoError::kBitmapDirectoryBroken: return "Broken bitmap directory";
+    case InfoError::kCryptoHeaderMissing:
+      return "Image uses LUKS encryption but has no encryption header extension";
     case InfoError::kCompressionTypeInvalid: return "qcow2: unknown compression type: " + d;
     case InfoError::kCompressionBitMissing:
       return "qcow2: Compression type incompatible feature bit must be set";
     case InfoError::kCompressionBitSet:
       return "qcow2: Compression type incompatible feature bit must not be set";
     case InfoError::kImageTooLarge: return "Could not refresh total sector count: File too large";
-    case InfoError::kVmdkExtentHeaderInvalid:
-      return "Invalid VMDK sparse extent header (extent " + d + ")";
+    case InfoError::kVmdkExtentHeaderInvalid: return "Image not in VMDK format";
     case InfoError::kRecordsTooLarge: return "Image metadata too large for instar to report";
     case InfoError::kBackingFormatTooLong:
       return "ERROR: ext_backing_format: len=" + d + " too large (>=32)";
@@ -236,25 +311,24 @@ StatusOr<ImageInfo> RunInfo(const Sandbox& sandbox, const InfoRequest& request) 
   INSTAR_ASSIGN_OR_RETURN(GuestRun run, RunGuest(sandbox, request, devices, 0));
   const bool descriptor_file = run.result.format == static_cast<uint32_t>(abi::ImageFormat::kVmdk) &&
                                (run.result.flags & abi::kInfoVmdkDescriptorFile) != 0;
-  if (descriptor_file && !run.records.extents.empty()) {
-    INSTAR_RETURN_IF_ERROR(OpenExtents(request, run.records, devices, info));
-    // qemu reads the parent CID after opening the extents and fails with a bare EINVAL.
-    if (run.result.flags & abi::kInfoVmdkNoParentCid) return IoError("Invalid argument");
-    bool any_sparse = false;
-    for (const VmdkExtentInfo& e : run.records.extents) {
-      any_sparse |= e.type == "SPARSE" || e.type == "VMFSSPARSE";
+  if (descriptor_file) INSTAR_RETURN_IF_ERROR(OpenExtents(request, run.records, devices, info));
+  // qemu reads the CIDs and the parent hint after opening the extents, and fails with a bare
+  // EINVAL when it cannot.
+  if (run.result.flags & abi::kInfoVmdkUnreadableKeys) return IoError("Invalid argument");
+  bool any_sparse = false;
+  for (const VmdkExtentInfo& e : run.records.extents) {
+    any_sparse |= e.type == "SPARSE" || e.type == "VMFSSPARSE";
+  }
+  if (descriptor_file && any_sparse) {
+    // The extents' own headers are image bytes too: a second guest reads them.
+    INSTAR_ASSIGN_OR_RETURN(GuestRun second,
+                            RunGuest(sandbox, request, devices, abi::kInfoConfigExtentsAttached));
+    if (second.records.extents.size() != run.records.extents.size()) {
+      return GuestFailed("info guest changed its extent list between runs");
     }
-    if (any_sparse) {
-      // The extents' own headers are image bytes too: a second guest reads them.
-      INSTAR_ASSIGN_OR_RETURN(GuestRun second, RunGuest(sandbox, request, devices,
-                                                        abi::kInfoConfigExtentsAttached));
-      if (second.records.extents.size() != run.records.extents.size()) {
-        return GuestFailed("info guest changed its extent list between runs");
-      }
-      second.timings.total_us += run.timings.total_us;
-      second.timings.exits += run.timings.exits;
-      run = std::move(second);
-    }
+    second.timings.total_us += run.timings.total_us;
+    second.timings.exits += run.timings.exits;
+    run = std::move(second);
   }
   info.result = run.result;
   info.records = std::move(run.records);

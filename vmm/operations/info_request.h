@@ -41,8 +41,10 @@ struct ImageInfo {
 StatusOr<ImageInfo> RunInfo(const Sandbox& sandbox, const InfoRequest& request);
 
 // The message for an error the guest reported; exhaustive over abi::InfoError. Some messages
-// quote what the guest sent with the error (feature names, the vmdk create type).
-std::string DescribeInfoError(abi::InfoError error, uint64_t detail, const InfoRecords& records);
+// quote what the guest sent with the error (feature names, the vmdk create type) or the
+// image's name as qemu names it.
+std::string DescribeInfoError(abi::InfoError error, uint64_t detail, const InfoRecords& records,
+                              const std::string& image_name);
 
 // Checks an InfoResult that arrived from the guest: every enum in range, strings terminated
 // inside their fields with the stated length, sizes plausible.

@@ -179,15 +179,15 @@ abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* val
     case abi::RequestKind::kSetSize:
       return DoSetSize(request);
     case abi::RequestKind::kRecords: {
-      // Once, before the result, bounded; the operation's host side parses and checks them.
-      if (report_.record_buffer_sent || !report_.result.empty() ||
-          request.length > abi::kMaxInfoRecordBytes) {
+      // Before the result, bounded per call and in total; the operation's host side parses
+      // and checks them.
+      if (!report_.result.empty() || request.length > abi::kMaxInfoRecordBytes ||
+          report_.record_buffer.size() + request.length > abi::kMaxInfoRecordTotalBytes) {
         return abi::CallStatus::kBadResult;
       }
       const uint8_t* bytes = ram_.UserRange(request.buffer, request.length);
       if (bytes == nullptr) return abi::CallStatus::kBadBuffer;
-      report_.record_buffer.assign(bytes, bytes + request.length);
-      report_.record_buffer_sent = true;
+      report_.record_buffer.insert(report_.record_buffer.end(), bytes, bytes + request.length);
       return abi::CallStatus::kOk;
     }
     case abi::RequestKind::kComplete:

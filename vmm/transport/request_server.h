@@ -43,8 +43,7 @@ struct OperationReport {
   std::optional<int64_t> returned;          // the entry returned without completing
   std::vector<uint8_t> result;              // exactly ExpectedResult::size bytes when sent
   std::vector<Record> records;              // in the order sent
-  std::vector<uint8_t> record_buffer;       // send_records' buffer, unparsed (hostile)
-  bool record_buffer_sent = false;
+  std::vector<uint8_t> record_buffer;       // send_records' buffers, unparsed (hostile)
   std::optional<std::pair<uint32_t, uint64_t>> error;  // first send_error(code, detail)
   std::string debug_text;                   // sanitised, bounded
   uint64_t requests = 0;

@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "abi/info.h"
+#include "abi/info_records.h"
 #include "abi/memory_map.h"
 #include "gtest/gtest.h"
 
@@ -201,6 +203,36 @@ TEST_F(RequestServerTest, SetSizeOnlyOnWritableDevicesBelowTheLimit) {
   EXPECT_EQ(lseek(devices_.output->fd.get(), 0, SEEK_END), 512);
   EXPECT_EQ(set(abi::kOutputDevice, 4096), 0);
   EXPECT_EQ(lseek(devices_.output->fd.get(), 0, SEEK_END), 4096);
+}
+
+TEST_F(RequestServerTest, RecordBuffersAccumulateBoundedAndBeforeTheResult) {
+  RequestServer server(ram_, devices_, {abi::kInfoResultMagic, sizeof(abi::InfoResult)}, {});
+  bytes_[abi::kScratchMemBase] = 0xAB;
+  auto send = [&](uint64_t buffer, uint64_t length) {
+    auto& r = Begin(abi::RequestKind::kRecords);
+    r.buffer = buffer;
+    r.length = length;
+    server.Serve();
+    return Slot().status;
+  };
+  EXPECT_EQ(send(abi::kScratchMemBase, 64), 0);
+  EXPECT_EQ(send(abi::kScratchMemBase, 64), 0);
+  ASSERT_EQ(server.report().record_buffer.size(), 128u);
+  EXPECT_EQ(server.report().record_buffer[64], 0xAB);
+  const auto bad_result = static_cast<int32_t>(abi::CallStatus::kBadResult);
+  EXPECT_EQ(send(abi::kScratchMemBase, abi::kMaxInfoRecordBytes + 1), bad_result);
+  EXPECT_EQ(send(abi::kPml4.base, 64), static_cast<int32_t>(abi::CallStatus::kBadBuffer));
+  // Not after the result.
+  abi::InfoResult result{};
+  result.magic = abi::kInfoResultMagic;
+  std::memcpy(bytes_.data() + abi::kScratchMemBase + 4096, &result, sizeof result);
+  auto& r = Begin(abi::RequestKind::kResult);
+  r.arg0 = abi::kInfoResultMagic;
+  r.buffer = abi::kScratchMemBase + 4096;
+  r.length = sizeof result;
+  server.Serve();
+  ASSERT_EQ(Slot().status, 0);
+  EXPECT_EQ(send(abi::kScratchMemBase, 64), bad_result);
 }
 
 TEST(SanitizeGuestText, KeepsPrintableNewlinesTabs) {
