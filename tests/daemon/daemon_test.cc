@@ -290,6 +290,29 @@ TEST_F(DaemonTest, DeadlinesDisconnectsAndSlowClientsDoNotHurtOthers) {
   EXPECT_EQ(c.Call({{"op", "status"}})["result"]["in_flight"], 0);
 }
 
+TEST_F(DaemonTest, AllowFlagWidensWhereBackingFilesMayLive) {
+  // Not below the overlay's directory (which is always allowed).
+  const fs::path elsewhere =
+      fs::temp_directory_path() / ("instard-elsewhere-" + std::to_string(::getpid()));
+  fs::create_directories(elsewhere);
+  const std::string base = (elsewhere / "base.qcow2").string();
+  const std::string overlay = (dir_ / "overlay.qcow2").string();
+  ASSERT_EQ(std::system(("qemu-img create -q -f qcow2 " + base + " 16M").c_str()), 0);
+  ASSERT_EQ(std::system(("qemu-img create -q -f qcow2 -F qcow2 -b " + base + " " + overlay).c_str()), 0);
+  const Json request = {{"op", "info"}, {"args", {"--backing-chain", overlay}}};
+  Start();
+  {
+    Client c(socket_);
+    EXPECT_EQ(c.Call(request)["ok"], false) << "outside the image's directory without --allow";
+  }
+  Stop();
+  Start({"--allow", elsewhere.string()});
+  Client c(socket_);
+  const Json reply = c.Call(request);
+  EXPECT_EQ(reply["ok"], true) << reply.dump();
+  fs::remove_all(elsewhere);
+}
+
 TEST_F(DaemonTest, SigtermDrainsAndSighupReloads) {
   const std::string config = (dir_ / "instard.conf").string();
   std::ofstream(config) << "max-concurrent 2\n";

@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <string>
+#include <vector>
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/commands.h"
+#include "vmm/chain/path_policy.h"
 #include "vmm/daemon/server.h"
 
 namespace {
@@ -16,8 +18,8 @@ namespace {
 void Usage() {
   std::fprintf(stderr,
                "usage: instard --socket PATH [--max-concurrent N] [--max-queue N] "
-               "[--deadline SECONDS] [--socket-mode OCTAL] [--sandbox kvm|process|auto] "
-               "[--config FILE]\n");
+               "[--deadline SECONDS] [--allow DIR ...] [--socket-mode OCTAL] "
+               "[--sandbox kvm|process|auto] [--config FILE]\n");
 }
 
 bool ParsePositive(const char* text, uint64_t* out) {
@@ -34,6 +36,7 @@ int main(int argc, char** argv) {
   using instar::vmm::daemon::ServerConfig;
   ServerConfig config;
   std::string sandbox = "auto";
+  std::vector<std::string> allow;
   static const option kOptions[] = {
       {"socket", required_argument, nullptr, 's'},
       {"max-concurrent", required_argument, nullptr, 'c'},
@@ -42,6 +45,7 @@ int main(int argc, char** argv) {
       {"socket-mode", required_argument, nullptr, 'm'},
       {"sandbox", required_argument, nullptr, 'b'},
       {"config", required_argument, nullptr, 'f'},
+      {"allow", required_argument, nullptr, 'a'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
   };
@@ -66,6 +70,7 @@ int main(int argc, char** argv) {
       case 'm': config.socket_mode = static_cast<mode_t>(std::strtoul(optarg, nullptr, 8)); break;
       case 'b': sandbox = optarg; break;
       case 'f': config.config_file = optarg; break;
+      case 'a': allow.push_back(optarg); break;
       case 'h': Usage(); return 0;
       default: Usage(); return 2;
     }
@@ -74,6 +79,8 @@ int main(int argc, char** argv) {
     Usage();
     return 2;
   }
+  // Backing and extent files may also live here, for every request (workers inherit it).
+  instar::vmm::SetOperatorAllowDirs(std::move(allow));
   const instar::Status status = instar::vmm::daemon::RunServer(
       config,
       [sandbox] {

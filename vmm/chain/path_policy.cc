@@ -57,11 +57,22 @@ StatusOr<std::string> Allowlist::Admit(const std::string& path) const {
                 "'" + canonical + "' is outside the allowed directories (see --allow-dir)");
 }
 
+namespace {
+
+std::vector<std::string>& OperatorAllowDirs() {
+  static std::vector<std::string> dirs;
+  return dirs;
+}
+
+}  // namespace
+
+void SetOperatorAllowDirs(std::vector<std::string> dirs) { OperatorAllowDirs() = std::move(dirs); }
+
 StatusOr<std::vector<std::string>> LoadConfiguredAllowDirs() {
   const char* env = std::getenv("INSTAR_CONFIG");
   const std::string path = env != nullptr && *env != '\0' ? env : "/etc/instar/config";
   std::ifstream in(path);
-  std::vector<std::string> dirs;
+  std::vector<std::string> dirs = OperatorAllowDirs();
   if (!in) return dirs;
   std::string line;
   for (int number = 1; std::getline(in, line); ++number) {

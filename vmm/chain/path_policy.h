@@ -38,8 +38,12 @@ class Allowlist {
 };
 
 // Allowed directories from the operator's configuration: $INSTAR_CONFIG, else
-// /etc/instar/config, one `allow DIR` per line ('#' starts a comment). A missing file gives
-// none; a malformed line is an error.
+// /etc/instar/config, one `allow DIR` per line ('#' starts a comment), plus those given to
+// SetOperatorAllowDirs. A missing file gives none; a malformed line is an error.
 StatusOr<std::vector<std::string>> LoadConfiguredAllowDirs();
+
+// Directories the process's operator allowed on its command line (instard --allow DIR). Set
+// once at start-up, before any worker exists.
+void SetOperatorAllowDirs(std::vector<std::string> dirs);
 
 }  // namespace instar::vmm

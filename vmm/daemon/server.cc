@@ -267,24 +267,30 @@ Status Server::Run() {
   UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
   if (!signal_fd.valid()) return Errno("signalfd");
 
+  // Bind and listen under a temporary name, set the mode, then rename into place: a client
+  // never finds a socket that refuses connections or has the wrong permissions.
+  const std::string staging = config_.socket_path + ".new-" + std::to_string(::getpid());
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
-  if (config_.socket_path.size() >= sizeof addr.sun_path) {
-    return InvalidArgument("socket path too long");
-  }
-  std::strcpy(addr.sun_path, config_.socket_path.c_str());
+  if (staging.size() >= sizeof addr.sun_path) return InvalidArgument("socket path too long");
+  std::strcpy(addr.sun_path, staging.c_str());
   struct stat st {};
-  if (::lstat(config_.socket_path.c_str(), &st) == 0) {
-    if (!S_ISSOCK(st.st_mode)) return InvalidArgument(config_.socket_path + " exists and is not a socket");
-    ::unlink(config_.socket_path.c_str());
+  if (::lstat(config_.socket_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
+    return InvalidArgument(config_.socket_path + " exists and is not a socket");
   }
+  ::unlink(staging.c_str());
   UniqueFd listener(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!listener.valid()) return Errno("socket");
   if (::bind(listener.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return Errno("bind " + config_.socket_path);
+    return Errno("bind " + staging);
   }
-  if (::chmod(config_.socket_path.c_str(), config_.socket_mode) != 0) return Errno("chmod");
-  if (::listen(listener.get(), 128) != 0) return Errno("listen");
+  if (::chmod(staging.c_str(), config_.socket_mode) != 0 ||
+      ::listen(listener.get(), 128) != 0 ||
+      ::rename(staging.c_str(), config_.socket_path.c_str()) != 0) {
+    const Status failed = Errno("listening on " + config_.socket_path);
+    ::unlink(staging.c_str());
+    return failed;
+  }
   Log({{"event", "start"}, {"socket", config_.socket_path},
        {"max_concurrent", config_.max_concurrent}, {"max_queue", config_.max_queue}});
 
