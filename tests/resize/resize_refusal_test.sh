@@ -64,8 +64,11 @@ refused dirty.qcow2 "marked dirty" dirty.qcow2 8G
 qemu-img create -q -f qcow2 base.qcow2 64M
 qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 short.qcow2 33555968
 refused short.qcow2 "over its larger backing file" short.qcow2 40M
-# A backing file outside the image's directory is not followed.
+# A backing file outside the allowed directories is not followed (--allow-dir admits it).
 mkdir sub
 qemu-img create -q -f qcow2 -b ../base.qcow2 -F qcow2 sub/up.qcow2 64M
-refused sub/up.qcow2 "outside the image's directory" sub/up.qcow2 +1M
+refused sub/up.qcow2 "outside the allowed directories" sub/up.qcow2 +1M
+CHECKS=$((CHECKS + 1))
+[ "$("$INSTAR" resize --allow-dir . sub/up.qcow2 +1M 2>&1)" = "Image resized." ] ||
+  fail "--allow-dir did not admit the backing file"
 finish

@@ -4,9 +4,11 @@
 
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/resize_size.h"
+#include "vmm/chain/path_policy.h"
 #include "vmm/operations/resize_request.h"
 
 namespace instar::cli {
@@ -17,6 +19,7 @@ enum LongOnly {
   kOptImageOpts,
   kOptPreallocation,
   kOptShrink,
+  kOptAllowDir,
 };
 
 void PrintHelp() {
@@ -30,6 +33,7 @@ void PrintHelp() {
       "  -f, --format FMT       image format (raw, qcow2, vmdk); probed when absent\n"
       "  --preallocation MODE   off (default); raw: falloc, full\n"
       "  --shrink               allow the image to become smaller\n"
+      "  --allow-dir DIR        also let backing files live in DIR (repeatable)\n"
       "  -q                     quiet\n"
       "  --verbose              show the guest's debug text and timings on stderr\n"
       "  --deadline MS          stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
@@ -69,9 +73,11 @@ int ResizeCommand(int argc, char** argv) {
       {"preallocation", required_argument, nullptr, kOptPreallocation},
       {"shrink", no_argument, nullptr, kOptShrink},
       INSTAR_GUEST_LONG_OPTIONS,
+      {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name;
+  std::vector<std::string> extra_dirs;
   bool quiet = false;
   vmm::ResizeRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
@@ -98,6 +104,7 @@ int ResizeCommand(int argc, char** argv) {
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
         return kExitError;
+      case kOptAllowDir: extra_dirs.push_back(optarg); break;
       case ':': return OptionError(optopt, argv[optind - 1], true);
       default: return OptionError(optopt, argv[optind - 1], false);
     }
@@ -121,6 +128,15 @@ int ResizeCommand(int argc, char** argv) {
       PrintError("Value '" + size.number + "' is out of range for parameter 'size'");
       return kExitError;
   }
+  auto configured = vmm::LoadConfiguredAllowDirs();
+  if (!configured.ok()) {
+    PrintError(configured.status().message());
+    return kExitError;
+  }
+  // As for info: the image's own directory, --allow-dir, and what the operator configured.
+  request.allowed_dirs = {vmm::DirectoryOf(filename)};
+  request.allowed_dirs.insert(request.allowed_dirs.end(), extra_dirs.begin(), extra_dirs.end());
+  request.allowed_dirs.insert(request.allowed_dirs.end(), configured->begin(), configured->end());
   request.path = filename;
   request.size = size.bytes;
   request.size_mode = size.sign == SizeSign::kPlus    ? abi::ResizeSizeMode::kGrowBy

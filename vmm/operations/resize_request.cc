@@ -1,15 +1,12 @@
 #include "vmm/operations/resize_request.h"
 
-#include <limits.h>
-#include <stdlib.h>
-
-#include <cerrno>
 #include <cinttypes>
 #include <cstdio>
 #include <cstring>
 
 #include "crates/probe/probe.h"
 #include "ops/resize/resize_image.h"
+#include "vmm/chain/chain_discovery.h"
 #include "vmm/operations/info_request.h"
 #include "vmm/safety/libvirt_guard.h"
 #include "vmm/safety/qemu_image_lock.h"
@@ -235,69 +232,31 @@ StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeReques
   return outcome;
 }
 
-std::string DirectoryOf(const std::string& path) {
-  const size_t slash = path.rfind('/');
-  return slash == std::string::npos ? std::string() : path.substr(0, slash + 1);
-}
-
-// What qemu-img says when it cannot open the backing file, as a refusal.
-ResizeMessage BackingRefusal(const std::string& text) {
-  return ResizeMessage{{"Could not open backing file: " + text}, true};
-}
-
-// The backing file's virtual size, learned the way architecture section 6 prescribes: the info
-// guest reads the image's backing name, the host resolves it next to the image (as qemu does),
-// refuses pseudo-paths and anything outside the image's directory, and the info guest sizes
-// it. A refusal comes back in `refusal`.
+// The backing file's virtual size, learned through the shared chain discovery (architecture
+// section 6: the info guest reads each backing name, the host resolves it as qemu does,
+// refuses pseudo-paths, anything outside the allowed directories, cycles and deep chains).
+// qemu opens the whole chain with the image, so every layer must open. A refusal comes back
+// in `refusal`, worded as qemu-img's "Could not open backing file: ...".
 StatusOr<uint64_t> CheckBackingFile(const Sandbox& sandbox, const ResizeRequest& request,
                                     std::optional<ResizeMessage>* refusal) {
   InfoRequest top;
   top.path = request.path;
   top.format = request.format;
   top.limits = request.limits;
-  INSTAR_ASSIGN_OR_RETURN(ImageInfo info, RunInfo(sandbox, top));
-  if ((info.result.flags & abi::kInfoHasBackingFile) == 0) {
+  top.force_share = true;  // instar's own resize run has just released the image
+  ChainPolicy policy;
+  policy.allowed_dirs = request.allowed_dirs;
+  std::string failed;
+  auto chain = DiscoverChain(sandbox, top, policy, &failed);
+  if (!chain.ok()) {
+    if (failed == request.path) return chain.status();
+    *refusal = ResizeMessage{{"Could not open backing file: " + chain.status().message()}, true};
+    return uint64_t{0};
+  }
+  if (chain->size() < 2) {
     return GuestFailed("the resize guest reported a backing file the info guest did not see");
   }
-  const std::string name(info.result.backing_file, info.result.backing_file_len);
-  if (name.rfind("json:", 0) == 0 || name.find("://") != std::string::npos) {
-    *refusal = ResizeMessage{{"instar does not follow the backing file name '" + name +
-                              "' (json: and protocol names are refused)"}, true};
-    return uint64_t{0};
-  }
-  const std::string path = name[0] == '/' ? name : DirectoryOf(request.path) + name;
-  char resolved[PATH_MAX], directory[PATH_MAX];
-  if (::realpath(path.c_str(), resolved) == nullptr) {
-    *refusal = BackingRefusal("Could not open '" + path + "': " + std::strerror(errno));
-    return uint64_t{0};
-  }
-  const std::string image_dir = DirectoryOf(request.path).empty() ? "." : DirectoryOf(request.path);
-  if (::realpath(image_dir.c_str(), directory) == nullptr ||
-      std::string(resolved).rfind(std::string(directory) + "/", 0) != 0) {
-    *refusal = ResizeMessage{{"instar does not follow the backing file '" + path +
-                              "': it is outside the image's directory"}, true};
-    return uint64_t{0};
-  }
-  InfoRequest backing;
-  backing.path = resolved;
-  backing.limits = request.limits;
-  if (info.result.flags & abi::kInfoHasBackingFormat) {
-    const std::string format(info.result.backing_format, info.result.backing_format_len);
-    backing.format = format == "raw"     ? abi::ImageFormat::kRaw
-                     : format == "qcow2" ? abi::ImageFormat::kQcow2
-                     : format == "vmdk"  ? abi::ImageFormat::kVmdk
-                                         : abi::ImageFormat::kAuto;
-  }
-  auto sized = RunInfo(sandbox, backing);
-  if (!sized.ok()) {
-    const StatusCode code = sized.status().code();
-    const bool open_error = code == StatusCode::kNotFound ||
-                            code == StatusCode::kPermissionDenied || code == StatusCode::kIoError;
-    *refusal = BackingRefusal(open_error ? "Could not open '" + path + "': " + sized.status().message()
-                                         : sized.status().message());
-    return uint64_t{0};
-  }
-  return sized->result.virtual_size;
+  return (*chain)[1].info.result.virtual_size;
 }
 
 }  // namespace

@@ -24,6 +24,8 @@ struct ResizeRequest {
   uint64_t size = 0;  // absolute, or the delta for kGrowBy / kShrinkBy
   bool allow_shrink = false;
   abi::Preallocation preallocation = abi::Preallocation::kOff;
+  // Where backing files may live (empty: the image's directory).
+  std::vector<std::string> allowed_dirs;
   VmLimits limits;
   // Tests set hooks.fail_writes_after to interrupt the operation after N writes.
   ServerHooks hooks;
