@@ -189,7 +189,10 @@ DescriptorKeys ReadDescriptorKeys(base::ByteView text) {
   const uint32_t limit = text.size() > 0xFFFFFFFFu ? 0xFFFFFFFFu : static_cast<uint32_t>(text.size());
   while (size < limit && text.data()[size] != 0) ++size;
   const uint8_t* t = text.data();
-  k.cids_readable = ReadCid(t, size, "CID", &k.cid) & ReadCid(t, size, "parentCID", &k.parent_cid);
+  // Both are read whatever the first gives (qemu reads both).
+  const bool cid_read = ReadCid(t, size, "CID", &k.cid);
+  const bool parent_read = ReadCid(t, size, "parentCID", &k.parent_cid);
+  k.cids_readable = cid_read && parent_read;
   ReadQuoted(t, size, "parentFileNameHint", &k.parent_file_name_hint, &k.hint_unterminated);
   bool create_unterminated = false;
   ReadQuoted(t, size, "createType", &k.create_type, &create_unterminated);
