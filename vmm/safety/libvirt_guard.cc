@@ -1,5 +1,6 @@
 #include "vmm/safety/libvirt_guard.h"
 
+#include <dlfcn.h>
 #include <libvirt/libvirt.h>
 #include <libvirt/virterror.h>
 #include <sys/stat.h>
@@ -7,6 +8,7 @@
 #include <climits>
 #include <cstdlib>
 #include <memory>
+#include <type_traits>
 
 namespace instar::vmm {
 namespace {
@@ -41,12 +43,41 @@ std::string Attribute(const std::string& tag, const std::string& name) {
   return {};
 }
 
-struct ConnectionCloser {
-  void operator()(virConnectPtr c) const { virConnectClose(c); }
+// libvirt's client library, loaded on first use: most commands never need it, and loading it
+// (with its dozens of dependencies) costs more than a whole info run.
+struct LibvirtApi {
+  decltype(&virConnectOpenReadOnly) connect_open_read_only;
+  decltype(&virConnectClose) connect_close;
+  decltype(&virConnectListAllDomains) list_all_domains;
+  decltype(&virDomainGetXMLDesc) domain_xml;
+  decltype(&virDomainGetName) domain_name;
+  decltype(&virDomainFree) domain_free;
+  decltype(&virGetLastError) last_error;
+  decltype(&virSetErrorFunc) set_error_func;
 };
-struct DomainFreer {
-  void operator()(virDomainPtr d) const { virDomainFree(d); }
-};
+
+const LibvirtApi* LoadLibvirt() {
+  static const LibvirtApi* api = []() -> const LibvirtApi* {
+    void* lib = ::dlopen("libvirt.so.0", RTLD_NOW | RTLD_LOCAL);
+    if (lib == nullptr) return nullptr;
+    static LibvirtApi loaded;
+    bool ok = true;
+    auto load = [&](auto& fn, const char* name) {
+      fn = reinterpret_cast<std::remove_reference_t<decltype(fn)>>(::dlsym(lib, name));
+      ok = ok && fn != nullptr;
+    };
+    load(loaded.connect_open_read_only, "virConnectOpenReadOnly");
+    load(loaded.connect_close, "virConnectClose");
+    load(loaded.list_all_domains, "virConnectListAllDomains");
+    load(loaded.domain_xml, "virDomainGetXMLDesc");
+    load(loaded.domain_name, "virDomainGetName");
+    load(loaded.domain_free, "virDomainFree");
+    load(loaded.last_error, "virGetLastError");
+    load(loaded.set_error_func, "virSetErrorFunc");
+    return ok ? &loaded : nullptr;
+  }();
+  return api;
+}
 
 void IgnoreLibvirtErrors(void*, virErrorPtr) {}
 
@@ -81,30 +112,39 @@ std::vector<std::string> DiskSourcesOf(const std::string& xml) {
 
 Status CheckNotInUseByLibvirt(const std::vector<std::string>& paths, const std::string& uri) {
   if (uri.empty() || paths.empty()) return Status::Ok();
-  virSetErrorFunc(nullptr, IgnoreLibvirtErrors);
-  std::unique_ptr<virConnect, ConnectionCloser> conn(virConnectOpenReadOnly(uri.c_str()));
+  const LibvirtApi* api = LoadLibvirt();
+  if (api == nullptr) {
+    return Status(StatusCode::kUnavailable, "cannot ask libvirt (" + uri +
+                                                ") which images are in use: libvirt.so.0 is not "
+                                                "installed");
+  }
+  api->set_error_func(nullptr, IgnoreLibvirtErrors);
+  auto close = [api](virConnectPtr c) { api->connect_close(c); };
+  std::unique_ptr<virConnect, decltype(close)> conn(api->connect_open_read_only(uri.c_str()),
+                                                    close);
   if (conn == nullptr) {
-    const virErrorPtr e = virGetLastError();
+    const virErrorPtr e = api->last_error();
     return Status(StatusCode::kUnavailable, "cannot ask libvirt (" + uri + ") which images are in use: " +
                                                 (e != nullptr && e->message ? e->message : "unknown error"));
   }
   virDomainPtr* raw = nullptr;
-  const int n = virConnectListAllDomains(conn.get(), &raw, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
+  const int n = api->list_all_domains(conn.get(), &raw, VIR_CONNECT_LIST_DOMAINS_ACTIVE);
   if (n < 0) return Status(StatusCode::kUnavailable, "cannot list libvirt domains on " + uri);
-  std::vector<std::unique_ptr<virDomain, DomainFreer>> domains;
-  for (int i = 0; i < n; ++i) domains.emplace_back(raw[i]);
+  auto free_domain = [api](virDomainPtr d) { api->domain_free(d); };
+  std::vector<std::unique_ptr<virDomain, decltype(free_domain)>> domains;
+  for (int i = 0; i < n; ++i) domains.emplace_back(raw[i], free_domain);
   std::free(raw);
 
   std::vector<std::string> wanted;
   for (const std::string& p : paths) wanted.push_back(Canonical(p));
   for (const auto& domain : domains) {
-    std::unique_ptr<char, decltype(&std::free)> xml(virDomainGetXMLDesc(domain.get(), 0), &std::free);
+    std::unique_ptr<char, decltype(&std::free)> xml(api->domain_xml(domain.get(), 0), &std::free);
     if (xml == nullptr) continue;
     for (const std::string& source : DiskSourcesOf(xml.get())) {
       const std::string canonical = Canonical(source);
       for (size_t i = 0; i < wanted.size(); ++i) {
         if (canonical != wanted[i]) continue;
-        const char* name = virDomainGetName(domain.get());
+        const char* name = api->domain_name(domain.get());
         return Status(StatusCode::kPermissionDenied,
                       "Image '" + paths[i] + "' is in use by running libvirt domain '" +
                           (name != nullptr ? name : "?") + "'");
