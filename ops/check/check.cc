@@ -18,7 +18,7 @@
 #include "crates/check/vmdk_check.h"
 #include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
-#include "ops/common/device_reader.h"
+#include "ops/common/device_io.h"
 
 namespace {
 
@@ -40,7 +40,7 @@ constexpr uint64_t kReadAheadBytes = 1024 * 1024;
 constexpr uint64_t kReadAheadMaxRequest = 16 * 1024;
 
 struct Io {
-  instar::ops::DeviceReader* device;
+  instar::ops::DeviceIo* device;
   uint8_t* window = nullptr;  // kReadAheadBytes
   uint64_t window_offset = 0;
   uint64_t window_bytes = 0;  // 0: empty
@@ -139,7 +139,7 @@ class RecordSink {
 
 CheckStatus Check(const instar::abi::CallTable* table, const instar::abi::CheckConfig& config,
                   RecordSink& records) {
-  instar::ops::DeviceReader device(table, 0);
+  instar::ops::DeviceIo device(table, 0);
   Io io_context{&device};
   instar::check::ImageAccess io;
   io.context = &io_context;

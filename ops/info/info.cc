@@ -14,7 +14,7 @@
 #include "crates/base/result.h"
 #include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
-#include "ops/common/device_reader.h"
+#include "ops/common/device_io.h"
 #include "ops/info/info_context.h"
 
 namespace {
@@ -69,7 +69,7 @@ extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
   const auto* config = static_cast<const instar::abi::InfoConfig*>(
       table->get_operation_config(nullptr));
   g_result.magic = instar::abi::kInfoResultMagic;
-  instar::ops::DeviceReader image(table, 0);
+  instar::ops::DeviceIo image(table, 0);
   instar::base::Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
                             instar::abi::kScratchMemSize);
   instar::ops::info::RecordWriter records(table, arena);

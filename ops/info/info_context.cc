@@ -49,7 +49,7 @@ InfoStatus RecordWriter::AppendErrorValue(uint64_t value) {
   return Append(abi::InfoRecordType::kErrorValue, &r, sizeof r);
 }
 
-InfoStatus InfoContext::ReadPaddedInto(DeviceReader& reader, uint64_t offset, uint64_t length,
+InfoStatus InfoContext::ReadPaddedInto(DeviceIo& reader, uint64_t offset, uint64_t length,
                                        uint8_t* out) {
   __builtin_memset(out, 0, length);
   if (offset < reader.size()) {
@@ -60,7 +60,7 @@ InfoStatus InfoContext::ReadPaddedInto(DeviceReader& reader, uint64_t offset, ui
   return {};
 }
 
-base::Result<base::ByteView, abi::InfoError> InfoContext::ReadPadded(DeviceReader& reader,
+base::Result<base::ByteView, abi::InfoError> InfoContext::ReadPadded(DeviceIo& reader,
                                                                      uint64_t offset,
                                                                      uint64_t length) {
   uint8_t* buffer = arena.Allocate(length, 512);

@@ -10,7 +10,7 @@
 #include "crates/base/arena.h"
 #include "crates/base/bytes.h"
 #include "crates/base/result.h"
-#include "ops/common/device_reader.h"
+#include "ops/common/device_io.h"
 
 namespace instar::ops::info {
 
@@ -41,17 +41,17 @@ class RecordWriter {
 struct InfoContext {
   const abi::CallTable* table;
   const abi::InfoConfig& config;
-  DeviceReader& image;
+  DeviceIo& image;
   base::Arena& arena;
   abi::InfoResult& result;
   RecordWriter& records;
 
   // Reads [offset, offset+length) of device `reader` into `out`; what lies past the end of
   // the file reads as zeros, as qemu's block layer returns it.
-  InfoStatus ReadPaddedInto(DeviceReader& reader, uint64_t offset, uint64_t length,
+  InfoStatus ReadPaddedInto(DeviceIo& reader, uint64_t offset, uint64_t length,
                             uint8_t* out);
   // The same into a new arena allocation.
-  base::Result<base::ByteView, abi::InfoError> ReadPadded(DeviceReader& reader, uint64_t offset,
+  base::Result<base::ByteView, abi::InfoError> ReadPadded(DeviceIo& reader, uint64_t offset,
                                                           uint64_t length);
   base::Result<base::ByteView, abi::InfoError> ReadPadded(uint64_t offset, uint64_t length) {
     return ReadPadded(image, offset, length);

@@ -56,7 +56,7 @@ uint32_t ExtentFlags(const vmdk::SparseHeader& h) {
 // The sparse header of attached extent device `device`, for extent `index`.
 base::Result<vmdk::SparseHeader, InfoError> ExtentHeader(InfoContext& ctx, uint32_t device,
                                                          uint32_t index) {
-  DeviceReader reader(ctx.table, device);
+  DeviceIo reader(ctx.table, device);
   ByteView bytes;
   TRY(bytes, ctx.ReadPadded(reader, 0, vmdk::kSparseHeaderSize));
   auto parsed = vmdk::ParseSparseHeader(bytes, reader.size());

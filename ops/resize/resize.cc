@@ -27,7 +27,7 @@
 #include "crates/resize/vmdk_grow.h"
 #include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
-#include "ops/common/device_reader.h"
+#include "ops/common/device_io.h"
 #include "ops/resize/step_executor.h"
 
 namespace {
@@ -93,11 +93,11 @@ ResizeError FromHeader(instar::qcow2::HeaderError e) {
 }
 
 bool ReadDevice(void* context, uint64_t offset, uint64_t length, uint8_t* out) {
-  return static_cast<instar::ops::DeviceReader*>(context)->Read(offset, length, out).ok();
+  return static_cast<instar::ops::DeviceIo*>(context)->Read(offset, length, out).ok();
 }
 
 // Reads [0, length) clipped to the file into the arena.
-instar::base::Result<ByteView, ResizeError> ReadHead(instar::ops::DeviceReader& image,
+instar::base::Result<ByteView, ResizeError> ReadHead(instar::ops::DeviceIo& image,
                                                      Arena& arena, uint64_t length) {
   if (length > image.size()) length = image.size();
   uint8_t* buffer = arena.Allocate(length + 1, kSector);
@@ -129,7 +129,7 @@ ResizeStatus ResolveSize(const ResizeConfig& config, uint64_t current) {
   return {};
 }
 
-ResizeStatus ResizeRaw(const instar::abi::CallTable* table, instar::ops::DeviceReader& image,
+ResizeStatus ResizeRaw(const instar::abi::CallTable* table, instar::ops::DeviceIo& image,
                        instar::ops::StepExecutor& executor, const ResizeConfig& config) {
   // The block layer sees whole sectors: a raw image's length rounds up to one.
   const uint64_t current = instar::base::DivRoundUp(image.size(), kSector) * kSector;
@@ -188,7 +188,7 @@ ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Region memory,
   return {};
 }
 
-instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceReader& image,
+instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceIo& image,
                                                       Arena& arena, uint64_t offset,
                                                       uint64_t length) {
   uint64_t end = 0;
@@ -205,7 +205,7 @@ instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceReader&
 // practice (the whole first cluster is read only when they do not), which keeps the arena for
 // the planners when clusters are large.
 instar::base::Result<instar::resize::Qcow2Image, ResizeError> OpenQcow2Image(
-    instar::ops::DeviceReader& image, Arena& arena, const instar::resize::ImageReader& reader) {
+    instar::ops::DeviceIo& image, Arena& arena, const instar::resize::ImageReader& reader) {
   constexpr uint64_t kFirstTry = 64u << 10;
   ByteView head;
   TRY(head, ReadHead(image, arena, kFirstTry));
@@ -225,7 +225,7 @@ instar::base::Result<instar::resize::Qcow2Image, ResizeError> OpenQcow2Image(
 
 // The grown image, opened again (the header, L1 and refcount tables may have moved), gets
 // the entries of its new range filled (preallocated, or zero).
-ResizeStatus FillQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+ResizeStatus FillQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor& executor,
                        Region memory, uint64_t old_size, uint64_t new_size,
                        instar::resize::FillMode mode) {
   Arena arena(memory.base, memory.size);
@@ -246,7 +246,7 @@ ResizeStatus FillQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecut
                          });
 }
 
-ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+ResizeStatus ResizeQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor& executor,
                          Arena& arena, const ResizeConfig& config) {
   g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
   const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
@@ -321,7 +321,7 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceReader& image, instar::ops::StepExec
 
 // qemu-img resizes no VMDK ("Image format driver does not support resize", after its generic
 // checks); instar grows monolithicSparse and refuses the rest with qemu-img's message.
-ResizeStatus ResizeVmdk(instar::ops::DeviceReader& image, instar::ops::StepExecutor& executor,
+ResizeStatus ResizeVmdk(instar::ops::DeviceIo& image, instar::ops::StepExecutor& executor,
                         Arena& arena, ByteView head, const ResizeConfig& config) {
   auto* descriptor = arena.New<instar::vmdk::Descriptor>();
   if (descriptor == nullptr) return Fail(ResizeError::kScratchTooSmall);
@@ -387,7 +387,7 @@ ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& con
       config.size_mode > static_cast<uint32_t>(instar::abi::ResizeSizeMode::kShrinkBy)) {
     return Fail(ResizeError::kBadConfig);
   }
-  instar::ops::DeviceReader image(table, instar::abi::kOutputDevice);
+  instar::ops::DeviceIo image(table, instar::abi::kOutputDevice);
   Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
               instar::abi::kScratchMemSize);
   instar::ops::StepExecutor executor(table, image, arena);

@@ -2,7 +2,7 @@
 
 namespace instar::ops {
 
-StepExecutor::StepExecutor(const abi::CallTable* table, DeviceReader& device,
+StepExecutor::StepExecutor(const abi::CallTable* table, DeviceIo& device,
                            base::Arena& arena)
     : table_(table), device_(device) {
   buffer_ = arena.Allocate(kExecutorChunk, 4096);

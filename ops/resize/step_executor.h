@@ -8,13 +8,13 @@
 #include "abi/call_table.h"
 #include "crates/base/arena.h"
 #include "crates/resize/step.h"
-#include "ops/common/device_reader.h"
+#include "ops/common/device_io.h"
 
 namespace instar::ops {
 
 class StepExecutor {
  public:
-  StepExecutor(const abi::CallTable* table, DeviceReader& device, base::Arena& arena);
+  StepExecutor(const abi::CallTable* table, DeviceIo& device, base::Arena& arena);
 
   bool ready() const { return buffer_ != nullptr && zeros_ != nullptr; }
   resize::StepSink sink() { return resize::StepSink{this, &StepExecutor::Apply}; }
@@ -25,7 +25,7 @@ class StepExecutor {
   bool Run(const resize::Step& step);
 
   const abi::CallTable* table_;
-  DeviceReader& device_;
+  DeviceIo& device_;
   uint8_t* buffer_ = nullptr;  // copy bounce buffer
   uint8_t* zeros_ = nullptr;
   uint64_t steps_ = 0;

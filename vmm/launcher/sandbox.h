@@ -11,7 +11,7 @@
 
 #include "vmm/base/status.h"
 #include "vmm/images/embedded_image.h"
-#include "vmm/kvm/guest_memory.h"
+#include "vmm/base/guest_ram.h"
 #include "vmm/transport/request_server.h"
 
 namespace instar::vmm {

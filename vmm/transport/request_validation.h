@@ -8,7 +8,7 @@
 
 #include "abi/status.h"
 #include "abi/transport.h"
-#include "vmm/kvm/guest_memory.h"
+#include "vmm/base/guest_ram.h"
 #include "vmm/transport/device.h"
 
 namespace instar::vmm {

@@ -1,4 +1,4 @@
-#include "ops/common/device_reader.h"
+#include "ops/common/device_io.h"
 
 #include "abi/transport.h"
 #include "crates/base/checked.h"
@@ -10,24 +10,24 @@ constexpr uint64_t kSector = 512;
 constexpr uint64_t kMaxSectorsPerCall = abi::kMaxTransferBytes / kSector;
 }  // namespace
 
-DeviceReader::DeviceReader(const abi::CallTable* table, uint32_t device)
+DeviceIo::DeviceIo(const abi::CallTable* table, uint32_t device)
     : table_(table), device_(device) {
   size_ = device == abi::kOutputDevice ? table->get_output_capacity()
                                         : table->get_input_capacity(device);
 }
 
-int32_t DeviceReader::ReadSectors(uint64_t sector, uint32_t count, void* buffer) {
+int32_t DeviceIo::ReadSectors(uint64_t sector, uint32_t count, void* buffer) {
   return device_ == abi::kOutputDevice ? table_->read_output_sector(sector, count, buffer)
                                        : table_->read_input_sector(device_, sector, count, buffer);
 }
 
-int32_t DeviceReader::WriteSectors(uint64_t sector, uint32_t count, const void* buffer) {
+int32_t DeviceIo::WriteSectors(uint64_t sector, uint32_t count, const void* buffer) {
   return device_ == abi::kOutputDevice
              ? table_->write_output_sector(sector, count, buffer)
              : table_->write_input_sector(device_, sector, count, buffer);
 }
 
-base::Status<IoError> DeviceReader::Write(uint64_t offset, uint64_t length, const uint8_t* in) {
+base::Status<IoError> DeviceIo::Write(uint64_t offset, uint64_t length, const uint8_t* in) {
   uint64_t end = 0;
   if (!base::CheckedAdd(offset, length, &end)) return base::Fail(IoError::kPastEnd);
   while (length > 0) {
@@ -60,7 +60,7 @@ base::Status<IoError> DeviceReader::Write(uint64_t offset, uint64_t length, cons
   return {};
 }
 
-base::Status<IoError> DeviceReader::Read(uint64_t offset, uint64_t length, uint8_t* out) {
+base::Status<IoError> DeviceIo::Read(uint64_t offset, uint64_t length, uint8_t* out) {
   uint64_t end = 0;
   const uint64_t readable = base::DivRoundUp(size_, kSector) * kSector;
   if (!base::CheckedAdd(offset, length, &end) || end > readable) {

@@ -1,4 +1,4 @@
-// DeviceReader: byte-granular reads and writes on an attached device through the call table's
+// DeviceIo: byte-granular reads and writes on an attached device through the call table's
 // sector calls, batching up to one transfer cap per exit. A partial-sector write is a
 // read-modify-write of that sector. Guest-only; no allocation (the bounce sector lives in the
 // reader).
@@ -13,10 +13,10 @@ namespace instar::ops {
 
 enum class IoError { kReadFailed, kWriteFailed, kPastEnd };
 
-class DeviceReader {
+class DeviceIo {
  public:
   // `device` is an input index or abi::kOutputDevice.
-  DeviceReader(const abi::CallTable* table, uint32_t device);
+  DeviceIo(const abi::CallTable* table, uint32_t device);
 
   uint64_t size() const { return size_; }
   // Reads [offset, offset+length) into `out`; bytes past the end of the device read as zeros
