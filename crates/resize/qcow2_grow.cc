@@ -10,18 +10,6 @@ namespace {
 
 using base::Fail;
 
-bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uint64_t length,
-          const uint8_t* bytes = nullptr, uint64_t source = 0) {
-  Step step;
-  step.kind = kind;
-  step.phase = phase;
-  step.offset = offset;
-  step.length = length;
-  step.bytes = bytes;
-  step.source = source;
-  return sink.Emit(step);
-}
-
 }  // namespace
 
 base::Result<GrowSummary, PlanError> PlanQcow2Grow(const Qcow2Image& image, uint64_t new_size,

@@ -16,17 +16,6 @@ using base::Fail;
 constexpr uint64_t kAllSubclustersAllocated = 0xFFFFFFFFull;
 constexpr uint64_t kAllSubclustersZero = 0xFFFFFFFFull << 32;
 
-bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uint64_t length,
-          const uint8_t* bytes = nullptr) {
-  Step step;
-  step.kind = kind;
-  step.phase = phase;
-  step.offset = offset;
-  step.length = length;
-  step.bytes = bytes;
-  return sink.Emit(step);
-}
-
 class Preallocator {
  public:
   Preallocator(const Qcow2Image& image, const ImageReader& reader, base::Arena& arena,

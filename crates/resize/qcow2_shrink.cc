@@ -14,17 +14,6 @@ using base::Fail;
 // L1 entries read per batch of whole tables to drop.
 constexpr uint64_t kL1Batch = 4096;
 
-bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uint64_t length,
-          const uint8_t* bytes = nullptr) {
-  Step step;
-  step.kind = kind;
-  step.phase = phase;
-  step.offset = offset;
-  step.length = length;
-  step.bytes = bytes;
-  return sink.Emit(step);
-}
-
 class Shrinker {
  public:
   Shrinker(const Qcow2Image& image, const ImageReader& reader, base::Arena& arena,

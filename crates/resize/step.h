@@ -47,6 +47,19 @@ struct StepSink {
   bool Emit(const Step& step) const { return emit == nullptr || emit(context, step); }
 };
 
+// Builds a step from its fields and emits it.
+inline bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset,
+                 uint64_t length, const uint8_t* bytes = nullptr, uint64_t source = 0) {
+  Step step;
+  step.kind = kind;
+  step.phase = phase;
+  step.offset = offset;
+  step.length = length;
+  step.bytes = bytes;
+  step.source = source;
+  return sink.Emit(step);
+}
+
 // Reads image bytes; false on an I/O error or a range past the end of the file.
 struct ImageReader {
   void* context = nullptr;

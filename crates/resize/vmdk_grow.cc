@@ -22,17 +22,6 @@ void StoreLe64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
-bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offset, uint64_t length,
-          const uint8_t* bytes = nullptr) {
-  Step step;
-  step.kind = kind;
-  step.phase = phase;
-  step.offset = offset;
-  step.length = length;
-  step.bytes = bytes;
-  return sink.Emit(step);
-}
-
 bool IsMonolithicSparse(const VmdkImage& image) {
   const vmdk::Descriptor& d = *image.descriptor;
   if (d.extent_count != 1 || d.extents[0].type != vmdk::ExtentType::kSparse) return false;
