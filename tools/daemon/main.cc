@@ -22,6 +22,20 @@ void Usage() {
                "[--sandbox kvm|process|auto] [--config FILE]\n");
 }
 
+// How the daemon hands --allow to its workers (newline-separated directories).
+constexpr const char* kAllowEnv = "INSTARD_ALLOW_DIRS";
+
+std::vector<std::string> SplitLines(const std::string& text) {
+  std::vector<std::string> lines;
+  size_t start = 0;
+  for (size_t nl = text.find('\n'); nl != std::string::npos; nl = text.find('\n', start)) {
+    if (nl > start) lines.push_back(text.substr(start, nl - start));
+    start = nl + 1;
+  }
+  if (start < text.size()) lines.push_back(text.substr(start));
+  return lines;
+}
+
 bool ParsePositive(const char* text, uint64_t* out) {
   char* end = nullptr;
   const unsigned long long v = std::strtoull(text, &end, 10);
@@ -34,6 +48,19 @@ bool ParsePositive(const char* text, uint64_t* out) {
 
 int main(int argc, char** argv) {
   using instar::vmm::daemon::ServerConfig;
+  // A worker for one request (vmm/daemon/worker.h): open the sandbox the daemon was told to
+  // use (INSTAR_SANDBOX, set below and inherited), then run the command as the client.
+  if (argc == 3 && std::string(argv[1]) == "--worker") {
+    if (const char* allowed = std::getenv(kAllowEnv); allowed != nullptr) {
+      instar::vmm::SetOperatorAllowDirs(SplitLines(allowed));
+    }
+    return instar::vmm::daemon::WorkerMain(
+        argv[2],
+        [] { instar::cli::SetPreopenedSandbox(instar::cli::OpenSandboxOrReport()); },
+        [](int child_argc, char** child_argv) {
+          return instar::cli::RunCommand(child_argc, child_argv);
+        });
+  }
   ServerConfig config;
   std::string sandbox = "auto";
   std::vector<std::string> allow;
@@ -80,15 +107,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   // Backing and extent files may also live here, for every request (workers inherit it).
-  instar::vmm::SetOperatorAllowDirs(std::move(allow));
-  const instar::Status status = instar::vmm::daemon::RunServer(
-      config,
-      [sandbox] {
-        instar::cli::SetPreopenedSandbox(instar::cli::OpenSandboxOrReport(sandbox));
-      },
-      [](int child_argc, char** child_argv) {
-        return instar::cli::RunCommand(child_argc, child_argv);
-      });
+  std::string joined;
+  for (const std::string& dir : allow) joined += dir + "\n";
+  ::setenv(kAllowEnv, joined.c_str(), 1);
+  ::setenv("INSTAR_SANDBOX", sandbox.c_str(), 1);  // workers inherit the choice
+  const instar::Status status = instar::vmm::daemon::RunServer(config);
   if (!status.ok()) {
     std::fprintf(stderr, "instard: %s\n", status.message().c_str());
     return 1;

@@ -40,9 +40,7 @@ std::string Dump(const Json& j) { return j.dump(-1, ' ', false, Json::error_hand
 
 class Server {
  public:
-  Server(ServerConfig config, ChildSetup setup, CommandRunner runner)
-      : config_(std::move(config)), setup_(std::move(setup)), runner_(std::move(runner)),
-        started_(Clock::now()) {}
+  explicit Server(ServerConfig config) : config_(std::move(config)), started_(Clock::now()) {}
 
   Status Run();
 
@@ -60,8 +58,6 @@ class Server {
   std::mutex mu_;
   std::condition_variable cv_;
   ServerConfig config_;
-  const ChildSetup setup_;
-  const CommandRunner runner_;
   const Clock::time_point started_;
   uint32_t in_flight_ = 0, queued_ = 0;
   uint32_t handling_ = 0;  // request lines read and not yet answered
@@ -173,7 +169,7 @@ std::string Server::Handle(const std::string& line, std::vector<UniqueFd>& fds, 
                      : ErrorReply(request.id, kBusy, "too many requests in flight and queued");
   }
   const auto t0 = Clock::now();
-  const WorkOutcome outcome = RunInChild(order, setup_, runner_);
+  const WorkOutcome outcome = RunInChild(order);
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   const bool ok = outcome.exit_code == 0 && !outcome.timed_out && !outcome.cancelled;
   Release(ms, ok);
@@ -364,9 +360,9 @@ Status LoadConfigFile(const std::string& path, ServerConfig* config) {
   return Status::Ok();
 }
 
-Status RunServer(ServerConfig config, ChildSetup setup, CommandRunner runner) {
+Status RunServer(ServerConfig config) {
   if (!config.config_file.empty()) INSTAR_RETURN_IF_ERROR(LoadConfigFile(config.config_file, &config));
-  Server server(std::move(config), std::move(setup), std::move(runner));
+  Server server(std::move(config));
   return server.Run();
 }
 

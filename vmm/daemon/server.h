@@ -32,8 +32,8 @@ struct ServerConfig {
 // Applies "max-concurrent N", "max-queue N", "deadline-ms N" lines from `path` to `config`.
 Status LoadConfigFile(const std::string& path, ServerConfig* config);
 
-// Runs until SIGTERM (or SIGINT) and the drain finish. `setup` runs in each worker child before
-// it takes the client's credentials; `runner` runs the command there.
-Status RunServer(ServerConfig config, ChildSetup setup, CommandRunner runner);
+// Runs until SIGTERM (or SIGINT) and the drain finish. Workers are this executable run with
+// `--worker` (its main must hand that to WorkerMain, vmm/daemon/worker.h).
+Status RunServer(ServerConfig config);
 
 }  // namespace instar::vmm::daemon

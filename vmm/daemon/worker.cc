@@ -11,6 +11,7 @@
 #include <cerrno>
 #include <cstdio>
 
+#include "nlohmann/json.hpp"
 #include "vmm/base/unique_fd.h"
 #include "vmm/transport/open_overrides.h"
 
@@ -19,8 +20,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// Closes every descriptor from 3 up except those in `keep` (the child must not hold other
-// clients' sockets or the listening socket while it runs a command).
+constexpr int kFirstFileFd = 100;  // passed descriptors sit at 100, 101, ... in the worker
+
+// Closes every descriptor from 3 up except those in `keep` (the worker must not hold anything
+// of the daemon's).
 void CloseAllExcept(std::vector<int> keep) {
   std::sort(keep.begin(), keep.end());
   unsigned first = 3;
@@ -32,45 +35,86 @@ void CloseAllExcept(std::vector<int> keep) {
   ::close_range(first, ~0u, 0);
 }
 
-// In the child: never returns.
-[[noreturn]] void ChildMain(const WorkOrder& order, const ChildSetup& setup,
-                            const CommandRunner& runner, int out_fd, int err_fd) {
+// The order as the worker process receives it: one JSON argument (built before fork: the
+// child of a multi-threaded daemon may only make async-signal-safe calls until it execs).
+std::string SerializeOrder(const WorkOrder& order) {
+  nlohmann::json j;
+  j["argv"] = order.argv;
+  j["cwd"] = order.cwd;
+  j["uid"] = order.credentials.uid;
+  j["gid"] = order.credentials.gid;
+  j["groups"] = order.credentials.groups;
+  nlohmann::json files = nlohmann::json::array();
+  for (size_t i = 0; i < order.files.size(); ++i) {
+    files.push_back({order.files[i].first, kFirstFileFd + static_cast<int>(i)});
+  }
+  j["files"] = files;
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+// In the forked child: wire stdio and the passed descriptors, then exec a fresh worker (a new
+// image: no lock another daemon thread held at fork time can be inherited).
+[[noreturn]] void ExecWorker(const WorkOrder& order, char* const* argv, int out_fd, int err_fd) {
   if (::dup2(out_fd, STDOUT_FILENO) < 0 || ::dup2(err_fd, STDERR_FILENO) < 0) ::_exit(125);
   const int null = ::open("/dev/null", O_RDONLY);
   if (null < 0 || ::dup2(null, STDIN_FILENO) < 0) ::_exit(125);
-  std::vector<int> keep;
-  for (const auto& file : order.files) keep.push_back(file.second);
-  CloseAllExcept(std::move(keep));
-  if (setup) setup();
-  // The client's identity, for every path the command opens from here on. Order matters:
-  // groups and gid while still privileged, uid last.
-  const Credentials& c = order.credentials;
-  if (c.uid != 0 || c.gid != 0) {
-    if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setgid(c.gid) != 0 ||
-        ::setuid(c.uid) != 0) {
-      std::fprintf(stderr, "instar: cannot take the client's credentials\n");
-      ::_exit(1);
-    }
+  for (size_t i = 0; i < order.files.size(); ++i) {
+    if (::dup2(order.files[i].second, kFirstFileFd + static_cast<int>(i)) < 0) ::_exit(125);
   }
-  if (!order.cwd.empty() && ::chdir(order.cwd.c_str()) != 0) {
-    std::fprintf(stderr, "instar: cannot change to '%s'\n", order.cwd.c_str());
-    ::_exit(1);
-  }
-  for (const auto& [name, fd] : order.files) SetOpenOverride(name, fd);
-  std::vector<char*> argv;
-  for (const std::string& a : order.argv) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const int code = runner(static_cast<int>(order.argv.size()), argv.data());
-  std::fflush(stdout);
-  std::fflush(stderr);
-  ::_exit(code);
+  ::execv("/proc/self/exe", argv);
+  ::_exit(127);
 }
 
 }  // namespace
 
-WorkOutcome RunInChild(const WorkOrder& order, const ChildSetup& setup,
-                       const CommandRunner& runner) {
+int WorkerMain(const char* serialized_order, const ChildSetup& setup,
+               const CommandRunner& runner) {
+  const auto j = nlohmann::json::parse(serialized_order, nullptr, false);
+  if (!j.is_object()) return 125;
+  std::vector<std::string> args = j.value("argv", std::vector<std::string>{});
+  const std::string cwd = j.value("cwd", "");
+  Credentials c;
+  c.uid = j.value("uid", 0u);
+  c.gid = j.value("gid", 0u);
+  c.groups = j.value("groups", std::vector<gid_t>{});
+  std::vector<std::pair<std::string, int>> files;
+  std::vector<int> keep;
+  for (const auto& f : j.value("files", nlohmann::json::array())) {
+    files.emplace_back(f.at(0).get<std::string>(), f.at(1).get<int>());
+    keep.push_back(files.back().second);
+  }
+  CloseAllExcept(keep);
+  if (args.empty()) return 125;
+  if (setup) setup();
+  // The client's identity, for every path the command opens from here on. Order matters:
+  // groups and gid while still privileged, uid last.
+  if (c.uid != 0 || c.gid != 0) {
+    if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setgid(c.gid) != 0 ||
+        ::setuid(c.uid) != 0) {
+      std::fprintf(stderr, "instar: cannot take the client's credentials\n");
+      return 1;
+    }
+  }
+  if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
+    std::fprintf(stderr, "instar: cannot change to '%s'\n", cwd.c_str());
+    return 1;
+  }
+  for (const auto& [name, fd] : files) SetOpenOverride(name, fd);
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  const int code = runner(static_cast<int>(args.size()), argv.data());
+  std::fflush(stdout);
+  std::fflush(stderr);
+  return code;
+}
+
+WorkOutcome RunInChild(const WorkOrder& order) {
   WorkOutcome outcome;
+  std::string serialized = SerializeOrder(order);
+  char worker_name[] = "instard-worker";
+  char worker_flag[] = "--worker";
+  char* const worker_argv[] = {worker_name, worker_flag, serialized.data(), nullptr};
   int out[2], err[2];
   if (::pipe2(out, O_CLOEXEC) != 0) return {1, "", "instar: pipe failed\n"};
   UniqueFd out_read(out[0]), out_write(out[1]);
@@ -79,7 +123,7 @@ WorkOutcome RunInChild(const WorkOrder& order, const ChildSetup& setup,
 
   const pid_t pid = ::fork();
   if (pid < 0) return {1, "", "instar: fork failed\n"};
-  if (pid == 0) ChildMain(order, setup, runner, out_write.get(), err_write.get());
+  if (pid == 0) ExecWorker(order, worker_argv, out_write.get(), err_write.get());
   out_write.Reset();
   err_write.Reset();
 

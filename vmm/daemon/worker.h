@@ -1,9 +1,11 @@
-// RunInChild: one daemon request in a forked child process. The child prepares as the daemon
-// (e.g. opens /dev/kvm), then takes the client's credentials (groups, gid, uid), changes to
-// the client's directory, maps passed descriptors onto the names the arguments use, runs the
-// command with stdout and stderr captured, and exits with its code. The parent collects the
-// output under a deadline and a size cap, and kills the child if the client hangs up.
-// Host-only.
+// RunInChild: one daemon request in a worker process: the daemon forks and the child at once
+// re-executes the daemon binary as `instard --worker ORDER` (a fresh image: the child of a
+// multi-threaded process must not run ordinary code, ASan's allocator locks included).
+// WorkerMain, in that process, prepares as the daemon (e.g. opens /dev/kvm), takes the
+// client's credentials (groups, gid, uid), changes to the client's directory, maps passed
+// descriptors onto the names the arguments use, and runs the command. The daemon collects
+// stdout and stderr under a deadline and a size cap, and kills the worker if the client hangs
+// up. Host-only.
 #pragma once
 
 #include <chrono>
@@ -40,7 +42,10 @@ using CommandRunner = std::function<int(int argc, char** argv)>;
 
 inline constexpr size_t kMaxCommandOutput = 8u << 20;
 
-WorkOutcome RunInChild(const WorkOrder& order, const ChildSetup& setup,
-                       const CommandRunner& runner);
+WorkOutcome RunInChild(const WorkOrder& order);
+
+// The worker process's main: `serialized_order` is the argument RunInChild passed. Returns the
+// command's exit code.
+int WorkerMain(const char* serialized_order, const ChildSetup& setup, const CommandRunner& runner);
 
 }  // namespace instar::vmm::daemon
