@@ -56,8 +56,7 @@ class HostileGuestTest : public ::testing::TestWithParam<SandboxChoice> {
     config.flags = selector;
     OperationLaunch launch;
     launch.operation = &image;
-    launch.config.resize(sizeof config);
-    std::memcpy(launch.config.data(), &config, sizeof config);
+    launch.SetConfig(config);
     launch.expected_result = {abi::kInfoResultMagic, sizeof(abi::InfoResult)};
     launch.limits = limits;
     return RunOperation(*sandbox_, devices, launch);

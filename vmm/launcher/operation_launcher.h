@@ -20,6 +20,13 @@ struct OperationLaunch {
   ExpectedResult expected_result;
   VmLimits limits;
   ServerHooks hooks;
+
+  // Takes an operation's config struct (abi/<operation>.h) as the bytes to write.
+  template <class Config>
+  void SetConfig(const Config& c) {
+    const auto* bytes = reinterpret_cast<const uint8_t*>(&c);
+    config.assign(bytes, bytes + sizeof c);
+  }
 };
 
 struct OperationOutcome {

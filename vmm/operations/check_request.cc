@@ -84,8 +84,7 @@ StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& requ
   config.max_clusters_per_pass = request.max_clusters_per_pass;
   OperationLaunch launch;
   launch.operation = &images::check;
-  launch.config.resize(sizeof config);
-  std::memcpy(launch.config.data(), &config, sizeof config);
+  launch.SetConfig(config);
   launch.expected_result = {abi::kCheckResultMagic, sizeof(abi::CheckResult),
                             {{abi::kCheckFindingBatchMagic, sizeof(abi::CheckFindingBatch),
                               abi::kMaxFindingBatches},

@@ -74,8 +74,7 @@ StatusOr<GuestRun> RunGuest(const Sandbox& sandbox, const InfoRequest& request, 
   config.flags = flags;
   OperationLaunch launch;
   launch.operation = &images::info;
-  launch.config.resize(sizeof config);
-  std::memcpy(launch.config.data(), &config, sizeof config);
+  launch.SetConfig(config);
   launch.expected_result = {abi::kInfoResultMagic, sizeof(abi::InfoResult)};
   launch.limits = request.limits;
   launch.hooks = request.hooks;

@@ -198,8 +198,7 @@ StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeReques
   }
   OperationLaunch launch;
   launch.operation = &images::resize;
-  launch.config.resize(sizeof config);
-  std::memcpy(launch.config.data(), &config, sizeof config);
+  launch.SetConfig(config);
   launch.expected_result = {abi::kResizeResultMagic, sizeof(abi::ResizeResult)};
   launch.limits = request.limits;
   launch.hooks = request.hooks;
