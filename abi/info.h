@@ -111,8 +111,9 @@ enum class InfoError : uint32_t {
   kVmdkL1Unreadable = 74,          // the grain directory lies beyond the largest readable offset
   kVmdkL1BackupUnreadable = 75,    // so does the redundant grain directory
   kVmdkFileTooSmall = 76,          // an empty file opened as vmdk
+  kCryptoExtensionUnexpected = 77, // an encryption header extension without LUKS encryption
 };
-inline constexpr uint32_t kInfoErrorCount = 77;
+inline constexpr uint32_t kInfoErrorCount = 78;
 
 // InfoResult::flags bits.
 inline constexpr uint32_t kInfoDirty = 1u << 0;
