@@ -112,8 +112,10 @@ enum class InfoError : uint32_t {
   kVmdkL1BackupUnreadable = 75,    // so does the redundant grain directory
   kVmdkFileTooSmall = 76,          // an empty file opened as vmdk
   kCryptoExtensionUnexpected = 77, // an encryption header extension without LUKS encryption
+  kVmdkFooterUnreadable = 78,      // the header defers to a footer the file cannot hold
+  kVmdkInvalidFooter = 79,         // the footer's markers or magic are wrong
 };
-inline constexpr uint32_t kInfoErrorCount = 78;
+inline constexpr uint32_t kInfoErrorCount = 80;
 
 // InfoResult::flags bits.
 inline constexpr uint32_t kInfoDirty = 1u << 0;

@@ -340,7 +340,9 @@ ResizeStatus ResizeVmdk(instar::ops::DeviceIo& image, instar::ops::StepExecutor&
     TRY_STATUS(ResolveSize(config, g_result.old_size));
     return Fail(ResizeError::kFormatCannotResize);
   }
-  auto sparse = instar::vmdk::ParseSparseHeader(head, image.size());
+  auto sparse = instar::vmdk::ReadSparseHeader(
+      head, image.size(),
+      [&](uint64_t offset, uint64_t length, uint8_t* out) { return image.Read(offset, length, out).ok(); });
   if (!sparse.ok()) {
     return Fail(ResizeError::kVmdkBadHeader, static_cast<uint64_t>(sparse.error().code));
   }
