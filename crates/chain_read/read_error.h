@@ -15,18 +15,21 @@ enum class ReadError {
   kQcow2HeaderInvalid,    // qcow2::ParseHeader refused it; detail: the qcow2::HeaderError value
   kQcow2Encrypted,        // crypt_method != 0; detail: the method
   kQcow2ExternalDataFile, // the external-data-file feature bit is set
-  kQcow2ZstdCompression,  // compression_type is zstd (not supported by this reader)
-  kVmdkHeaderInvalid,     // vmdk::ParseSparseHeader refused it (or the stream footer is
-                          // invalid); detail: the vmdk::SparseHeaderError value, or ~0 for a
-                          // bad footer
+  kQcow2ZstdCompression,  // a compressed cluster of a zstd image was met (zstd is not
+                          // decoded; zstd images without compressed clusters read fine);
+                          // detail: the file offset of its L2 entry
+  kVmdkHeaderInvalid,     // vmdk::ParseSparseHeader refused the header (or the footer's
+                          // copy); detail: the vmdk::SparseHeaderError value
   kVmdkMultiFile,         // a text descriptor (flat, split or any multi-file vmdk): only
                           // single-file hosted sparse extents are read
-  kVmdkUnsupported,       // a sparse extent qemu reads but this reader does not (a compression
-                          // algorithm other than deflate); detail: the algorithm
   kArenaTooSmall,         // the budget or arena cannot hold the minimum; detail: bytes needed
   kOutOfRange,            // a request past the layer's virtual size (a caller bug); detail:
                           // the guest offset
-  kTooManyLayers,         // a chain of more than kMaxLayers layers; detail: the count
+  kTooManyLayers,         // a chain of more than kMaxLayers layers (or none); detail: the
+                          // count
+  kVmdkBadFooter,         // streamOptimized with the grain directory at the end, and the
+                          // footer or end-of-stream marker is not where qemu looks; detail:
+                          // the footer's file offset
 };
 
 }  // namespace instar::chain_read
