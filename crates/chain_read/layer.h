@@ -3,18 +3,23 @@
 // I/O) and maps guest offsets to what this file alone says about them. A Chain (chain.h)
 // stacks layers into what qemu reads from the top of a backing chain.
 //
-// Memory: Open takes exactly `budget` bytes from the arena, once, plus the Layer object
-// itself (~300 bytes); nothing else is ever allocated. Inside the budget a cache of
-// fixed-size blocks holds the parts of the L1/L2 tables (qcow2) or grain directory and grain
-// tables (vmdk) read so far, read on demand and evicted least-recently-used, so an image of
-// any size works in a small budget. The first compressed cluster or grain permanently takes
-// decompression buffers from the top of that cache: 2 x cluster_size + 512 bytes (qcow2) or
-// 3 x grain size (vmdk streamOptimized), rounded up to whole cache blocks, and at least one
-// cache block must remain (else kArenaTooSmall with the bytes needed as detail).
-// Minimum budgets: raw 0; qcow2 2 blocks (block = min(cluster_size, 32 KiB)), plus the
-// decompression buffers if the image has compressed clusters; vmdk 2 blocks (block = one
-// grain table, 2 KiB for qemu's images) plus decompression buffers for streamOptimized.
-// kDefaultLayerBudget suits every qemu default (64 KiB clusters, compressed or not).
+// Memory: Open takes the Layer object and its format state (~400 bytes) and then exactly
+// `budget` bytes from the arena (raw: nothing more; it needs no cache), and never allocates
+// again. Opening a qcow2 image also needs 4 KiB plus one cluster of arena space for the
+// duration of the call (the header's first cluster), released before Open returns. Inside
+// the budget a cache of fixed-size blocks holds the parts of the L1/L2 tables (qcow2) or
+// grain directory and grain tables (vmdk) read so far, read on demand and evicted
+// least-recently-used, so an image of any size works in a small budget. The first
+// compressed cluster or grain permanently takes its decompression buffers from the top of
+// that cache: 2 x cluster_size + 512 bytes (qcow2) or 3 x grain size (vmdk
+// streamOptimized), rounded up to whole cache blocks, and at least one cache block must
+// remain (else that read fails with kArenaTooSmall, detail: a budget that suffices).
+// Minimum budgets (each block also costs 16 bytes of bookkeeping):
+//   qcow2: 2 blocks of min(cluster_size, 32 KiB); with compressed clusters, add the above
+//          (64 KiB clusters: ~193 KiB; 2 MiB clusters: ~4.1 MiB).
+//   vmdk:  2 blocks of 4 KiB; streamOptimized with 64 KiB grains: ~201 KiB.
+// kDefaultLayerBudget covers every qemu default (64 KiB clusters or grains, compressed or
+// not) with a few table blocks to spare.
 //
 // Faithfulness to qemu 7.2: virtual_size() is what qemu reports; data clusters are read where
 // the tables say, and the part of a data run past the end of the file reads as zeros (qemu's
