@@ -8,6 +8,7 @@
 # reports.
 source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/lib/testlib.sh"
 TOOL="${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/chain_read/chain_to_raw"
+FOOTER="${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/chain_read/vmdk_stream_footer.py"
 cd "$WORK" || exit 1
 
 # fmt FILE: the format qemu-img detects.
@@ -142,6 +143,9 @@ for sub in monolithicSparse streamOptimized; do
   qemu-img convert -O vmdk -o subformat=$sub -f raw src.raw "$sub.vmdk"
   compare_view "$sub.vmdk"
 done
+# The grain directory found through a stream footer (qemu-img does not write one).
+python3 "$FOOTER" streamOptimized.vmdk footer.vmdk
+compare_view footer.vmdk
 qemu-img create -q -f vmdk -o zeroed_grain=on zg.vmdk 16M
 writes zg.vmdk
 compare_view zg.vmdk
