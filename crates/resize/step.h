@@ -1,11 +1,13 @@
 // The vocabulary shared by the resize planners and the operation that applies their output:
 // an ordered stream of Steps (byte writes, zero fills, in-file copies, a file-size change),
-// each labelled with the crash-safety phase it belongs to, and the two callbacks through which
-// a planner reads the image and hands its steps on. Plain function pointers (no virtual
-// calls: freestanding code has no C++ runtime). Header-only, freestanding; no allocation.
+// each labelled with the crash-safety phase it belongs to, and the sink a planner hands its
+// steps to. Planners read the image through base::ImageReader (re-exported here). Plain
+// function pointers (no virtual calls: freestanding code has no C++ runtime). Header-only, freestanding; no allocation.
 #pragma once
 
 #include <stdint.h>
+
+#include "crates/base/image_reader.h"
 
 namespace instar::resize {
 
@@ -60,15 +62,7 @@ inline bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offs
   return sink.Emit(step);
 }
 
-// Reads image bytes; false on an I/O error or a range past the end of the file.
-struct ImageReader {
-  void* context = nullptr;
-  bool (*read)(void* context, uint64_t offset, uint64_t length, uint8_t* out) = nullptr;
-  uint64_t size = 0;  // file size in bytes
-
-  bool Read(uint64_t offset, uint64_t length, uint8_t* out) const {
-    return read(context, offset, length, out);
-  }
-};
+// The planners' reader (shared with crates/chain_read).
+using ImageReader = base::ImageReader;
 
 }  // namespace instar::resize
