@@ -4,6 +4,11 @@
 #include "crates/resize/vmdk_text.h"
 
 namespace instar::resize {
+
+using image_write::Emit;
+using image_write::Phase;
+using image_write::StepKind;
+
 namespace {
 
 using base::Fail;

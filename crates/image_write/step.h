@@ -1,4 +1,5 @@
-// The vocabulary shared by the resize planners and the operation that applies their output:
+// The vocabulary shared by the image planners and writers (resize, image_write) and the
+// operations that apply their output:
 // an ordered stream of Steps (byte writes, zero fills, in-file copies, a file-size change),
 // each labelled with the crash-safety phase it belongs to, and the two callbacks through which
 // a planner reads the image and hands its steps on. Plain function pointers (no virtual
@@ -7,10 +8,11 @@
 
 #include <stdint.h>
 
-namespace instar::resize {
+namespace instar::image_write {
 
 // Where a step sits in the write ordering of architecture section 5.
 enum class Phase : uint8_t {
+  kData,               // guest data: clusters nothing points to yet, or in-place overwrites
   kNewMetadata,        // clusters nothing points to yet (new L1, refcount table, L2 copies)
   kRefcountIncrement,  // refcount blocks gaining references for clusters not yet pointed to
   kPointer,            // a table entry gains a pointer (refcount table entries, L1 entries)
@@ -71,4 +73,4 @@ struct ImageReader {
   }
 };
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

@@ -1,9 +1,9 @@
-#include "crates/resize/refcount_editor.h"
+#include "crates/image_write/refcount_editor.h"
 
 #include "crates/base/checked.h"
 #include "crates/qcow2/entries.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 
 using base::Fail;
 
@@ -150,4 +150,4 @@ base::Status<PlanError> RefcountEditor::Flush(const StepSink& sink, Phase phase)
   return {};
 }
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

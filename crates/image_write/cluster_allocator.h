@@ -8,11 +8,11 @@
 
 #include "crates/base/arena.h"
 #include "crates/base/result.h"
-#include "crates/resize/plan_error.h"
-#include "crates/resize/qcow2_image.h"
-#include "crates/resize/refcount_editor.h"
+#include "crates/image_write/plan_error.h"
+#include "crates/image_write/qcow2_image.h"
+#include "crates/image_write/refcount_editor.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 
 struct Allocation {
   uint64_t first_cluster = 0;    // the clusters the caller asked for: [first, first + count)
@@ -53,4 +53,4 @@ base::Status<PlanError> EmitAllocation(const Qcow2Image& image, const Allocation
 base::Status<PlanError> CheckOldTableCounted(const Qcow2Image& image, RefcountEditor& editor);
 base::Status<PlanError> FreeOldTable(const Qcow2Image& image, RefcountEditor& editor);
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

@@ -1,10 +1,10 @@
-#include "crates/resize/cluster_allocator.h"
+#include "crates/image_write/cluster_allocator.h"
 
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
 #include "crates/qcow2/geometry.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 namespace {
 
 // How many times a candidate start may be moved past clusters a hostile image claims are in
@@ -216,4 +216,4 @@ base::Result<Allocation, PlanError> AllocateClusters(const Qcow2Image& image, ui
   return a;
 }
 
-}  // namespace instar::resize
+}  // namespace instar::image_write
