@@ -43,9 +43,12 @@
 
 #include "crates/base/arena.h"
 #include "crates/base/result.h"
+#include "crates/qcow2/entries.h"
 #include "crates/image_write/cluster_mapping.h"
 #include "crates/image_write/qcow2_image.h"
+#include "crates/image_write/refcount_editor.h"
 #include "crates/image_write/step.h"
+#include "crates/image_write/table_cache.h"
 #include "crates/image_write/write_error.h"
 
 namespace instar::image_write {
@@ -123,13 +126,62 @@ class Qcow2Writer {
   base::Status<WriteError> Flush();
 
  private:
-  Qcow2Writer() = default;
   // Private state may change; callers use only the public interface above.
+  struct FreeRun {
+    uint64_t cluster = 0;
+    uint64_t count = 0;
+  };
+  // Data to be written, grown while the next piece continues it in the file and in memory.
+  struct PendingData {
+    uint64_t host_offset = 0;
+    uint64_t length = 0;
+    const uint8_t* bytes = nullptr;  // null: zeros
+  };
+  enum class Fill { kData, kZeros };
+
+  Qcow2Writer() = default;
+  base::Status<WriteError> Load();
+  base::Status<WriteError> Latch(base::Status<WriteError> status);
+  base::Status<WriteError> CheckRange(uint64_t first, uint64_t count) const;
+  base::Result<uint64_t, WriteError> L2OffsetAt(uint64_t l1_index);
+  void SetL1(uint64_t l1_index, uint64_t l2_offset);
+  base::Result<TableSlot*, WriteError> TakeSlot(uint64_t l1_index);
+  base::Result<TableSlot*, WriteError> LoadL2(uint64_t l1_index, uint64_t l2_offset);
+  base::Result<TableSlot*, WriteError> WritableL2(uint64_t l1_index);
+  base::Result<qcow2::L2Entry, WriteError> EntryAt(const TableSlot& slot, uint64_t index) const;
+  bool IsFixedMetadata(uint64_t cluster) const;
+  base::Result<uint64_t, WriteError> RefcountOf(uint64_t cluster);
+  base::Result<bool, WriteError> OverwritableInPlace(const qcow2::L2Entry& entry);
+  base::Result<uint64_t, WriteError> AllocateRun(uint64_t count);
+  base::Status<WriteError> FreeAllocation(const qcow2::L2Entry& entry);
+  base::Status<WriteError> AddFree(uint64_t cluster, uint64_t count);
+  base::Status<WriteError> QueueData(uint64_t host_offset, uint64_t length, const uint8_t* bytes);
+  base::Status<WriteError> EmitPendingData();
+  base::Status<WriteError> WriteRange(uint64_t first, uint64_t count, const uint8_t* data);
+  base::Status<WriteError> ZeroFlags(uint64_t first, uint64_t count);
+  base::Status<WriteError> Discard(uint64_t first, uint64_t count);
+  base::Status<WriteError> ZeroPartialLastCluster(uint64_t old_size);
+  base::Status<WriteError> GrowImpl(uint64_t new_size, bool zero_new_range);
+  base::Status<WriteError> FlushImpl();
 
   ImageReader reader_;
   StepSink sink_;
   base::Arena* arena_ = nullptr;
+  Qcow2WriterLimits limits_;
   Qcow2Image image_;
+  uint8_t* l1_ = nullptr;  // the active L1 table as on disk (big-endian)
+  bool l1_dirty_ = false;
+  uint64_t l1_dirty_first_ = 0;
+  uint64_t l1_dirty_last_ = 0;
+  RefcountEditor* editor_ = nullptr;
+  TableCache* l2_cache_ = nullptr;
+  FreeRun* frees_ = nullptr;
+  uint32_t free_capacity_ = 0;
+  uint32_t free_count_ = 0;
+  uint64_t free_hint_ = 0;  // where the next search for a hole starts (qemu's free index)
+  PendingData pending_;
+  bool failed_ = false;
+  base::Error<WriteError> error_{};
   Qcow2WriterStats stats_;
 };
 

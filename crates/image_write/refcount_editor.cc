@@ -143,6 +143,11 @@ void RefcountEditor::Forget(uint64_t index) {
   }
 }
 
+void RefcountEditor::ForgetAll() {
+  for (uint32_t i = 0; i < slot_count_; ++i) slots_[i].used = false;
+  last_hit_ = nullptr;
+}
+
 base::Status<PlanError> RefcountEditor::Flush(const StepSink& sink, Phase phase) {
   for (uint32_t i = 0; i < slot_count_; ++i) {
     if (slots_[i].used && slots_[i].dirty) TRY_STATUS(WriteSlot(slots_[i], sink, phase));

@@ -49,6 +49,9 @@ class RefcountEditor {
   // Forgets the cached copy of block `index`, unwritten changes included: the caller dropped
   // the block from the table.
   void Forget(uint64_t index);
+  // Forgets every cached block (which must all be clean): another planner changed the
+  // refcounts on disk.
+  void ForgetAll();
 
   void SetTable(uint64_t* table, uint64_t entries) {
     table_ = table;

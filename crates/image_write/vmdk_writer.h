@@ -30,7 +30,9 @@
 #include "crates/base/result.h"
 #include "crates/image_write/cluster_mapping.h"
 #include "crates/image_write/step.h"
+#include "crates/image_write/table_cache.h"
 #include "crates/image_write/write_error.h"
+#include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
 
 namespace instar::image_write {
@@ -80,14 +82,56 @@ class VmdkWriter {
   base::Status<WriteError> Flush();
 
  private:
-  VmdkWriter() = default;
   // Private state may change; callers use only the public interface above.
+  struct PendingData {
+    uint64_t offset = 0;
+    uint64_t length = 0;
+    const uint8_t* bytes = nullptr;  // null: zeros
+  };
+  // One grain directory (primary or redundant) in memory, little-endian as on disk.
+  struct Directory {
+    uint64_t offset = 0;  // bytes
+    uint8_t* entries = nullptr;
+  };
+
+  VmdkWriter() = default;
+  base::Status<WriteError> Load();
+  base::Status<WriteError> Latch(base::Status<WriteError> status);
+  base::Status<WriteError> CheckRange(uint64_t first, uint64_t count) const;
+  base::Result<uint64_t, WriteError> TableSectorAt(const Directory& dir, uint64_t index) const;
+  base::Result<TableSlot*, WriteError> TakeSlot(uint64_t index);
+  base::Result<TableSlot*, WriteError> LoadTable(uint64_t index);  // null: no table
+  base::Result<TableSlot*, WriteError> WritableTable(uint64_t index);
+  base::Result<uint32_t, WriteError> EntryAt(const TableSlot& slot, uint64_t index) const;
+  base::Result<uint64_t, WriteError> Append(uint64_t sectors);
+  base::Status<WriteError> QueueData(uint64_t offset, uint64_t length, const uint8_t* bytes);
+  base::Status<WriteError> EmitPendingData();
+  base::Status<WriteError> WriteRange(uint64_t first, uint64_t count, const uint8_t* data);
+  base::Status<WriteError> SetEntries(uint64_t first, uint64_t count, uint32_t value);
+  base::Status<WriteError> GrowImpl(uint64_t new_size);
+  base::Status<WriteError> FlushImpl();
 
   ImageReader reader_;
   StepSink sink_;
   base::Arena* arena_ = nullptr;
+  uint64_t cache_bytes_ = 0;
   vmdk::SparseHeader header_;
+  uint8_t* header_bytes_ = nullptr;      // the first sector
+  base::ByteView descriptor_text_;
+  vmdk::Descriptor* descriptor_ = nullptr;
   uint64_t file_size_ = 0;
+  uint64_t next_sector_ = 0;             // where the next grain or table goes
+  uint64_t table_sectors_ = 0;           // one grain table, rounded up to sectors
+  uint64_t directory_entries_ = 0;
+  Directory dirs_[2];                    // primary, redundant
+  uint32_t dir_count_ = 1;
+  bool dirs_dirty_ = false;
+  uint64_t dirs_dirty_first_ = 0;
+  uint64_t dirs_dirty_last_ = 0;
+  TableCache* cache_ = nullptr;
+  PendingData pending_;
+  bool failed_ = false;
+  base::Error<WriteError> error_{};
   VmdkWriterStats stats_;
 };
 

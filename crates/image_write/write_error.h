@@ -4,6 +4,9 @@
 // every later call returns that first error again. Header-only, freestanding.
 #pragma once
 
+#include "crates/base/result.h"
+#include "crates/image_write/plan_error.h"
+
 namespace instar::image_write {
 
 enum class WriteError {
@@ -30,5 +33,33 @@ enum class WriteError {
   kVmdkCorrupt,           // detail: offset of the directory, table or grain outside the file
   kVmdkBadDescriptor,     // Grow: the embedded descriptor cannot take the new size
 };
+
+// The writer's code for an error of a shared piece (RefcountEditor, cluster allocator,
+// OpenQcow2, the resize grow planners).
+inline WriteError FromPlanError(PlanError e) {
+  switch (e) {
+    case PlanError::kIoError: return WriteError::kIoError;
+    case PlanError::kScratchTooSmall: return WriteError::kScratchTooSmall;
+    case PlanError::kL1TooLarge: return WriteError::kL1TooLarge;
+    case PlanError::kSizeNotSectorMultiple: return WriteError::kSizeNotSectorMultiple;
+    case PlanError::kV2WithSnapshots: return WriteError::kBadHeader;  // resize shrink only
+    case PlanError::kImageCorruptFlag: return WriteError::kImageCorruptFlag;
+    case PlanError::kDirtyImage: return WriteError::kDirtyImage;
+    case PlanError::kExternalDataFile: return WriteError::kExternalDataFile;
+    case PlanError::kEncrypted: return WriteError::kEncrypted;
+    case PlanError::kCorruptL1: return WriteError::kCorruptL1;
+    case PlanError::kCorruptL2: return WriteError::kCorruptL2;
+    case PlanError::kCorruptRefcountTable: return WriteError::kCorruptRefcountTable;
+    case PlanError::kCorruptRefcount: return WriteError::kCorruptRefcount;
+    case PlanError::kFormatCannotResize: return WriteError::kVmdkNotSparse;
+    case PlanError::kVmdkCorrupt: return WriteError::kVmdkCorrupt;
+    case PlanError::kVmdkBadDescriptor: return WriteError::kVmdkBadDescriptor;
+  }
+  return WriteError::kIoError;  // unreachable: the switch covers every code
+}
+
+inline base::Error<WriteError> FromPlanError(base::Error<PlanError> e) {
+  return base::Fail(FromPlanError(e.code), e.detail);
+}
 
 }  // namespace instar::image_write

@@ -14,7 +14,7 @@ using image_write::CacheBlocksFor;
 using image_write::CheckOldTableCounted;
 using image_write::Emit;
 using image_write::EmitAllocation;
-using image_write::FindFreeCluster;
+using image_write::FindFreeRun;
 using image_write::FreeOldTable;
 using image_write::Phase;
 using image_write::RefcountEditor;
@@ -171,7 +171,7 @@ base::Status<PlanError> Shrinker::CutSharedTable(uint64_t l1_entry_offset, uint6
   // at the end.
   uint64_t hole = 0;
   bool found;
-  TRY(found, FindFreeCluster(image_, table_, editor_, &hole));
+  TRY(found, FindFreeRun(image_, table_, editor_, 0, 1, &hole));
   Allocation alloc;
   if (found) {
     TRY_STATUS(editor_.Adjust(hole, +1));

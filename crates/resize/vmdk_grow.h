@@ -31,6 +31,9 @@ struct VmdkImage {
   uint64_t file_size = 0;
 };
 
+// True when the embedded descriptor names one sparse extent and createType monolithicSparse.
+bool IsMonolithicSparse(const VmdkImage& image);
+
 struct VmdkGrowSummary {
   uint64_t new_grain_tables = 0;
   bool directories_relocated = false;
