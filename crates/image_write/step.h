@@ -1,18 +1,21 @@
-// The vocabulary shared by the resize planners and the operation that applies their output:
+// The vocabulary shared by the image planners and writers (resize, image_write) and the
+// operations that apply their output:
 // an ordered stream of Steps (byte writes, zero fills, in-file copies, a file-size change),
 // each labelled with the crash-safety phase it belongs to, and the sink a planner hands its
 // steps to. Planners read the image through base::ImageReader (re-exported here). Plain
-// function pointers (no virtual calls: freestanding code has no C++ runtime). Header-only, freestanding; no allocation.
+// function pointers (no virtual calls: freestanding code has no C++ runtime). Header-only,
+// freestanding; no allocation.
 #pragma once
 
 #include <stdint.h>
 
 #include "crates/base/image_reader.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 
 // Where a step sits in the write ordering of architecture section 5.
 enum class Phase : uint8_t {
+  kData,               // guest data: clusters nothing points to yet, or in-place overwrites
   kNewMetadata,        // clusters nothing points to yet (new L1, refcount table, L2 copies)
   kRefcountIncrement,  // refcount blocks gaining references for clusters not yet pointed to
   kPointer,            // a table entry gains a pointer (refcount table entries, L1 entries)
@@ -65,4 +68,4 @@ inline bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offs
 // The planners' reader (shared with crates/chain_read).
 using ImageReader = base::ImageReader;
 
-}  // namespace instar::resize
+}  // namespace instar::image_write
