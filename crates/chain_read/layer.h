@@ -39,6 +39,7 @@ namespace instar::chain_read {
 
 namespace internal {
 class BlockCache;
+struct Piece;
 struct Qcow2Mapping;
 struct VmdkMapping;
 }  // namespace internal
@@ -107,8 +108,7 @@ class Layer {
   Layer() = default;  // for the arena; use Open
 
  private:
-  base::Result<Extent, ReadError> MapQcow2(uint64_t guest_offset, uint64_t max_length);
-  base::Result<Extent, ReadError> MapVmdk(uint64_t guest_offset, uint64_t max_length);
+  base::Result<internal::Piece, ReadError> PieceAt(uint64_t guest_offset);
   base::Status<ReadError> ReadData(uint64_t host_offset, uint64_t length, uint8_t* out);
   base::Status<ReadError> ReadCompressed(uint64_t guest_offset, const Extent& extent,
                                          uint8_t* out);
