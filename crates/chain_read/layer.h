@@ -25,7 +25,10 @@
 // the tables say, and the part of a data run past the end of the file reads as zeros (qemu's
 // file driver zero-fills short reads). Metadata qemu would follow past the end of the file
 // (an L2 table, a grain table, the start of a data or compressed cluster) is kCorrupt here.
-// Corrupt-flagged and dirty qcow2 images are read (qemu opens them read-only). Freestanding.
+// Corrupt-flagged and dirty qcow2 images are read (qemu opens them read-only). A qcow2
+// compressed cluster is inflated from at most cluster_size + 512 of the bytes its entry
+// states (everything qemu's writer produces; qemu itself reads up to 2 x cluster_size).
+// Freestanding.
 #pragma once
 
 #include <stdint.h>
