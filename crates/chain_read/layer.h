@@ -76,8 +76,10 @@ class Layer {
   // Opens the image. The reader (copied) must stay valid as long as the layer; `reader.size`
   // is the file size. `budget` bytes are taken from `arena` (see the header comment). Refuses,
   // with distinct codes: invalid headers (qemu's open checks, via crates/qcow2 and
-  // crates/vmdk), encrypted qcow2, external data files, zstd compression, text-descriptor
-  // (multi-file) vmdk, and metadata outside the file.
+  // crates/vmdk), encrypted qcow2, external data files, text-descriptor (multi-file) vmdk,
+  // a stream footer qemu would not accept. Later, Map and Read refuse what they meet: tables
+  // and clusters outside the file (kCorrupt), zstd-compressed clusters, broken compressed
+  // data.
   static base::Result<Layer*, ReadError> Open(ImageFormat format, const base::ImageReader& reader,
                                               base::Arena& arena,
                                               uint64_t budget = kDefaultLayerBudget);
