@@ -81,54 +81,32 @@ base::Result<VmdkMapping, ReadError> OpenVmdkMapping(const base::ImageReader& re
   return m;
 }
 
-base::Result<Extent, ReadError> MapVmdk(const VmdkMapping& m, BlockCache& cache,
-                                        uint64_t guest_offset, uint64_t max_length) {
-  if (guest_offset >= m.virtual_size || max_length == 0) {
-    return Fail(ReadError::kOutOfRange, guest_offset);
-  }
-  const uint64_t limit = m.virtual_size - guest_offset < max_length
-                             ? m.virtual_size - guest_offset
-                             : max_length;
+base::Result<Piece, ReadError> VmdkPieceAt(const VmdkMapping& m, BlockCache& cache,
+                                           uint64_t pos) {
   const uint64_t gt_span = m.grain_bytes * m.gtes_per_gt;
-  Extent run;
-  uint64_t pos = guest_offset;
-  while (pos - guest_offset < limit) {
-    // One grain (or one absent grain table) per step.
-    Extent piece;
-    const uint64_t gd_index = pos / gt_span;
-    piece.length = gt_span - pos % gt_span;
-    const uint64_t gd_entry = m.gd_offset + gd_index * 4;
-    if (gd_index >= m.gd_entries) return Fail(ReadError::kCorrupt, gd_entry);
-    TRY(const uint8_t* gd_raw, cache.At(gd_entry));
-    const uint64_t gt_offset = uint64_t{base::LoadLe32(gd_raw)} * kSector;
-    if (gt_offset != 0) {
-      if (gt_offset >= m.file_size) return Fail(ReadError::kCorrupt, gt_offset);
-      const uint64_t gt_index = (pos / m.grain_bytes) % m.gtes_per_gt;
-      TRY(const uint8_t* gt_raw, cache.At(gt_offset + gt_index * 4));
-      const uint32_t grain = base::LoadLe32(gt_raw);
-      const uint64_t within = pos % m.grain_bytes;
-      piece.length = m.grain_bytes - within;
-      if (grain == kGrainZeroed && m.zero_grains) {
-        piece.kind = ExtentKind::kZero;
-      } else if (grain != 0) {
-        const uint64_t grain_host = uint64_t{grain} * kSector;
-        if (grain_host >= m.file_size) return Fail(ReadError::kCorrupt, grain_host);
-        piece.kind = m.compressed ? ExtentKind::kCompressed : ExtentKind::kData;
-        piece.host_offset = m.compressed ? grain_host : grain_host + within;
-      }
-    }
-    if (pos == guest_offset) {
-      run = piece;
-    } else if (piece.kind != run.kind || run.kind == ExtentKind::kCompressed ||
-               (run.kind == ExtentKind::kData && piece.host_offset != run.host_offset + run.length)) {
-      break;
-    } else {
-      run.length += piece.length;
-    }
-    pos += piece.length;
+  Piece piece;
+  const uint64_t gd_index = pos / gt_span;
+  piece.length = gt_span - pos % gt_span;
+  const uint64_t gd_entry = m.gd_offset + gd_index * 4;
+  if (gd_index >= m.gd_entries) return Fail(ReadError::kCorrupt, gd_entry);
+  TRY(const uint8_t* gd_raw, cache.At(gd_entry));
+  const uint64_t gt_offset = uint64_t{base::LoadLe32(gd_raw)} * kSector;
+  if (gt_offset == 0) return piece;
+  if (gt_offset >= m.file_size) return Fail(ReadError::kCorrupt, gt_offset);
+  const uint64_t gt_index = (pos / m.grain_bytes) % m.gtes_per_gt;
+  TRY(const uint8_t* gt_raw, cache.At(gt_offset + gt_index * 4));
+  const uint32_t grain = base::LoadLe32(gt_raw);
+  const uint64_t within = pos % m.grain_bytes;
+  piece.length = m.grain_bytes - within;
+  if (grain == kGrainZeroed && m.zero_grains) {
+    piece.kind = ExtentKind::kZero;
+  } else if (grain != 0) {
+    const uint64_t grain_host = uint64_t{grain} * kSector;
+    if (grain_host >= m.file_size) return Fail(ReadError::kCorrupt, grain_host);
+    piece.kind = m.compressed ? ExtentKind::kCompressed : ExtentKind::kData;
+    piece.host = m.compressed ? grain_host : grain_host + within;
   }
-  if (run.length > limit) run.length = limit;
-  return run;
+  return piece;
 }
 
 }  // namespace instar::chain_read::internal
