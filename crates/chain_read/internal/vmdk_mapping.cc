@@ -16,37 +16,29 @@ constexpr uint64_t kCapacityFieldOffset = 12;
 constexpr uint32_t kFlagZeroGrain = 1u << 2;
 constexpr uint32_t kGrainZeroed = 1;      // grain table entry of a zeroed grain
 constexpr uint16_t kCompressDeflate = 1;  // compressAlgorithm
-constexpr uint32_t kMarkerEndOfStream = 0;
-constexpr uint32_t kMarkerFooter = 3;
 
-base::Result<vmdk::SparseHeader, ReadError> ParseAt(const base::ImageReader& reader,
-                                                    const uint8_t* sector) {
-  auto parsed = vmdk::ParseSparseHeader(base::ByteView(sector, kSector), reader.size);
-  if (!parsed.ok()) {
-    return Fail(ReadError::kVmdkHeaderInvalid, static_cast<uint64_t>(parsed.error().code));
+// The header that counts: the extent's own, or (streamOptimized with the grain directory at
+// the end) its footer's.
+base::Result<vmdk::SparseHeader, ReadError> ReadHeader(const base::ImageReader& reader,
+                                                       const uint8_t* head) {
+  auto parsed = vmdk::ReadSparseHeader(
+      base::ByteView(head, kSector), reader.size,
+      [&](uint64_t offset, uint64_t length, uint8_t* out) {
+        // Past the end of the file (the last sector's tail) reads as zeros.
+        const uint64_t n = offset >= reader.size ? 0
+                           : reader.size - offset < length ? reader.size - offset
+                                                           : length;
+        for (uint64_t i = n; i < length; ++i) out[i] = 0;
+        return n == 0 || reader.Read(offset, n, out);
+      });
+  if (parsed.ok()) return parsed.value();
+  const vmdk::SparseHeaderError e = parsed.error().code;
+  if (e == vmdk::SparseHeaderError::kFooterUnreadable ||
+      e == vmdk::SparseHeaderError::kInvalidFooter) {
+    const uint64_t end = base::DivRoundUp(reader.size, kSector) * kSector;
+    return Fail(ReadError::kVmdkBadFooter, end >= vmdk::kFooterBytes ? end - vmdk::kFooterBytes : 0);
   }
-  return parsed.value();
-}
-
-// streamOptimized: the footer marker, the header again (the one that counts) and the
-// end-of-stream marker fill the last three sectors, as qemu reads them.
-base::Result<vmdk::SparseHeader, ReadError> ReadFooter(const base::ImageReader& reader) {
-  uint8_t footer[3 * kSector];
-  const uint64_t end = base::DivRoundUp(reader.size, kSector) * kSector;
-  if (end < sizeof footer) return Fail(ReadError::kVmdkBadFooter, 0);
-  const uint64_t start = end - sizeof footer;
-  const uint64_t n = reader.size - start;
-  if (!reader.Read(start, n, footer)) return Fail(ReadError::kIoError, start);
-  for (uint64_t i = n; i < sizeof footer; ++i) footer[i] = 0;
-  const uint8_t* eos = footer + 2 * kSector;
-  if (base::LoadLe32(footer + 8) != 0 || base::LoadLe32(footer + 12) != kMarkerFooter ||
-      base::LoadLe64(eos) != 0 || base::LoadLe32(eos + 8) != 0 ||
-      base::LoadLe32(eos + 12) != kMarkerEndOfStream) {
-    return Fail(ReadError::kVmdkBadFooter, start);
-  }
-  TRY(vmdk::SparseHeader h, ParseAt(reader, footer + kSector));
-  if (h.gd_offset_sectors == vmdk::kGdAtEnd) return Fail(ReadError::kVmdkBadFooter, start);
-  return h;
+  return Fail(ReadError::kVmdkHeaderInvalid, static_cast<uint64_t>(e));
 }
 
 }  // namespace
@@ -58,10 +50,7 @@ base::Result<VmdkMapping, ReadError> OpenVmdkMapping(const base::ImageReader& re
   if (vmdk::LooksLikeDescriptor(base::ByteView(head, n))) {
     return Fail(ReadError::kVmdkMultiFile);
   }
-  TRY(vmdk::SparseHeader h, ParseAt(reader, head));
-  if (h.gd_offset_sectors == vmdk::kGdAtEnd) {
-    TRY(h, ReadFooter(reader));
-  }
+  TRY(vmdk::SparseHeader h, ReadHeader(reader, head));
   VmdkMapping m;
   if (!base::CheckedMul(h.capacity_sectors, kSector, &m.virtual_size) ||
       m.virtual_size > vmdk::kMaxImageBytes) {
