@@ -267,10 +267,13 @@ base::Result<qcow2::L2Entry, WriteError> Qcow2Writer::EntryAt(const TableSlot& s
       }
       return e;
     case qcow2::ClusterKind::kCompressed: {
+      // The compressed bytes lie in the file's clusters, past the header (freeing them
+      // touches every cluster up to their end).
+      const uint64_t start = e.host_offset & ~uint64_t{511};
+      const uint64_t clusters = base::DivRoundUp(image_.file_size, image_.geometry.cluster_size);
       uint64_t end = 0;
-      if (!base::CheckedAdd(e.host_offset & ~uint64_t{511}, e.compressed_bytes, &end) ||
-          (e.host_offset & ~uint64_t{511}) == 0 || end > base::DivRoundUp(image_.file_size, 512) * 512 +
-              image_.geometry.cluster_size) {
+      if (start == 0 || !base::CheckedAdd(start, e.compressed_bytes, &end) ||
+          image_.ClusterOf(end - 1) >= clusters) {
         return Fail(WriteError::kCorruptL2, e.host_offset);
       }
       return e;
@@ -529,7 +532,6 @@ base::Status<WriteError> Qcow2Writer::Discard(uint64_t first, uint64_t count) {
 base::Status<WriteError> Qcow2Writer::WriteClusters(uint64_t first, uint64_t count,
                                                     const uint8_t* data) {
   if (failed_) return error_;
-  if (data == nullptr) return Latch(Fail(WriteError::kOutOfRange, first));
   return Latch(WriteRange(first, count, data));
 }
 

@@ -94,7 +94,7 @@ class Qcow2Writer {
 
   // Guest clusters [first, first + count) hold `data` (count * cluster_size bytes; valid only
   // during the call; a last cluster partly past the virtual size is written whole, the caller
-  // pads it). A cluster whose host cluster has refcount 1 and is not compressed is
+  // pads it; null writes zeros, allocating like any data). A cluster whose host cluster has refcount 1 and is not compressed is
   // overwritten in place; every other one gets a new cluster, in holes (the first run of
   // free clusters long enough, scanning forward from where the last allocation was, as qemu
   // does) or at the end of the file. Contiguous host runs go out as one data step each.

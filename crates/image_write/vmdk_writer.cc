@@ -362,7 +362,6 @@ base::Status<WriteError> VmdkWriter::SetEntries(uint64_t first, uint64_t count, 
 base::Status<WriteError> VmdkWriter::WriteGrains(uint64_t first, uint64_t count,
                                                  const uint8_t* data) {
   if (failed_) return error_;
-  if (data == nullptr) return Latch(Fail(WriteError::kOutOfRange, first));
   return Latch(WriteRange(first, count, data));
 }
 

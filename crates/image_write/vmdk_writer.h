@@ -63,7 +63,7 @@ class VmdkWriter {
   base::Result<ClusterMapping, WriteError> Map(uint64_t grain);
 
   // Grains [first, first + count) hold `data` (count * grain_size bytes, valid only during
-  // the call). Allocated grains are overwritten in place; the others are appended, one data
+  // the call; null writes zeros). Allocated grains are overwritten in place; the others are appended, one data
   // step per contiguous run.
   base::Status<WriteError> WriteGrains(uint64_t first, uint64_t count, const uint8_t* data);
 
