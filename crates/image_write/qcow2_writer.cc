@@ -28,12 +28,6 @@ base::Status<WriteError> W(base::Status<PlanError> s) {
   return {};
 }
 
-bool EmitBytes(const StepSink& sink, Phase phase, uint64_t offset, uint64_t length,
-               const uint8_t* bytes) {
-  return Emit(sink, bytes == nullptr ? StepKind::kZero : StepKind::kWrite, phase, offset, length,
-              bytes);
-}
-
 // Reads the header (first cluster) and the refcount table into the arena.
 base::Result<Qcow2Image, WriteError> OpenImage(const ImageReader& reader, base::Arena& arena) {
   uint64_t head_bytes = reader.size < kFirstHeadRead ? reader.size : kFirstHeadRead;
@@ -57,22 +51,6 @@ base::Result<Qcow2Image, WriteError> OpenImage(const ImageReader& reader, base::
     return Fail(FromPlanError(failure.code.plan_error), failure.detail);
   }
 }
-
-// Passes steps on while noting how far they reach: the file's end after a grow planner ran.
-struct EndTracker {
-  const StepSink* inner = nullptr;
-  uint64_t end = 0;
-
-  static bool Forward(void* self, const Step& step) {
-    auto* t = static_cast<EndTracker*>(self);
-    uint64_t end = step.length;
-    if (step.kind != StepKind::kSetSize && !base::CheckedAdd(step.offset, step.length, &end)) {
-      return false;
-    }
-    if (end > t->end) t->end = end;
-    return t->inner->Emit(step);
-  }
-};
 
 }  // namespace
 
@@ -130,14 +108,6 @@ base::Status<WriteError> Qcow2Writer::Load() {
   }
   l1_dirty_ = false;
   return {};
-}
-
-base::Status<WriteError> Qcow2Writer::Latch(base::Status<WriteError> status) {
-  if (!status.ok() && !failed_) {
-    failed_ = true;
-    error_ = status.error();
-  }
-  return status;
 }
 
 uint64_t Qcow2Writer::guest_clusters() const {
@@ -283,7 +253,7 @@ base::Result<qcow2::L2Entry, WriteError> Qcow2Writer::EntryAt(const TableSlot& s
 }
 
 base::Result<ClusterMapping, WriteError> Qcow2Writer::Map(uint64_t guest_cluster) {
-  if (failed_) return error_;
+  if (sticky_.failed()) return sticky_.error();
   auto mapped = [&]() -> base::Result<ClusterMapping, WriteError> {
     TRY_STATUS(CheckRange(guest_cluster, 1));
     ClusterMapping m;
@@ -315,7 +285,7 @@ base::Result<ClusterMapping, WriteError> Qcow2Writer::Map(uint64_t guest_cluster
     }
     return m;
   }();
-  if (!mapped.ok()) (void)Latch(mapped.error());
+  if (!mapped.ok()) (void)sticky_.Keep(mapped.error());
   return mapped;
 }
 
@@ -404,29 +374,8 @@ base::Status<WriteError> Qcow2Writer::FreeAllocation(const qcow2::L2Entry& e) {
   return {};
 }
 
-base::Status<WriteError> Qcow2Writer::QueueData(uint64_t host_offset, uint64_t length,
-                                                const uint8_t* bytes) {
-  const bool continues =
-      pending_.length != 0 && pending_.host_offset + pending_.length == host_offset &&
-      ((bytes == nullptr && pending_.bytes == nullptr) ||
-       (bytes != nullptr && pending_.bytes != nullptr && pending_.bytes + pending_.length == bytes));
-  if (continues) {
-    pending_.length += length;
-    return {};
-  }
-  TRY_STATUS(EmitPendingData());
-  pending_ = PendingData{host_offset, length, bytes};
-  return {};
-}
-
-base::Status<WriteError> Qcow2Writer::EmitPendingData() {
-  if (pending_.length == 0) return {};
-  const PendingData p = pending_;
-  pending_ = PendingData{};
-  if (!EmitBytes(sink_, Phase::kData, p.host_offset, p.length, p.bytes)) {
-    return Fail(WriteError::kIoError, p.host_offset);
-  }
-  ++stats_.data_steps;
+base::Status<WriteError> Qcow2Writer::EmitData() {
+  if (!data_.Emit(sink_)) return Fail(WriteError::kIoError, data_.failed_offset());
   return {};
 }
 
@@ -436,11 +385,10 @@ base::Status<WriteError> Qcow2Writer::WriteRange(uint64_t first, uint64_t count,
   const uint64_t cs = image_.geometry.cluster_size;
   const uint64_t per_l2 = image_.geometry.l2_entries;
   for (uint64_t c = first; c < first + count;) {
-    const uint64_t l1_index = c / per_l2;
-    const uint64_t within = c % per_l2;
-    const uint64_t n = per_l2 - within < first + count - c ? per_l2 - within : first + count - c;
+    const TableSpan span = SpanAt(c, first + count, per_l2);
+    const uint64_t within = span.within, n = span.count;
     TableSlot* slot;
-    TRY(slot, WritableL2(l1_index));
+    TRY(slot, WritableL2(span.index));
     // Pass 1: how many clusters need a new home; they get one contiguous run.
     uint64_t needed = 0;
     for (uint64_t k = 0; k < n; ++k) {
@@ -462,26 +410,27 @@ base::Status<WriteError> Qcow2Writer::WriteRange(uint64_t first, uint64_t count,
       TRY(in_place, OverwritableInPlace(e));
       const uint64_t host = in_place ? e.host_offset : (next_new++) * cs;
       const uint8_t* bytes = data == nullptr ? nullptr : data + (c - first + k) * cs;
-      TRY_STATUS(QueueData(host, cs, bytes));
+      if (!data_.Add(sink_, host, cs, bytes)) {
+        return Fail(WriteError::kIoError, data_.failed_offset());
+      }
       base::StoreBe64(slot->bytes + 8 * (within + k), qcow2::EncodeL2Normal(host, true));
       slot->dirty = true;
       if (!in_place) TRY_STATUS(FreeAllocation(e));
     }
     c += n;
   }
-  return EmitPendingData();
+  return EmitData();
 }
 
 base::Status<WriteError> Qcow2Writer::ZeroFlags(uint64_t first, uint64_t count) {
   TRY_STATUS(CheckRange(first, count));
   const uint64_t per_l2 = image_.geometry.l2_entries;
   for (uint64_t c = first; c < first + count;) {
-    const uint64_t l1_index = c / per_l2;
-    const uint64_t within = c % per_l2;
-    const uint64_t n = per_l2 - within < first + count - c ? per_l2 - within : first + count - c;
+    const TableSpan span = SpanAt(c, first + count, per_l2);
+    const uint64_t within = span.within, n = span.count;
     c += n;
     TableSlot* slot;
-    TRY(slot, WritableL2(l1_index));
+    TRY(slot, WritableL2(span.index));
     for (uint64_t k = within; k < within + n; ++k) {
       qcow2::L2Entry e;
       TRY(e, EntryAt(*slot, k));
@@ -501,9 +450,8 @@ base::Status<WriteError> Qcow2Writer::Discard(uint64_t first, uint64_t count) {
   TRY_STATUS(CheckRange(first, count));
   const uint64_t per_l2 = image_.geometry.l2_entries;
   for (uint64_t c = first; c < first + count;) {
-    const uint64_t l1_index = c / per_l2;
-    const uint64_t within = c % per_l2;
-    const uint64_t n = per_l2 - within < first + count - c ? per_l2 - within : first + count - c;
+    const TableSpan span = SpanAt(c, first + count, per_l2);
+    const uint64_t l1_index = span.index, within = span.within, n = span.count;
     c += n;
     uint64_t l2_offset;
     TRY(l2_offset, L2OffsetAt(l1_index));
@@ -531,31 +479,31 @@ base::Status<WriteError> Qcow2Writer::Discard(uint64_t first, uint64_t count) {
 
 base::Status<WriteError> Qcow2Writer::WriteClusters(uint64_t first, uint64_t count,
                                                     const uint8_t* data) {
-  if (failed_) return error_;
-  return Latch(WriteRange(first, count, data));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(WriteRange(first, count, data));
 }
 
 base::Status<WriteError> Qcow2Writer::ZeroClusters(uint64_t first, uint64_t count) {
-  if (failed_) return error_;
+  if (sticky_.failed()) return sticky_.error();
   // Version 2 has no zero flag: zeroed clusters, as qemu writes them.
-  return Latch(image_.header.version >= 3 ? ZeroFlags(first, count)
+  return sticky_.Keep(image_.header.version >= 3 ? ZeroFlags(first, count)
                                           : WriteRange(first, count, nullptr));
 }
 
 base::Status<WriteError> Qcow2Writer::DiscardClusters(uint64_t first, uint64_t count) {
-  if (failed_) return error_;
-  return Latch(Discard(first, count));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(Discard(first, count));
 }
 
 base::Status<WriteError> Qcow2Writer::Flush() {
-  if (failed_) return error_;
-  return Latch(FlushImpl());
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(FlushImpl());
 }
 
 base::Status<WriteError> Qcow2Writer::FlushImpl() {
   const uint64_t cs = image_.geometry.cluster_size;
   // 1. data, 2. refcount increments (normally already out: allocations emit them at once).
-  TRY_STATUS(EmitPendingData());
+  TRY_STATUS(EmitData());
   TRY_STATUS(W(editor_->Flush(sink_, Phase::kRefcountIncrement)));
   // 3. L2 tables, new ones and changed ones, then the L1 entries that point to new ones.
   bool written = l2_cache_->ForEachDirty([&](TableSlot& slot) {
@@ -629,9 +577,8 @@ base::Status<WriteError> Qcow2Writer::GrowImpl(uint64_t new_size, bool zero_new_
   TRY_STATUS(FlushImpl());
   const uint64_t mark = arena_->used();
   EndTracker tracker{&sink_, image_.file_size};
-  const StepSink tracked{&tracker, &EndTracker::Forward};
   auto planned = resize::PlanQcow2Grow(image_, new_size, zero_new_range ? old_size : new_size,
-                                       reader_, *arena_, tracked);
+                                       reader_, *arena_, tracker.sink());
   arena_->Rewind(mark);
   if (!planned.ok()) return FromPlanError(planned.error());
   // The header, the L1 table and the refcount table may have moved: read them again.
@@ -660,8 +607,8 @@ base::Status<WriteError> Qcow2Writer::GrowImpl(uint64_t new_size, bool zero_new_
 }
 
 base::Status<WriteError> Qcow2Writer::Grow(uint64_t new_size, bool zero_new_range) {
-  if (failed_) return error_;
-  return Latch(GrowImpl(new_size, zero_new_range));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(GrowImpl(new_size, zero_new_range));
 }
 
 }  // namespace instar::image_write

@@ -45,6 +45,7 @@
 #include "crates/base/result.h"
 #include "crates/qcow2/entries.h"
 #include "crates/image_write/cluster_mapping.h"
+#include "crates/image_write/data_run.h"
 #include "crates/image_write/qcow2_image.h"
 #include "crates/image_write/refcount_editor.h"
 #include "crates/image_write/step.h"
@@ -87,7 +88,11 @@ class Qcow2Writer {
   uint32_t version() const { return image_.header.version; }
   // The file's size as the emitted steps leave it (allocations extend it).
   uint64_t file_size() const { return image_.file_size; }
-  const Qcow2WriterStats& stats() const { return stats_; }
+  Qcow2WriterStats stats() const {
+    Qcow2WriterStats s = stats_;
+    s.data_steps = data_.steps();
+    return s;
+  }
 
   // The state of guest cluster `guest_cluster` in this image, unflushed changes included.
   base::Result<ClusterMapping, WriteError> Map(uint64_t guest_cluster);
@@ -131,17 +136,9 @@ class Qcow2Writer {
     uint64_t cluster = 0;
     uint64_t count = 0;
   };
-  // Data to be written, grown while the next piece continues it in the file and in memory.
-  struct PendingData {
-    uint64_t host_offset = 0;
-    uint64_t length = 0;
-    const uint8_t* bytes = nullptr;  // null: zeros
-  };
-  enum class Fill { kData, kZeros };
 
   Qcow2Writer() = default;
   base::Status<WriteError> Load();
-  base::Status<WriteError> Latch(base::Status<WriteError> status);
   base::Status<WriteError> CheckRange(uint64_t first, uint64_t count) const;
   base::Result<uint64_t, WriteError> L2OffsetAt(uint64_t l1_index);
   void SetL1(uint64_t l1_index, uint64_t l2_offset);
@@ -155,8 +152,7 @@ class Qcow2Writer {
   base::Result<uint64_t, WriteError> AllocateRun(uint64_t count);
   base::Status<WriteError> FreeAllocation(const qcow2::L2Entry& entry);
   base::Status<WriteError> AddFree(uint64_t cluster, uint64_t count);
-  base::Status<WriteError> QueueData(uint64_t host_offset, uint64_t length, const uint8_t* bytes);
-  base::Status<WriteError> EmitPendingData();
+  base::Status<WriteError> EmitData();
   base::Status<WriteError> WriteRange(uint64_t first, uint64_t count, const uint8_t* data);
   base::Status<WriteError> ZeroFlags(uint64_t first, uint64_t count);
   base::Status<WriteError> Discard(uint64_t first, uint64_t count);
@@ -179,9 +175,8 @@ class Qcow2Writer {
   uint32_t free_capacity_ = 0;
   uint32_t free_count_ = 0;
   uint64_t free_hint_ = 0;  // where the next search for a hole starts (qemu's free index)
-  PendingData pending_;
-  bool failed_ = false;
-  base::Error<WriteError> error_{};
+  DataRun data_;
+  StickyError sticky_;
   Qcow2WriterStats stats_;
 };
 

@@ -8,6 +8,8 @@
 
 #include <stdint.h>
 
+#include "crates/base/checked.h"
+
 namespace instar::image_write {
 
 // Where a step sits in the write ordering of architecture section 5.
@@ -70,6 +72,24 @@ struct ImageReader {
 
   bool Read(uint64_t offset, uint64_t length, uint8_t* out) const {
     return read(context, offset, length, out);
+  }
+};
+
+// Passes steps on to `inner` while noting how far they reach: the file's end after a planner
+// that extends it (a writer reads its tables again after a grow planner ran).
+struct EndTracker {
+  const StepSink* inner = nullptr;
+  uint64_t end = 0;
+
+  StepSink sink() { return StepSink{this, &EndTracker::Forward}; }
+  static bool Forward(void* self, const Step& step) {
+    auto* t = static_cast<EndTracker*>(self);
+    uint64_t end = step.length;
+    if (step.kind != StepKind::kSetSize && !base::CheckedAdd(step.offset, step.length, &end)) {
+      return false;
+    }
+    if (end > t->end) t->end = end;
+    return t->inner->Emit(step);
   }
 };
 

@@ -11,8 +11,7 @@
 #include <vector>
 
 #include "crates/base/arena.h"
-#include "crates/image_write/qcow2_writer.h"
-#include "crates/image_write/vmdk_writer.h"
+#include "crates/image_write/testing/any_writer.h"
 
 namespace {
 
@@ -20,6 +19,7 @@ using instar::image_write::ImageReader;
 using instar::image_write::Step;
 using instar::image_write::StepKind;
 using instar::image_write::StepSink;
+using instar::image_write::testing::AnyWriter;
 
 constexpr uint64_t kMaxFile = 64u << 20;
 constexpr size_t kControlBytes = 25;
@@ -51,44 +51,26 @@ struct MemoryFile {
   }
 };
 
-template <class Writer>
-void Drive(Writer* w, const uint8_t* control, uint64_t unit, uint64_t units) {
+void Drive(AnyWriter& w, const uint8_t* control) {
   std::vector<uint8_t> data;
+  const uint64_t unit = w.unit(), units = w.units();
   for (int op = 0; op < 8; ++op) {
-    const uint8_t kind = control[3 * op] & 3;
-    uint64_t count = 1 + (control[3 * op] >> 2);
-    const uint64_t first = (uint64_t{control[3 * op + 1]} << 8 | control[3 * op + 2]) % (units + 1);
-    const uint64_t cap = (1u << 20) / unit;
-    if (count > cap) count = cap == 0 ? 1 : cap;
-    switch (kind) {
+    const uint8_t* c = control + 3 * op;
+    const uint64_t first = (uint64_t{c[1]} << 8 | c[2]) % (units + 1);
+    // Requests stay under 1 MiB of data.
+    const uint64_t cap = unit >= (1u << 20) ? 1 : (1u << 20) / unit;
+    const uint64_t count = 1 + (c[0] >> 2) < cap ? 1 + (c[0] >> 2) : cap;
+    switch (c[0] & 3) {
       case 0:
         data.assign(count * unit, static_cast<uint8_t>(op + 1));
-        if constexpr (requires { w->WriteClusters(0, 0, nullptr); }) {
-          (void)w->WriteClusters(first, count, data.data());
-        } else {
-          (void)w->WriteGrains(first, count, data.data());
-        }
+        (void)w.Write(first, count, data.data());
         break;
-      case 1:
-        if constexpr (requires { w->ZeroClusters(0, 0); }) {
-          (void)w->ZeroClusters(first, count);
-        } else {
-          (void)w->ZeroGrains(first, count);
-        }
-        break;
-      case 2:
-        if constexpr (requires { w->DiscardClusters(0, 0); }) {
-          (void)w->DiscardClusters(first, count);
-        } else {
-          (void)w->DiscardGrains(first, count);
-        }
-        break;
-      case 3:
-        (void)w->Map(first);
-        break;
+      case 1: (void)w.Zero(first, count); break;
+      case 2: (void)w.Discard(first, count); break;
+      case 3: (void)w.Map(first); break;
     }
   }
-  (void)w->Flush();
+  (void)w.Flush();
 }
 
 }  // namespace
@@ -103,14 +85,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool apply = (data[0] & 2) != 0;
   const ImageReader reader{&file, &MemoryFile::Read, file.bytes.size()};
   const StepSink sink = apply ? StepSink{&file, &MemoryFile::Apply} : StepSink{};
+  AnyWriter w;
   if (vmdk) {
-    auto w = instar::image_write::VmdkWriter::Open(reader, sink, arena);
-    if (w.ok()) Drive(w.value(), data + 1, w.value()->grain_size(), w.value()->guest_grains());
+    auto opened = instar::image_write::VmdkWriter::Open(reader, sink, arena);
+    if (!opened.ok()) return 0;
+    w.vmdk = opened.value();
   } else {
-    auto w = instar::image_write::Qcow2Writer::Open(reader, sink, arena);
-    if (w.ok()) {
-      Drive(w.value(), data + 1, w.value()->cluster_size(), w.value()->guest_clusters());
-    }
+    auto opened = instar::image_write::Qcow2Writer::Open(reader, sink, arena);
+    if (!opened.ok()) return 0;
+    w.qcow2 = opened.value();
   }
+  Drive(w, data + 1);
   return 0;
 }
