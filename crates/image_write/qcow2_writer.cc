@@ -64,7 +64,6 @@ base::Result<Qcow2Writer*, WriteError> Qcow2Writer::Open(const ImageReader& read
   w->reader_ = reader;
   w->sink_ = sink;
   w->arena_ = &arena;
-  w->limits_ = limits;
   TRY_STATUS(w->Load());
 
   const uint64_t cs = w->image_.geometry.cluster_size;
@@ -176,6 +175,10 @@ base::Result<TableSlot*, WriteError> Qcow2Writer::TakeSlot(uint64_t l1_index) {
 base::Result<TableSlot*, WriteError> Qcow2Writer::LoadL2(uint64_t l1_index, uint64_t l2_offset) {
   TableSlot* slot = l2_cache_->Find(l1_index);
   if (slot != nullptr) return slot;
+  // An L2 table on a refcount block would have the writer edit refcounts as entries.
+  for (uint64_t i = 0; i < image_.refcount_table_entries; ++i) {
+    if (image_.refcount_table[i] == l2_offset) return Fail(WriteError::kCorruptL1, l2_offset);
+  }
   TRY(slot, TakeSlot(l1_index));
   slot->used = false;  // until it holds the table
   if (!reader_.Read(l2_offset, image_.geometry.cluster_size, slot->bytes)) {

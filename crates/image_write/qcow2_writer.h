@@ -23,7 +23,11 @@
 //
 // Host offsets and sizes read from the image are hostile: every table entry is checked
 // (alignment, inside the file, reserved bits, refcount not zero) before use, with checked
-// arithmetic; failures are WriteError codes with the offending offset as detail.
+// arithmetic; failures are WriteError codes with the offending offset as detail. Clusters
+// are never written in place over the header, the L1 table or the refcount table, and no L2
+// table may sit on a refcount block; a data cluster that an already-corrupt image also uses
+// as a refcount block or an L2 table (refcount 1, two references) is not detected (qemu's
+// overlap check would be needed).
 //
 // Supported: versions 2 and 3, cluster sizes 512 B..2 MiB, refcount widths 1..64 bits,
 // internal snapshots, compressed clusters (replaced, never written in place). Refused:
@@ -163,7 +167,6 @@ class Qcow2Writer {
   ImageReader reader_;
   StepSink sink_;
   base::Arena* arena_ = nullptr;
-  Qcow2WriterLimits limits_;
   Qcow2Image image_;
   uint8_t* l1_ = nullptr;  // the active L1 table as on disk (big-endian)
   bool l1_dirty_ = false;

@@ -10,6 +10,8 @@
 //       [--max-steps K] [--grow BYTES] [--zero-grow] [--cache-bytes B] [--pending-frees F]
 //       [--history FILE] [--flush-every M]
 //   image_write_tool verify --history FILE --raw RAW
+//   image_write_tool fill --format qcow2|vmdk --image IMG --run CLUSTERS
+//       (writes every cluster, CLUSTERS per request, for bench/image_write_bench.sh)
 //
 // Exit codes: 0 done, 2 interrupted by --max-steps, 1 anything else (message on stderr).
 #include <fcntl.h>
@@ -274,6 +276,38 @@ int Run(std::map<std::string, std::string>& flags) {
   return 0;
 }
 
+// Writes every cluster of the image in requests of --run clusters, then flushes.
+int Fill(std::map<std::string, std::string>& flags) {
+  ImageFile file;
+  file.fd = open(flags["--image"].c_str(), O_RDWR);
+  if (file.fd < 0) return 1;
+  const ImageReader reader{&file, &ImageFile::Read, file.Size()};
+  const StepSink sink{&file, &ImageFile::Apply};
+  std::vector<uint8_t> memory(kArenaBytes);
+  instar::base::Arena arena(memory.data(), memory.size());
+  AnyWriter w;
+  if (flags["--format"] == "qcow2") {
+    auto opened = Qcow2Writer::Open(reader, sink, arena);
+    if (!opened.ok()) return Failed("open", opened.error(), file);
+    w.qcow2 = opened.value();
+  } else {
+    auto opened = VmdkWriter::Open(reader, sink, arena);
+    if (!opened.ok()) return Failed("open", opened.error(), file);
+    w.vmdk = opened.value();
+  }
+  const uint64_t run = std::stoull(flags["--run"]);
+  std::vector<uint8_t> data(run * w.unit(), 0x5A);
+  for (uint64_t c = 0; c < w.units(); c += run) {
+    auto written = w.Write(c, std::min(run, w.units() - c), data.data());
+    if (!written.ok()) return Failed("write", written.error(), file);
+  }
+  auto flushed = w.Flush();
+  if (!flushed.ok()) return Failed("flush", flushed.error(), file);
+  std::printf("steps=%llu\n", static_cast<unsigned long long>(file.steps));
+  close(file.fd);
+  return 0;
+}
+
 int Verify(std::map<std::string, std::string>& flags) {
   std::ifstream in(flags["--history"]);
   uint64_t unit = 0, size = 0;
@@ -308,5 +342,6 @@ int main(int argc, char** argv) {
   const std::string mode = argv[1];
   if (mode == "run") return Run(flags);
   if (mode == "verify") return Verify(flags);
+  if (mode == "fill") return Fill(flags);
   return 1;
 }
