@@ -313,13 +313,16 @@ base::Result<uint64_t, WriteError> Qcow2Writer::AllocateRun(uint64_t count) {
       if (IsFixedMetadata(c)) return Fail(WriteError::kCorruptRefcount, c);
       TRY_STATUS(W(editor_->Adjust(c, +1)));
     }
-    TRY_STATUS(W(editor_->Flush(sink_, Phase::kRefcountIncrement)));
   } else {
     const uint64_t mark = arena_->used();
     Allocation a;
     TRY(a, W(AllocateClusters(image_, count, image_.refcount_table, *editor_, *arena_)));
     if (a.table_clusters != 0) TRY_STATUS(W(CheckOldTableCounted(image_, *editor_)));
-    TRY_STATUS(W(EmitAllocation(image_, a, *editor_, *arena_, sink_)));
+    // New refcount blocks or a new table go out now, with every increment so far, before
+    // the refcount table or the header points to them; plain increments wait for the flush.
+    if (a.blocks != 0 || a.table_clusters != 0) {
+      TRY_STATUS(W(EmitAllocation(image_, a, *editor_, *arena_, sink_)));
+    }
     if (a.table_clusters != 0) {
       // The header now names the new table; the old one's clusters are freed at the flush.
       const uint64_t old_first = image_.ClusterOf(image_.header.refcount_table_offset);
@@ -505,7 +508,7 @@ base::Status<WriteError> Qcow2Writer::Flush() {
 
 base::Status<WriteError> Qcow2Writer::FlushImpl() {
   const uint64_t cs = image_.geometry.cluster_size;
-  // 1. data, 2. refcount increments (normally already out: allocations emit them at once).
+  // 1. data, 2. refcount increments not yet written (new blocks and tables went out at once).
   TRY_STATUS(EmitData());
   TRY_STATUS(W(editor_->Flush(sink_, Phase::kRefcountIncrement)));
   // 3. L2 tables, new ones and changed ones, then the L1 entries that point to new ones.

@@ -8,10 +8,10 @@
 // Crash safety (architecture section 5). Every change reaches the image as Steps emitted to
 // the caller's StepSink, in this order:
 //   1. data clusters (Phase::kData), written by WriteClusters/ZeroClusters as they are called;
-//   2. refcount increments for every newly referenced cluster, new refcount blocks and a
-//      relocated refcount table first (kNewMetadata, kRefcountIncrement, kPointer, kHeader:
-//      the table switch), emitted when the clusters are allocated, before anything points
-//      to them;
+//   2. refcount increments for every newly referenced cluster (kRefcountIncrement), before
+//      anything points to them: at once when an allocation needs new refcount blocks or a
+//      relocated refcount table (then also kPointer: refcount-table entries, kHeader: the
+//      table switch), else at the flush or when the refcount-block cache evicts a block;
 //   3. on Flush (or when a bounded cache or the free list fills): new L2 tables
 //      (kNewMetadata), changed L2 tables in place (kPointer), changed L1 entries (kPointer),
 //      the header (kHeader, Grow only);
