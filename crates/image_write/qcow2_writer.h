@@ -103,8 +103,9 @@ class Qcow2Writer {
 
   // Guest clusters [first, first + count) hold `data` (count * cluster_size bytes; valid only
   // during the call; a last cluster partly past the virtual size is written whole, the caller
-  // pads it; null writes zeros, allocating like any data). A cluster whose host cluster has refcount 1 and is not compressed is
-  // overwritten in place; every other one gets a new cluster, in holes (the first run of
+  // pads it; null writes zeros, allocating like any data). A cluster whose host cluster has
+  // refcount 1 and is not compressed is overwritten in place; every other one gets a new
+  // cluster, in holes (the first run of
   // free clusters long enough, scanning forward from where the last allocation was, as qemu
   // does) or at the end of the file. Contiguous host runs go out as one data step each.
   // An L2 table shared with a snapshot is copied first; one the L1 lacks is created.
@@ -127,7 +128,9 @@ class Qcow2Writer {
   // untouched). Flushes first. With `zero_new_range` the new range reads as zeros instead of
   // the backing file (qemu does this when the backing file is longer than the old size): the
   // header keeps the old size until the new clusters carry zero flags (v3) or zeroed
-  // clusters (v2) and moves last. Needs a sink that applies steps (it re-reads the image).
+  // clusters (v2) and moves last; an old size inside a cluster needs that cluster to read as
+  // data or zeros in this image (else kGrowUnaligned: its head would need backing bytes).
+  // Needs a sink that applies steps (it re-reads the image).
   base::Status<WriteError> Grow(uint64_t new_size, bool zero_new_range);
 
   // Writes everything pending in the order above; afterwards the image on disk holds every
