@@ -30,5 +30,12 @@ inline void StoreBe64(uint8_t* p, uint64_t v) {
   StoreBe32(p, static_cast<uint32_t>(v >> 32));
   StoreBe32(p + 4, static_cast<uint32_t>(v));
 }
+inline void StoreLe32(uint8_t* p, uint32_t v) {
+  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
+}
+inline void StoreLe64(uint8_t* p, uint64_t v) {
+  StoreLe32(p, static_cast<uint32_t>(v));
+  StoreLe32(p + 4, static_cast<uint32_t>(v >> 32));
+}
 
 }  // namespace instar::base

@@ -28,12 +28,6 @@ base::Status<WriteError> W(base::Status<PlanError> s) {
   return {};
 }
 
-bool EmitBytes(const StepSink& sink, Phase phase, uint64_t offset, uint64_t length,
-               const uint8_t* bytes) {
-  return Emit(sink, bytes == nullptr ? StepKind::kZero : StepKind::kWrite, phase, offset, length,
-              bytes);
-}
-
 // Reads the header (first cluster) and the refcount table into the arena.
 base::Result<Qcow2Image, WriteError> OpenImage(const ImageReader& reader, base::Arena& arena) {
   uint64_t head_bytes = reader.size < kFirstHeadRead ? reader.size : kFirstHeadRead;
@@ -58,22 +52,6 @@ base::Result<Qcow2Image, WriteError> OpenImage(const ImageReader& reader, base::
   }
 }
 
-// Passes steps on while noting how far they reach: the file's end after a grow planner ran.
-struct EndTracker {
-  const StepSink* inner = nullptr;
-  uint64_t end = 0;
-
-  static bool Forward(void* self, const Step& step) {
-    auto* t = static_cast<EndTracker*>(self);
-    uint64_t end = step.length;
-    if (step.kind != StepKind::kSetSize && !base::CheckedAdd(step.offset, step.length, &end)) {
-      return false;
-    }
-    if (end > t->end) t->end = end;
-    return t->inner->Emit(step);
-  }
-};
-
 }  // namespace
 
 base::Result<Qcow2Writer*, WriteError> Qcow2Writer::Open(const ImageReader& reader,
@@ -86,7 +64,6 @@ base::Result<Qcow2Writer*, WriteError> Qcow2Writer::Open(const ImageReader& read
   w->reader_ = reader;
   w->sink_ = sink;
   w->arena_ = &arena;
-  w->limits_ = limits;
   TRY_STATUS(w->Load());
 
   const uint64_t cs = w->image_.geometry.cluster_size;
@@ -130,14 +107,6 @@ base::Status<WriteError> Qcow2Writer::Load() {
   }
   l1_dirty_ = false;
   return {};
-}
-
-base::Status<WriteError> Qcow2Writer::Latch(base::Status<WriteError> status) {
-  if (!status.ok() && !failed_) {
-    failed_ = true;
-    error_ = status.error();
-  }
-  return status;
 }
 
 uint64_t Qcow2Writer::guest_clusters() const {
@@ -206,6 +175,10 @@ base::Result<TableSlot*, WriteError> Qcow2Writer::TakeSlot(uint64_t l1_index) {
 base::Result<TableSlot*, WriteError> Qcow2Writer::LoadL2(uint64_t l1_index, uint64_t l2_offset) {
   TableSlot* slot = l2_cache_->Find(l1_index);
   if (slot != nullptr) return slot;
+  // An L2 table on a refcount block would have the writer edit refcounts as entries.
+  for (uint64_t i = 0; i < image_.refcount_table_entries; ++i) {
+    if (image_.refcount_table[i] == l2_offset) return Fail(WriteError::kCorruptL1, l2_offset);
+  }
   TRY(slot, TakeSlot(l1_index));
   slot->used = false;  // until it holds the table
   if (!reader_.Read(l2_offset, image_.geometry.cluster_size, slot->bytes)) {
@@ -267,10 +240,13 @@ base::Result<qcow2::L2Entry, WriteError> Qcow2Writer::EntryAt(const TableSlot& s
       }
       return e;
     case qcow2::ClusterKind::kCompressed: {
+      // The compressed bytes lie in the file's clusters, past the header (freeing them
+      // touches every cluster up to their end).
+      const uint64_t start = e.host_offset & ~uint64_t{511};
+      const uint64_t clusters = base::DivRoundUp(image_.file_size, image_.geometry.cluster_size);
       uint64_t end = 0;
-      if (!base::CheckedAdd(e.host_offset & ~uint64_t{511}, e.compressed_bytes, &end) ||
-          (e.host_offset & ~uint64_t{511}) == 0 || end > base::DivRoundUp(image_.file_size, 512) * 512 +
-              image_.geometry.cluster_size) {
+      if (start == 0 || !base::CheckedAdd(start, e.compressed_bytes, &end) ||
+          image_.ClusterOf(end - 1) >= clusters) {
         return Fail(WriteError::kCorruptL2, e.host_offset);
       }
       return e;
@@ -280,7 +256,7 @@ base::Result<qcow2::L2Entry, WriteError> Qcow2Writer::EntryAt(const TableSlot& s
 }
 
 base::Result<ClusterMapping, WriteError> Qcow2Writer::Map(uint64_t guest_cluster) {
-  if (failed_) return error_;
+  if (sticky_.failed()) return sticky_.error();
   auto mapped = [&]() -> base::Result<ClusterMapping, WriteError> {
     TRY_STATUS(CheckRange(guest_cluster, 1));
     ClusterMapping m;
@@ -312,7 +288,7 @@ base::Result<ClusterMapping, WriteError> Qcow2Writer::Map(uint64_t guest_cluster
     }
     return m;
   }();
-  if (!mapped.ok()) (void)Latch(mapped.error());
+  if (!mapped.ok()) (void)sticky_.Keep(mapped.error());
   return mapped;
 }
 
@@ -337,13 +313,16 @@ base::Result<uint64_t, WriteError> Qcow2Writer::AllocateRun(uint64_t count) {
       if (IsFixedMetadata(c)) return Fail(WriteError::kCorruptRefcount, c);
       TRY_STATUS(W(editor_->Adjust(c, +1)));
     }
-    TRY_STATUS(W(editor_->Flush(sink_, Phase::kRefcountIncrement)));
   } else {
     const uint64_t mark = arena_->used();
     Allocation a;
     TRY(a, W(AllocateClusters(image_, count, image_.refcount_table, *editor_, *arena_)));
     if (a.table_clusters != 0) TRY_STATUS(W(CheckOldTableCounted(image_, *editor_)));
-    TRY_STATUS(W(EmitAllocation(image_, a, *editor_, *arena_, sink_)));
+    // New refcount blocks or a new table go out now, with every increment so far, before
+    // the refcount table or the header points to them; plain increments wait for the flush.
+    if (a.blocks != 0 || a.table_clusters != 0) {
+      TRY_STATUS(W(EmitAllocation(image_, a, *editor_, *arena_, sink_)));
+    }
     if (a.table_clusters != 0) {
       // The header now names the new table; the old one's clusters are freed at the flush.
       const uint64_t old_first = image_.ClusterOf(image_.header.refcount_table_offset);
@@ -401,29 +380,8 @@ base::Status<WriteError> Qcow2Writer::FreeAllocation(const qcow2::L2Entry& e) {
   return {};
 }
 
-base::Status<WriteError> Qcow2Writer::QueueData(uint64_t host_offset, uint64_t length,
-                                                const uint8_t* bytes) {
-  const bool continues =
-      pending_.length != 0 && pending_.host_offset + pending_.length == host_offset &&
-      ((bytes == nullptr && pending_.bytes == nullptr) ||
-       (bytes != nullptr && pending_.bytes != nullptr && pending_.bytes + pending_.length == bytes));
-  if (continues) {
-    pending_.length += length;
-    return {};
-  }
-  TRY_STATUS(EmitPendingData());
-  pending_ = PendingData{host_offset, length, bytes};
-  return {};
-}
-
-base::Status<WriteError> Qcow2Writer::EmitPendingData() {
-  if (pending_.length == 0) return {};
-  const PendingData p = pending_;
-  pending_ = PendingData{};
-  if (!EmitBytes(sink_, Phase::kData, p.host_offset, p.length, p.bytes)) {
-    return Fail(WriteError::kIoError, p.host_offset);
-  }
-  ++stats_.data_steps;
+base::Status<WriteError> Qcow2Writer::EmitData() {
+  if (!data_.Emit(sink_)) return Fail(WriteError::kIoError, data_.failed_offset());
   return {};
 }
 
@@ -433,11 +391,10 @@ base::Status<WriteError> Qcow2Writer::WriteRange(uint64_t first, uint64_t count,
   const uint64_t cs = image_.geometry.cluster_size;
   const uint64_t per_l2 = image_.geometry.l2_entries;
   for (uint64_t c = first; c < first + count;) {
-    const uint64_t l1_index = c / per_l2;
-    const uint64_t within = c % per_l2;
-    const uint64_t n = per_l2 - within < first + count - c ? per_l2 - within : first + count - c;
+    const TableSpan span = SpanAt(c, first + count, per_l2);
+    const uint64_t within = span.within, n = span.count;
     TableSlot* slot;
-    TRY(slot, WritableL2(l1_index));
+    TRY(slot, WritableL2(span.index));
     // Pass 1: how many clusters need a new home; they get one contiguous run.
     uint64_t needed = 0;
     for (uint64_t k = 0; k < n; ++k) {
@@ -459,26 +416,27 @@ base::Status<WriteError> Qcow2Writer::WriteRange(uint64_t first, uint64_t count,
       TRY(in_place, OverwritableInPlace(e));
       const uint64_t host = in_place ? e.host_offset : (next_new++) * cs;
       const uint8_t* bytes = data == nullptr ? nullptr : data + (c - first + k) * cs;
-      TRY_STATUS(QueueData(host, cs, bytes));
+      if (!data_.Add(sink_, host, cs, bytes)) {
+        return Fail(WriteError::kIoError, data_.failed_offset());
+      }
       base::StoreBe64(slot->bytes + 8 * (within + k), qcow2::EncodeL2Normal(host, true));
       slot->dirty = true;
       if (!in_place) TRY_STATUS(FreeAllocation(e));
     }
     c += n;
   }
-  return EmitPendingData();
+  return EmitData();
 }
 
 base::Status<WriteError> Qcow2Writer::ZeroFlags(uint64_t first, uint64_t count) {
   TRY_STATUS(CheckRange(first, count));
   const uint64_t per_l2 = image_.geometry.l2_entries;
   for (uint64_t c = first; c < first + count;) {
-    const uint64_t l1_index = c / per_l2;
-    const uint64_t within = c % per_l2;
-    const uint64_t n = per_l2 - within < first + count - c ? per_l2 - within : first + count - c;
+    const TableSpan span = SpanAt(c, first + count, per_l2);
+    const uint64_t within = span.within, n = span.count;
     c += n;
     TableSlot* slot;
-    TRY(slot, WritableL2(l1_index));
+    TRY(slot, WritableL2(span.index));
     for (uint64_t k = within; k < within + n; ++k) {
       qcow2::L2Entry e;
       TRY(e, EntryAt(*slot, k));
@@ -498,9 +456,8 @@ base::Status<WriteError> Qcow2Writer::Discard(uint64_t first, uint64_t count) {
   TRY_STATUS(CheckRange(first, count));
   const uint64_t per_l2 = image_.geometry.l2_entries;
   for (uint64_t c = first; c < first + count;) {
-    const uint64_t l1_index = c / per_l2;
-    const uint64_t within = c % per_l2;
-    const uint64_t n = per_l2 - within < first + count - c ? per_l2 - within : first + count - c;
+    const TableSpan span = SpanAt(c, first + count, per_l2);
+    const uint64_t l1_index = span.index, within = span.within, n = span.count;
     c += n;
     uint64_t l2_offset;
     TRY(l2_offset, L2OffsetAt(l1_index));
@@ -528,32 +485,31 @@ base::Status<WriteError> Qcow2Writer::Discard(uint64_t first, uint64_t count) {
 
 base::Status<WriteError> Qcow2Writer::WriteClusters(uint64_t first, uint64_t count,
                                                     const uint8_t* data) {
-  if (failed_) return error_;
-  if (data == nullptr) return Latch(Fail(WriteError::kOutOfRange, first));
-  return Latch(WriteRange(first, count, data));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(WriteRange(first, count, data));
 }
 
 base::Status<WriteError> Qcow2Writer::ZeroClusters(uint64_t first, uint64_t count) {
-  if (failed_) return error_;
+  if (sticky_.failed()) return sticky_.error();
   // Version 2 has no zero flag: zeroed clusters, as qemu writes them.
-  return Latch(image_.header.version >= 3 ? ZeroFlags(first, count)
+  return sticky_.Keep(image_.header.version >= 3 ? ZeroFlags(first, count)
                                           : WriteRange(first, count, nullptr));
 }
 
 base::Status<WriteError> Qcow2Writer::DiscardClusters(uint64_t first, uint64_t count) {
-  if (failed_) return error_;
-  return Latch(Discard(first, count));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(Discard(first, count));
 }
 
 base::Status<WriteError> Qcow2Writer::Flush() {
-  if (failed_) return error_;
-  return Latch(FlushImpl());
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(FlushImpl());
 }
 
 base::Status<WriteError> Qcow2Writer::FlushImpl() {
   const uint64_t cs = image_.geometry.cluster_size;
-  // 1. data, 2. refcount increments (normally already out: allocations emit them at once).
-  TRY_STATUS(EmitPendingData());
+  // 1. data, 2. refcount increments not yet written (new blocks and tables went out at once).
+  TRY_STATUS(EmitData());
   TRY_STATUS(W(editor_->Flush(sink_, Phase::kRefcountIncrement)));
   // 3. L2 tables, new ones and changed ones, then the L1 entries that point to new ones.
   bool written = l2_cache_->ForEachDirty([&](TableSlot& slot) {
@@ -627,9 +583,8 @@ base::Status<WriteError> Qcow2Writer::GrowImpl(uint64_t new_size, bool zero_new_
   TRY_STATUS(FlushImpl());
   const uint64_t mark = arena_->used();
   EndTracker tracker{&sink_, image_.file_size};
-  const StepSink tracked{&tracker, &EndTracker::Forward};
   auto planned = resize::PlanQcow2Grow(image_, new_size, zero_new_range ? old_size : new_size,
-                                       reader_, *arena_, tracked);
+                                       reader_, *arena_, tracker.sink());
   arena_->Rewind(mark);
   if (!planned.ok()) return FromPlanError(planned.error());
   // The header, the L1 table and the refcount table may have moved: read them again.
@@ -658,8 +613,8 @@ base::Status<WriteError> Qcow2Writer::GrowImpl(uint64_t new_size, bool zero_new_
 }
 
 base::Status<WriteError> Qcow2Writer::Grow(uint64_t new_size, bool zero_new_range) {
-  if (failed_) return error_;
-  return Latch(GrowImpl(new_size, zero_new_range));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(GrowImpl(new_size, zero_new_range));
 }
 
 }  // namespace instar::image_write

@@ -8,10 +8,10 @@
 // Crash safety (architecture section 5). Every change reaches the image as Steps emitted to
 // the caller's StepSink, in this order:
 //   1. data clusters (Phase::kData), written by WriteClusters/ZeroClusters as they are called;
-//   2. refcount increments for every newly referenced cluster, new refcount blocks and a
-//      relocated refcount table first (kNewMetadata, kRefcountIncrement, kPointer, kHeader:
-//      the table switch), emitted when the clusters are allocated, before anything points
-//      to them;
+//   2. refcount increments for every newly referenced cluster (kRefcountIncrement), before
+//      anything points to them: at once when an allocation needs new refcount blocks or a
+//      relocated refcount table (then also kPointer: refcount-table entries, kHeader: the
+//      table switch), else at the flush or when the refcount-block cache evicts a block;
 //   3. on Flush (or when a bounded cache or the free list fills): new L2 tables
 //      (kNewMetadata), changed L2 tables in place (kPointer), changed L1 entries (kPointer),
 //      the header (kHeader, Grow only);
@@ -23,7 +23,11 @@
 //
 // Host offsets and sizes read from the image are hostile: every table entry is checked
 // (alignment, inside the file, reserved bits, refcount not zero) before use, with checked
-// arithmetic; failures are WriteError codes with the offending offset as detail.
+// arithmetic; failures are WriteError codes with the offending offset as detail. Clusters
+// are never written in place over the header, the L1 table or the refcount table, and no L2
+// table may sit on a refcount block; a data cluster that an already-corrupt image also uses
+// as a refcount block or an L2 table (refcount 1, two references) is not detected (qemu's
+// overlap check would be needed).
 //
 // Supported: versions 2 and 3, cluster sizes 512 B..2 MiB, refcount widths 1..64 bits,
 // internal snapshots, compressed clusters (replaced, never written in place). Refused:
@@ -45,6 +49,7 @@
 #include "crates/base/result.h"
 #include "crates/qcow2/entries.h"
 #include "crates/image_write/cluster_mapping.h"
+#include "crates/image_write/data_run.h"
 #include "crates/image_write/qcow2_image.h"
 #include "crates/image_write/refcount_editor.h"
 #include "crates/image_write/step.h"
@@ -87,15 +92,20 @@ class Qcow2Writer {
   uint32_t version() const { return image_.header.version; }
   // The file's size as the emitted steps leave it (allocations extend it).
   uint64_t file_size() const { return image_.file_size; }
-  const Qcow2WriterStats& stats() const { return stats_; }
+  Qcow2WriterStats stats() const {
+    Qcow2WriterStats s = stats_;
+    s.data_steps = data_.steps();
+    return s;
+  }
 
   // The state of guest cluster `guest_cluster` in this image, unflushed changes included.
   base::Result<ClusterMapping, WriteError> Map(uint64_t guest_cluster);
 
   // Guest clusters [first, first + count) hold `data` (count * cluster_size bytes; valid only
   // during the call; a last cluster partly past the virtual size is written whole, the caller
-  // pads it). A cluster whose host cluster has refcount 1 and is not compressed is
-  // overwritten in place; every other one gets a new cluster, in holes (the first run of
+  // pads it; null writes zeros, allocating like any data). A cluster whose host cluster has
+  // refcount 1 and is not compressed is overwritten in place; every other one gets a new
+  // cluster, in holes (the first run of
   // free clusters long enough, scanning forward from where the last allocation was, as qemu
   // does) or at the end of the file. Contiguous host runs go out as one data step each.
   // An L2 table shared with a snapshot is copied first; one the L1 lacks is created.
@@ -118,7 +128,9 @@ class Qcow2Writer {
   // untouched). Flushes first. With `zero_new_range` the new range reads as zeros instead of
   // the backing file (qemu does this when the backing file is longer than the old size): the
   // header keeps the old size until the new clusters carry zero flags (v3) or zeroed
-  // clusters (v2) and moves last. Needs a sink that applies steps (it re-reads the image).
+  // clusters (v2) and moves last; an old size inside a cluster needs that cluster to read as
+  // data or zeros in this image (else kGrowUnaligned: its head would need backing bytes).
+  // Needs a sink that applies steps (it re-reads the image).
   base::Status<WriteError> Grow(uint64_t new_size, bool zero_new_range);
 
   // Writes everything pending in the order above; afterwards the image on disk holds every
@@ -131,17 +143,9 @@ class Qcow2Writer {
     uint64_t cluster = 0;
     uint64_t count = 0;
   };
-  // Data to be written, grown while the next piece continues it in the file and in memory.
-  struct PendingData {
-    uint64_t host_offset = 0;
-    uint64_t length = 0;
-    const uint8_t* bytes = nullptr;  // null: zeros
-  };
-  enum class Fill { kData, kZeros };
 
   Qcow2Writer() = default;
   base::Status<WriteError> Load();
-  base::Status<WriteError> Latch(base::Status<WriteError> status);
   base::Status<WriteError> CheckRange(uint64_t first, uint64_t count) const;
   base::Result<uint64_t, WriteError> L2OffsetAt(uint64_t l1_index);
   void SetL1(uint64_t l1_index, uint64_t l2_offset);
@@ -155,8 +159,7 @@ class Qcow2Writer {
   base::Result<uint64_t, WriteError> AllocateRun(uint64_t count);
   base::Status<WriteError> FreeAllocation(const qcow2::L2Entry& entry);
   base::Status<WriteError> AddFree(uint64_t cluster, uint64_t count);
-  base::Status<WriteError> QueueData(uint64_t host_offset, uint64_t length, const uint8_t* bytes);
-  base::Status<WriteError> EmitPendingData();
+  base::Status<WriteError> EmitData();
   base::Status<WriteError> WriteRange(uint64_t first, uint64_t count, const uint8_t* data);
   base::Status<WriteError> ZeroFlags(uint64_t first, uint64_t count);
   base::Status<WriteError> Discard(uint64_t first, uint64_t count);
@@ -167,7 +170,6 @@ class Qcow2Writer {
   ImageReader reader_;
   StepSink sink_;
   base::Arena* arena_ = nullptr;
-  Qcow2WriterLimits limits_;
   Qcow2Image image_;
   uint8_t* l1_ = nullptr;  // the active L1 table as on disk (big-endian)
   bool l1_dirty_ = false;
@@ -179,9 +181,8 @@ class Qcow2Writer {
   uint32_t free_capacity_ = 0;
   uint32_t free_count_ = 0;
   uint64_t free_hint_ = 0;  // where the next search for a hole starts (qemu's free index)
-  PendingData pending_;
-  bool failed_ = false;
-  base::Error<WriteError> error_{};
+  DataRun data_;
+  StickyError sticky_;
   Qcow2WriterStats stats_;
 };
 

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "crates/base/checked.h"
 #include "crates/base/image_reader.h"
 
 namespace instar::image_write {
@@ -67,5 +68,23 @@ inline bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offs
 
 // The planners' reader (shared with crates/chain_read).
 using ImageReader = base::ImageReader;
+
+// Passes steps on to `inner` while noting how far they reach: the file's end after a planner
+// that extends it (a writer reads its tables again after a grow planner ran).
+struct EndTracker {
+  const StepSink* inner = nullptr;
+  uint64_t end = 0;
+
+  StepSink sink() { return StepSink{this, &EndTracker::Forward}; }
+  static bool Forward(void* self, const Step& step) {
+    auto* t = static_cast<EndTracker*>(self);
+    uint64_t end = step.length;
+    if (step.kind != StepKind::kSetSize && !base::CheckedAdd(step.offset, step.length, &end)) {
+      return false;
+    }
+    if (end > t->end) t->end = end;
+    return t->inner->Emit(step);
+  }
+};
 
 }  // namespace instar::image_write

@@ -11,6 +11,21 @@
 
 namespace instar::image_write {
 
+// The part of units [at, end) (clusters, grains) that the table at `index` maps: `count`
+// entries from entry `within`. `at` < `end`.
+struct TableSpan {
+  uint64_t index = 0;
+  uint64_t within = 0;
+  uint64_t count = 0;
+};
+inline TableSpan SpanAt(uint64_t at, uint64_t end, uint64_t per_table) {
+  TableSpan span;
+  span.index = at / per_table;
+  span.within = at % per_table;
+  span.count = per_table - span.within < end - at ? per_table - span.within : end - at;
+  return span;
+}
+
 struct TableSlot {
   uint64_t index = 0;         // position in the directory
   uint64_t host_offset = 0;   // where the table lives (or will live) in the file

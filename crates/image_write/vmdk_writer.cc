@@ -10,29 +10,8 @@ namespace {
 using base::Fail;
 
 constexpr uint64_t kSector = 512;
-constexpr uint32_t kFlagZeroedGrain = 1u << 2;
 constexpr uint32_t kZeroedGrainEntry = 1;
 constexpr uint32_t kDefaultCacheTables = 64;
-
-void StoreLe32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-
-// Passes steps on while noting how far they reach (the file's end after a grow).
-struct EndTracker {
-  const StepSink* inner = nullptr;
-  uint64_t end = 0;
-
-  static bool Forward(void* self, const Step& step) {
-    auto* t = static_cast<EndTracker*>(self);
-    uint64_t end = step.length;
-    if (step.kind != StepKind::kSetSize && !base::CheckedAdd(step.offset, step.length, &end)) {
-      return false;
-    }
-    if (end > t->end) t->end = end;
-    return t->inner->Emit(step);
-  }
-};
 
 }  // namespace
 
@@ -138,14 +117,6 @@ base::Status<WriteError> VmdkWriter::Load() {
   return {};
 }
 
-base::Status<WriteError> VmdkWriter::Latch(base::Status<WriteError> status) {
-  if (!status.ok() && !failed_) {
-    failed_ = true;
-    error_ = status.error();
-  }
-  return status;
-}
-
 uint64_t VmdkWriter::virtual_size() const { return header_.capacity_sectors * kSector; }
 uint64_t VmdkWriter::grain_size() const { return header_.grain_sectors * kSector; }
 uint64_t VmdkWriter::guest_grains() const {
@@ -226,7 +197,7 @@ base::Result<TableSlot*, WriteError> VmdkWriter::WritableTable(uint64_t index) {
   slot->mirror_offset = dir_count_ == 2 ? (sector + table_sectors_) * kSector : 0;
   slot->fresh = slot->dirty = true;
   for (uint32_t d = 0; d < dir_count_; ++d) {
-    StoreLe32(dirs_[d].entries + 4 * index,
+    base::StoreLe32(dirs_[d].entries + 4 * index,
               static_cast<uint32_t>((d == 0 ? slot->host_offset : slot->mirror_offset) / kSector));
   }
   if (!dirs_dirty_) {
@@ -243,7 +214,7 @@ base::Result<TableSlot*, WriteError> VmdkWriter::WritableTable(uint64_t index) {
 base::Result<uint32_t, WriteError> VmdkWriter::EntryAt(const TableSlot& slot,
                                                        uint64_t index) const {
   const uint32_t entry = base::LoadLe32(slot.bytes + 4 * index);
-  if (entry == 0 || (entry == kZeroedGrainEntry && (header_.flags & kFlagZeroedGrain) != 0)) {
+  if (entry == 0 || (entry == kZeroedGrainEntry && zeroed_grains())) {
     return entry;
   }
   // A grain lies past the metadata the header reserves and starts inside the file.
@@ -254,7 +225,7 @@ base::Result<uint32_t, WriteError> VmdkWriter::EntryAt(const TableSlot& slot,
 }
 
 base::Result<ClusterMapping, WriteError> VmdkWriter::Map(uint64_t grain) {
-  if (failed_) return error_;
+  if (sticky_.failed()) return sticky_.error();
   auto mapped = [&]() -> base::Result<ClusterMapping, WriteError> {
     TRY_STATUS(CheckRange(grain, 1));
     ClusterMapping m;
@@ -264,7 +235,7 @@ base::Result<ClusterMapping, WriteError> VmdkWriter::Map(uint64_t grain) {
     uint32_t entry;
     TRY(entry, EntryAt(*slot, grain % header_.gtes_per_gt));
     if (entry == 0) return m;
-    if (entry == kZeroedGrainEntry && (header_.flags & kFlagZeroedGrain) != 0) {
+    if (entry == kZeroedGrainEntry && zeroed_grains()) {
       m.state = ClusterState::kZero;
       return m;
     }
@@ -272,34 +243,12 @@ base::Result<ClusterMapping, WriteError> VmdkWriter::Map(uint64_t grain) {
     m.host_offset = uint64_t{entry} * kSector;
     return m;
   }();
-  if (!mapped.ok()) (void)Latch(mapped.error());
+  if (!mapped.ok()) (void)sticky_.Keep(mapped.error());
   return mapped;
 }
 
-base::Status<WriteError> VmdkWriter::QueueData(uint64_t offset, uint64_t length,
-                                               const uint8_t* bytes) {
-  const bool continues =
-      pending_.length != 0 && pending_.offset + pending_.length == offset &&
-      ((bytes == nullptr && pending_.bytes == nullptr) ||
-       (bytes != nullptr && pending_.bytes != nullptr && pending_.bytes + pending_.length == bytes));
-  if (continues) {
-    pending_.length += length;
-    return {};
-  }
-  TRY_STATUS(EmitPendingData());
-  pending_ = PendingData{offset, length, bytes};
-  return {};
-}
-
-base::Status<WriteError> VmdkWriter::EmitPendingData() {
-  if (pending_.length == 0) return {};
-  const PendingData p = pending_;
-  pending_ = PendingData{};
-  if (!Emit(sink_, p.bytes == nullptr ? StepKind::kZero : StepKind::kWrite, Phase::kData,
-            p.offset, p.length, p.bytes)) {
-    return Fail(WriteError::kIoError, p.offset);
-  }
-  ++stats_.data_steps;
+base::Status<WriteError> VmdkWriter::EmitData() {
+  if (!data_.Emit(sink_)) return Fail(WriteError::kIoError, data_.failed_offset());
   return {};
 }
 
@@ -309,38 +258,36 @@ base::Status<WriteError> VmdkWriter::WriteRange(uint64_t first, uint64_t count,
   const uint64_t per_table = header_.gtes_per_gt;
   const uint64_t grain_bytes = grain_size();
   for (uint64_t g = first; g < first + count;) {
-    const uint64_t index = g / per_table;
-    const uint64_t within = g % per_table;
-    const uint64_t n =
-        per_table - within < first + count - g ? per_table - within : first + count - g;
+    const TableSpan span = SpanAt(g, first + count, per_table);
+    const uint64_t index = span.index, within = span.within, n = span.count;
     TableSlot* slot;
     TRY(slot, WritableTable(index));
     for (uint64_t k = 0; k < n; ++k) {
       uint32_t entry;
       TRY(entry, EntryAt(*slot, within + k));
       uint64_t sector = entry;
-      if (entry == 0 || (entry == kZeroedGrainEntry && (header_.flags & kFlagZeroedGrain) != 0)) {
+      if (entry == 0 || (entry == kZeroedGrainEntry && zeroed_grains())) {
         TRY(sector, Append(header_.grain_sectors));
-        StoreLe32(slot->bytes + 4 * (within + k), static_cast<uint32_t>(sector));
+        base::StoreLe32(slot->bytes + 4 * (within + k), static_cast<uint32_t>(sector));
         slot->dirty = true;
         ++stats_.grains_allocated;
       }
       const uint8_t* bytes = data == nullptr ? nullptr : data + (g - first + k) * grain_bytes;
-      TRY_STATUS(QueueData(sector * kSector, grain_bytes, bytes));
+      if (!data_.Add(sink_, sector * kSector, grain_bytes, bytes)) {
+        return Fail(WriteError::kIoError, data_.failed_offset());
+      }
     }
     g += n;
   }
-  return EmitPendingData();
+  return EmitData();
 }
 
 base::Status<WriteError> VmdkWriter::SetEntries(uint64_t first, uint64_t count, uint32_t value) {
   TRY_STATUS(CheckRange(first, count));
   const uint64_t per_table = header_.gtes_per_gt;
   for (uint64_t g = first; g < first + count;) {
-    const uint64_t index = g / per_table;
-    const uint64_t within = g % per_table;
-    const uint64_t n =
-        per_table - within < first + count - g ? per_table - within : first + count - g;
+    const TableSpan span = SpanAt(g, first + count, per_table);
+    const uint64_t index = span.index, within = span.within, n = span.count;
     g += n;
     TableSlot* slot;
     TRY(slot, LoadTable(index));
@@ -352,7 +299,7 @@ base::Status<WriteError> VmdkWriter::SetEntries(uint64_t first, uint64_t count, 
       uint32_t entry;
       TRY(entry, EntryAt(*slot, k));
       if (entry == value) continue;
-      StoreLe32(slot->bytes + 4 * k, value);
+      base::StoreLe32(slot->bytes + 4 * k, value);
       slot->dirty = true;
     }
   }
@@ -361,31 +308,30 @@ base::Status<WriteError> VmdkWriter::SetEntries(uint64_t first, uint64_t count, 
 
 base::Status<WriteError> VmdkWriter::WriteGrains(uint64_t first, uint64_t count,
                                                  const uint8_t* data) {
-  if (failed_) return error_;
-  if (data == nullptr) return Latch(Fail(WriteError::kOutOfRange, first));
-  return Latch(WriteRange(first, count, data));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(WriteRange(first, count, data));
 }
 
 base::Status<WriteError> VmdkWriter::ZeroGrains(uint64_t first, uint64_t count) {
-  if (failed_) return error_;
-  if ((header_.flags & kFlagZeroedGrain) != 0) {
-    return Latch(SetEntries(first, count, kZeroedGrainEntry));
+  if (sticky_.failed()) return sticky_.error();
+  if (zeroed_grains()) {
+    return sticky_.Keep(SetEntries(first, count, kZeroedGrainEntry));
   }
-  return Latch(WriteRange(first, count, nullptr));
+  return sticky_.Keep(WriteRange(first, count, nullptr));
 }
 
 base::Status<WriteError> VmdkWriter::DiscardGrains(uint64_t first, uint64_t count) {
-  if (failed_) return error_;
-  return Latch(SetEntries(first, count, 0));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(SetEntries(first, count, 0));
 }
 
 base::Status<WriteError> VmdkWriter::Flush() {
-  if (failed_) return error_;
-  return Latch(FlushImpl());
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(FlushImpl());
 }
 
 base::Status<WriteError> VmdkWriter::FlushImpl() {
-  TRY_STATUS(EmitPendingData());
+  TRY_STATUS(EmitData());
   const uint64_t table_bytes = table_sectors_ * kSector;
   // New tables first (nothing points to them), then changed ones; both copies each.
   for (int pass = 0; pass < 2; ++pass) {
@@ -431,8 +377,7 @@ base::Status<WriteError> VmdkWriter::GrowImpl(uint64_t new_size) {
   image.file_size = next_sector_ * kSector > file_size_ ? next_sector_ * kSector : file_size_;
   const uint64_t mark = arena_->used();
   EndTracker tracker{&sink_, image.file_size};
-  const StepSink tracked{&tracker, &EndTracker::Forward};
-  auto planned = resize::PlanVmdkGrow(image, new_size, reader_, *arena_, tracked);
+  auto planned = resize::PlanVmdkGrow(image, new_size, reader_, *arena_, tracker.sink());
   arena_->Rewind(mark);
   if (!planned.ok()) return FromPlanError(planned.error());
   // Header, directories and tables may have moved: read them again.
@@ -442,8 +387,8 @@ base::Status<WriteError> VmdkWriter::GrowImpl(uint64_t new_size) {
 }
 
 base::Status<WriteError> VmdkWriter::Grow(uint64_t new_size) {
-  if (failed_) return error_;
-  return Latch(GrowImpl(new_size));
+  if (sticky_.failed()) return sticky_.error();
+  return sticky_.Keep(GrowImpl(new_size));
 }
 
 }  // namespace instar::image_write

@@ -29,6 +29,7 @@
 #include "crates/base/arena.h"
 #include "crates/base/result.h"
 #include "crates/image_write/cluster_mapping.h"
+#include "crates/image_write/data_run.h"
 #include "crates/image_write/step.h"
 #include "crates/image_write/table_cache.h"
 #include "crates/image_write/write_error.h"
@@ -57,13 +58,19 @@ class VmdkWriter {
   uint64_t grain_size() const;                   // bytes
   uint64_t guest_grains() const;                 // grains the capacity spans
   uint64_t file_size() const { return file_size_; }
-  const VmdkWriterStats& stats() const { return stats_; }
+  // Whether the header allows zeroed-grain entries (ZeroGrains leaves entries, not zeros).
+  bool zeroed_grains() const { return (header_.flags & (1u << 2)) != 0; }
+  VmdkWriterStats stats() const {
+    VmdkWriterStats s = stats_;
+    s.data_steps = data_.steps();
+    return s;
+  }
 
   // The state of grain `grain` (kUnallocated, kZero or kData), unflushed changes included.
   base::Result<ClusterMapping, WriteError> Map(uint64_t grain);
 
   // Grains [first, first + count) hold `data` (count * grain_size bytes, valid only during
-  // the call). Allocated grains are overwritten in place; the others are appended, one data
+  // the call; null writes zeros). Allocated grains are overwritten in place; the others are appended, one data
   // step per contiguous run.
   base::Status<WriteError> WriteGrains(uint64_t first, uint64_t count, const uint8_t* data);
 
@@ -83,11 +90,6 @@ class VmdkWriter {
 
  private:
   // Private state may change; callers use only the public interface above.
-  struct PendingData {
-    uint64_t offset = 0;
-    uint64_t length = 0;
-    const uint8_t* bytes = nullptr;  // null: zeros
-  };
   // One grain directory (primary or redundant) in memory, little-endian as on disk.
   struct Directory {
     uint64_t offset = 0;  // bytes
@@ -96,7 +98,6 @@ class VmdkWriter {
 
   VmdkWriter() = default;
   base::Status<WriteError> Load();
-  base::Status<WriteError> Latch(base::Status<WriteError> status);
   base::Status<WriteError> CheckRange(uint64_t first, uint64_t count) const;
   base::Result<uint64_t, WriteError> TableSectorAt(const Directory& dir, uint64_t index) const;
   base::Result<TableSlot*, WriteError> TakeSlot(uint64_t index);
@@ -104,8 +105,7 @@ class VmdkWriter {
   base::Result<TableSlot*, WriteError> WritableTable(uint64_t index);
   base::Result<uint32_t, WriteError> EntryAt(const TableSlot& slot, uint64_t index) const;
   base::Result<uint64_t, WriteError> Append(uint64_t sectors);
-  base::Status<WriteError> QueueData(uint64_t offset, uint64_t length, const uint8_t* bytes);
-  base::Status<WriteError> EmitPendingData();
+  base::Status<WriteError> EmitData();
   base::Status<WriteError> WriteRange(uint64_t first, uint64_t count, const uint8_t* data);
   base::Status<WriteError> SetEntries(uint64_t first, uint64_t count, uint32_t value);
   base::Status<WriteError> GrowImpl(uint64_t new_size);
@@ -129,9 +129,8 @@ class VmdkWriter {
   uint64_t dirs_dirty_first_ = 0;
   uint64_t dirs_dirty_last_ = 0;
   TableCache* cache_ = nullptr;
-  PendingData pending_;
-  bool failed_ = false;
-  base::Error<WriteError> error_{};
+  DataRun data_;
+  StickyError sticky_;
   VmdkWriterStats stats_;
 };
 

@@ -34,6 +34,25 @@ enum class WriteError {
   kVmdkBadDescriptor,     // Grow: the embedded descriptor cannot take the new size
 };
 
+// The first error a writer met: every later call returns it again (the writer's state may
+// be half-changed; the image on disk is consistent, as every step was ordered).
+class StickyError {
+ public:
+  bool failed() const { return failed_; }
+  base::Error<WriteError> error() const { return error_; }
+  base::Status<WriteError> Keep(base::Status<WriteError> status) {
+    if (!status.ok() && !failed_) {
+      failed_ = true;
+      error_ = status.error();
+    }
+    return status;
+  }
+
+ private:
+  bool failed_ = false;
+  base::Error<WriteError> error_{};
+};
+
 // The writer's code for an error of a shared piece (RefcountEditor, cluster allocator,
 // OpenQcow2, the resize grow planners).
 inline WriteError FromPlanError(PlanError e) {

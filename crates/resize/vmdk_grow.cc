@@ -1,6 +1,7 @@
 #include "crates/resize/vmdk_grow.h"
 
 #include "crates/base/checked.h"
+#include "crates/base/endian.h"
 #include "crates/resize/vmdk_text.h"
 
 namespace instar::resize {
@@ -19,13 +20,6 @@ constexpr uint32_t kFlagRedundantGd = 1u << 1;
 constexpr uint64_t kCapacityOffset = 12;
 constexpr uint64_t kRgdOffsetField = 48;
 constexpr uint64_t kGdOffsetField = 56;
-
-void StoreLe32(uint8_t* p, uint32_t v) {
-  for (int i = 0; i < 4; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
-void StoreLe64(uint8_t* p, uint64_t v) {
-  for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
-}
 
 // One grain directory (primary or redundant) as the planner rewrites it.
 struct Directory {
@@ -130,9 +124,9 @@ base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, ui
     return Fail(PlanError::kScratchTooSmall);
   }
   __builtin_memcpy(header, image.header_bytes.data(), kSector);
-  StoreLe64(header + kCapacityOffset, new_capacity);
-  StoreLe64(header + kGdOffsetField, dirs[0].new_sector);
-  if (redundant) StoreLe64(header + kRgdOffsetField, dirs[1].new_sector);
+  base::StoreLe64(header + kCapacityOffset, new_capacity);
+  base::StoreLe64(header + kGdOffsetField, dirs[0].new_sector);
+  if (redundant) base::StoreLe64(header + kRgdOffsetField, dirs[1].new_sector);
 
   // Stale entries past the old end in its last table would become visible: clear them.
   const uint64_t used_in_last = old_capacity % span == 0 ? per_table
@@ -159,7 +153,7 @@ base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, ui
   for (uint32_t c = copies; c-- > 0;) {
     Directory& d = dirs[c];
     for (uint64_t t = old_tables; t < new_tables; ++t) {
-      StoreLe32(d.entries + 4 * t,
+      base::StoreLe32(d.entries + 4 * t,
                 static_cast<uint32_t>(d.first_table + (t - old_tables) * table_sectors));
     }
     const bool ok =
