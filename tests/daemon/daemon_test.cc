@@ -140,17 +140,23 @@ class DaemonTest : public ::testing::Test {
   }
 
   // The daemon's worker counts once it has `idle` workers waiting and none exiting (bounded
-  // wait: the pool starts and reaps workers in the background).
-  Json SettledWorkers(uint32_t idle) {
+  // wait: workers are started and reaped in the background). With `open_fds`, also once no
+  // connection but the one asking is left, and the daemon's descriptor count at that point.
+  Json SettledWorkers(uint32_t idle, int* open_fds = nullptr) {
     Client c(socket_);
-    Json workers;
+    Json result;
     for (int i = 0; i < 1000; ++i) {
-      workers = c.Call({{"op", "status"}})["result"]["workers"];
-      if (workers["idle"] == idle && workers["retiring"] == 0) return workers;
+      result = c.Call({{"op", "status"}})["result"];
+      const Json& workers = result["workers"];
+      if (workers["idle"] == idle && workers["retiring"] == 0 &&
+          (open_fds == nullptr || result["connections"] == 1)) {
+        if (open_fds != nullptr) *open_fds = CountOpenFds(pid_);
+        return workers;
+      }
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
     }
-    ADD_FAILURE() << "the worker pool did not settle: " << workers.dump();
-    return workers;
+    ADD_FAILURE() << "the daemon did not settle: " << result.dump();
+    return result["workers"];
   }
 
   fs::path dir_;
@@ -270,8 +276,8 @@ TEST_F(DaemonTest, ConcurrencyAndQueueLimitsAnswerBusy) {
 
 TEST_F(DaemonTest, LoadWithManyClientsLosesNothingAndLeaksNothing) {
   Start({"--max-concurrent", "4", "--max-queue", "256"});
-  SettledWorkers(2);
-  const int fds_before = CountOpenFds(pid_);
+  int fds_before = 0;
+  SettledWorkers(2, &fds_before);
   const long rss_before = ResidentKib(pid_);
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
@@ -286,13 +292,10 @@ TEST_F(DaemonTest, LoadWithManyClientsLosesNothingAndLeaksNothing) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 200);
-  const Json workers = SettledWorkers(2);
+  int fds_after = 0;
+  const Json workers = SettledWorkers(2, &fds_after);
   EXPECT_GE(workers["started"], 202) << "every request had a worker of its own";
-  // Connections close in the background too (the status client's included).
-  for (int i = 0; i < 500 && CountOpenFds(pid_) != fds_before; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  EXPECT_EQ(CountOpenFds(pid_), fds_before);
+  EXPECT_EQ(fds_after, fds_before);
   // Workers are separate processes; the daemon itself keeps only counters and a bounded
   // latency window (thread stacks and allocator caches account for the slack).
   EXPECT_LT(ResidentKib(pid_) - rss_before, 16 * 1024);

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "vmm/launcher/prebuilt_sandbox.h"
+
 namespace instar::cli {
 
 void PrintError(const std::string& message) {
@@ -90,7 +92,10 @@ std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
     PrintError(sandbox.status().message());
     return nullptr;
   }
-  return std::move(sandbox).value();
+  // The first machine is built while the command opens its files; commands that run several
+  // guests (chain discovery) say so and get each next machine built during the current run.
+  return std::make_unique<vmm::PrebuiltSandbox>(std::move(sandbox).value(), /*ready=*/1,
+                                                /*expected=*/1);
 }
 
 GuestOptions GuestOptionsFromEnvironment() { return {false, LimitsFromEnvironment()}; }

@@ -5,14 +5,12 @@
 
 #include <cstdio>
 #include <cstdlib>
-#include <memory>
 #include <string>
 #include <vector>
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/commands.h"
 #include "vmm/chain/path_policy.h"
-#include "vmm/launcher/prebuilt_sandbox.h"
 #include "vmm/daemon/server.h"
 
 namespace {
@@ -67,14 +65,7 @@ int main(int argc, char** argv) {
       instar::vmm::SetOperatorAllowDirs(SplitLines(allowed));
     }
     return instar::vmm::daemon::WorkerMain(
-        [] {
-          std::unique_ptr<instar::vmm::Sandbox> sandbox = instar::cli::OpenSandboxOrReport();
-          if (sandbox != nullptr) {
-            sandbox = std::make_unique<instar::vmm::PrebuiltSandbox>(std::move(sandbox),
-                                                                     /*ready=*/1, /*expected=*/1);
-          }
-          instar::cli::SetPreopenedSandbox(std::move(sandbox));
-        },
+        [] { instar::cli::SetPreopenedSandbox(instar::cli::OpenSandboxOrReport()); },
         [](int child_argc, char** child_argv) {
           return instar::cli::RunCommand(child_argc, child_argv);
         });

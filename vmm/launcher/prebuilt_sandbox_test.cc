@@ -14,6 +14,7 @@ namespace {
 struct Ledger {
   std::atomic<int> built{0};
   std::atomic<int> alive{0};
+  std::atomic<int> ran{0};
   std::atomic<bool> fail{false};
 };
 
@@ -21,12 +22,13 @@ class FakeMachine : public Machine {
  public:
   FakeMachine(Ledger& ledger, int id) : ledger_(ledger), id_(id) { ++ledger_.alive; }
   ~FakeMachine() override { --ledger_.alive; }
-  GuestRam ram() const override { return {}; }
+  // The fake's RAM size is its serial number.
+  GuestRam ram() const override { return {nullptr, static_cast<uint64_t>(id_)}; }
   Status Run(uint64_t, RequestServer&, const VmLimits&, std::chrono::steady_clock::time_point,
              LaunchTimings&) override {
+    ++ledger_.ran;
     return Status::Ok();
   }
-  int id() const { return id_; }
 
  private:
   Ledger& ledger_;
@@ -59,7 +61,16 @@ bool ReadyReaches(const PrebuiltSandbox& sandbox, size_t count) {
   return false;
 }
 
-int IdOf(const std::unique_ptr<Machine>& m) { return static_cast<const FakeMachine&>(*m).id(); }
+int IdOf(const std::unique_ptr<Machine>& m) { return static_cast<int>(m->ram().size); }
+
+// Waits (bounded) until only `count` fake machines exist.
+bool AliveReaches(const Ledger& ledger, int count) {
+  for (int i = 0; i < 2000; ++i) {
+    if (ledger.alive == count) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return false;
+}
 
 TEST(PrebuiltSandbox, BuildsAheadOnlyWhatTheCallerExpects) {
   Ledger ledger;
@@ -123,6 +134,24 @@ TEST(PrebuiltSandbox, AFailingBackendIsReportedInline) {
   ledger.fail = false;
   auto next = sandbox.NewMachine();
   EXPECT_TRUE(next.ok()) << "a failure does not stick";
+}
+
+TEST(PrebuiltSandbox, UsedMachinesComeBackAndAreDestroyedBehind) {
+  Ledger ledger;
+  PrebuiltSandbox sandbox(std::make_unique<FakeSandbox>(ledger), 1, 1);
+  {
+    auto m = sandbox.NewMachine();
+    ASSERT_TRUE(m.ok());
+    DeviceSet devices;
+    RequestServer server((*m)->ram(), devices, {}, {});
+    LaunchTimings timings;
+    EXPECT_TRUE((*m)->Run(0, server, {}, {}, timings).ok());
+    EXPECT_EQ(ledger.ran, 1);
+  }
+  EXPECT_TRUE(AliveReaches(ledger, 0)) << "the used machine is destroyed, never handed out again";
+  auto next = sandbox.NewMachine();
+  ASSERT_TRUE(next.ok());
+  EXPECT_EQ(IdOf(*next), 2);
 }
 
 TEST(PrebuiltSandbox, DestructionDestroysUnusedMachines) {
