@@ -62,10 +62,26 @@ bool ParseLimit(const char* text, uint64_t* out) {
 
 namespace {
 
+// Owned until the process exits: a daemon worker reports its result first, then tears down.
 std::unique_ptr<vmm::Sandbox>& Preopened() {
   static std::unique_ptr<vmm::Sandbox> sandbox;
   return sandbox;
 }
+
+// What a command gets for the preopened sandbox: a view, so dropping it destroys nothing.
+class PreopenedView : public vmm::Sandbox {
+ public:
+  explicit PreopenedView(const vmm::Sandbox& sandbox) : sandbox_(sandbox) {}
+  const char* name() const override { return sandbox_.name(); }
+  const vmm::EmbeddedImage& runtime() const override { return sandbox_.runtime(); }
+  StatusOr<std::unique_ptr<vmm::Machine>> NewMachine() const override {
+    return sandbox_.NewMachine();
+  }
+  void ExpectMachines(size_t count) const override { sandbox_.ExpectMachines(count); }
+
+ private:
+  const vmm::Sandbox& sandbox_;
+};
 
 }  // namespace
 
@@ -74,7 +90,7 @@ void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox) {
 }
 
 std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
-  if (Preopened() != nullptr) return std::move(Preopened());
+  if (Preopened() != nullptr) return std::make_unique<PreopenedView>(*Preopened());
   std::string name = choice;
   if (name.empty()) {
     const char* env = std::getenv("INSTAR_SANDBOX");

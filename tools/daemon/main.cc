@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "tools/cli/commands.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/daemon/server.h"
+#include "vmm/images/operation_registry.h"
 
 namespace {
 
@@ -65,7 +67,17 @@ int main(int argc, char** argv) {
       instar::vmm::SetOperatorAllowDirs(SplitLines(allowed));
     }
     return instar::vmm::daemon::WorkerMain(
-        [] { instar::cli::SetPreopenedSandbox(instar::cli::OpenSandboxOrReport()); },
+        [] {
+          std::unique_ptr<instar::vmm::Sandbox> sandbox = instar::cli::OpenSandboxOrReport();
+          // The guest images' content hashes, checked now rather than after the order came.
+          if (sandbox != nullptr) {
+            (void)instar::vmm::VerifyImage(sandbox->runtime(), instar::abi::GuestImageKind::kRuntime);
+          }
+          for (const instar::vmm::RegisteredOperation& op : instar::vmm::Operations()) {
+            (void)instar::vmm::VerifyImage(*op.image, instar::abi::GuestImageKind::kOperation);
+          }
+          instar::cli::SetPreopenedSandbox(std::move(sandbox));
+        },
         [](int child_argc, char** child_argv) {
           return instar::cli::RunCommand(child_argc, child_argv);
         });
