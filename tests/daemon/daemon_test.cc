@@ -354,12 +354,14 @@ TEST_F(DaemonTest, SigtermDrainsAndSighupReloads) {
   Start({"--config", config});
   Client c(socket_);
   EXPECT_EQ(c.Call({{"op", "status"}})["result"]["limits"]["max_concurrent"], 2);
-  std::ofstream(config) << "max-concurrent 3\n# comment\ndeadline-ms 5000\n";
+  std::ofstream(config) << "max-concurrent 3\n# comment\ndeadline-ms 5000\nspare-workers 1\n";
   ::kill(pid_, SIGHUP);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const Json reloaded = c.Call({{"op", "status"}});
   EXPECT_EQ(reloaded["result"]["limits"]["max_concurrent"], 3);
   EXPECT_EQ(reloaded["result"]["limits"]["deadline_ms"], 5000);
+  EXPECT_EQ(reloaded["result"]["limits"]["spare_workers"], 1);
+  SettledWorkers(1);  // the surplus idle worker was let go
   // A request already sent is answered, never dropped: done if it was admitted before the
   // signal, "shutting_down" if not. Then the daemon exits cleanly and the socket is gone.
   c.SendRaw(Json({{"id", 9}, {"op", "info"}, {"args", {image_}}}).dump() + "\n");

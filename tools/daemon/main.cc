@@ -70,11 +70,12 @@ int main(int argc, char** argv) {
         [] {
           std::unique_ptr<instar::vmm::Sandbox> sandbox = instar::cli::OpenSandboxOrReport();
           // The guest images' content hashes, checked now rather than after the order came.
+          using instar::abi::GuestImageKind;
           if (sandbox != nullptr) {
-            (void)instar::vmm::VerifyImage(sandbox->runtime(), instar::abi::GuestImageKind::kRuntime);
+            (void)instar::vmm::VerifyImage(sandbox->runtime(), GuestImageKind::kRuntime);
           }
           for (const instar::vmm::RegisteredOperation& op : instar::vmm::Operations()) {
-            (void)instar::vmm::VerifyImage(*op.image, instar::abi::GuestImageKind::kOperation);
+            (void)instar::vmm::VerifyImage(*op.image, GuestImageKind::kOperation);
           }
           instar::cli::SetPreopenedSandbox(std::move(sandbox));
         },

@@ -1,8 +1,8 @@
 // Server: the instard main loop. Listens on a Unix stream socket, serves one JSON request per
 // line per connection (vmm/daemon/protocol.h), runs each in a pre-started worker process with
-// the client's credentials (vmm/daemon/worker.h, worker_pool.h), bounded by a concurrency limit and a queue limit
-// ("busy" beyond it), with per-request deadlines. SIGTERM drains in-flight work and refuses
-// new work; SIGHUP re-reads the configuration file. Logs one JSON line per request on stderr.
+// the client's credentials (vmm/daemon/worker.h, worker_pool.h), bounded by a concurrency
+// limit and a queue limit ("busy" beyond it), with per-request deadlines. SIGTERM drains
+// in-flight work and refuses new work; SIGHUP re-reads the configuration file. Logs one JSON line per request on stderr.
 // Host-only.
 #pragma once
 

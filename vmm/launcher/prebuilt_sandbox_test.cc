@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <set>
 #include <thread>
 
@@ -52,25 +53,20 @@ class FakeSandbox : public Sandbox {
   Ledger& ledger_;
 };
 
-// Waits (bounded) until the builder has settled on `count` ready machines.
-bool ReadyReaches(const PrebuiltSandbox& sandbox, size_t count) {
+// Waits (bounded) for the builder thread to make `done` true.
+bool Eventually(const std::function<bool()>& done) {
   for (int i = 0; i < 2000; ++i) {
-    if (sandbox.ready() == count) return true;
+    if (done()) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return false;
+}
+
+bool ReadyReaches(const PrebuiltSandbox& sandbox, size_t count) {
+  return Eventually([&] { return sandbox.ready() == count; });
 }
 
 int IdOf(const std::unique_ptr<Machine>& m) { return static_cast<int>(m->ram().size); }
-
-// Waits (bounded) until only `count` fake machines exist.
-bool AliveReaches(const Ledger& ledger, int count) {
-  for (int i = 0; i < 2000; ++i) {
-    if (ledger.alive == count) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return false;
-}
 
 TEST(PrebuiltSandbox, BuildsAheadOnlyWhatTheCallerExpects) {
   Ledger ledger;
@@ -148,7 +144,8 @@ TEST(PrebuiltSandbox, UsedMachinesComeBackAndAreDestroyedBehind) {
     EXPECT_TRUE((*m)->Run(0, server, {}, {}, timings).ok());
     EXPECT_EQ(ledger.ran, 1);
   }
-  EXPECT_TRUE(AliveReaches(ledger, 0)) << "the used machine is destroyed, never handed out again";
+  EXPECT_TRUE(Eventually([&] { return ledger.alive == 0; }))
+      << "the used machine is destroyed, never handed out again";
   auto next = sandbox.NewMachine();
   ASSERT_TRUE(next.ok());
   EXPECT_EQ(IdOf(*next), 2);
