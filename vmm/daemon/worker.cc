@@ -4,6 +4,8 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -171,6 +173,13 @@ WorkOutcome RunInWorker(WorkerPool& pool, const WorkOrder& order) {
   for (int attempt = 1;; ++attempt) {
     StatusOr<WorkerProcess> candidate = pool.Take();
     if (!candidate.ok()) return Failed("cannot start a worker: " + candidate.status().message());
+    // A large order waits for a worker still starting to read it, no longer than the deadline.
+    const int64_t left_us = std::max<int64_t>(
+        1, std::chrono::duration_cast<std::chrono::microseconds>(deadline - Clock::now()).count());
+    const timeval send_timeout{static_cast<time_t>(left_us / 1000000),
+                               static_cast<suseconds_t>(left_us % 1000000)};
+    ::setsockopt(candidate->control.get(), SOL_SOCKET, SO_SNDTIMEO, &send_timeout,
+                 sizeof send_timeout);
     char taken = 0;
     if (SendWithFds(candidate->control.get(), framed.data(), framed.size(), fds).ok() &&
         ReceiveFromWorker(candidate->control.get(), &taken, 1, deadline)) {
