@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -55,6 +56,19 @@ int CountOpenFds(pid_t pid) {
   for ([[maybe_unused]] const auto& e : fs::directory_iterator("/proc/" + std::to_string(pid) + "/fd")) ++n;
   return n;
 }
+
+// The daemon's child processes (its workers), from every thread's children list.
+std::vector<pid_t> ChildrenOf(pid_t pid) {
+  std::vector<pid_t> children;
+  for (const auto& task : fs::directory_iterator("/proc/" + std::to_string(pid) + "/task")) {
+    std::ifstream list(task.path() / "children");
+    pid_t child;
+    while (list >> child) children.push_back(child);
+  }
+  return children;
+}
+
+bool Exists(pid_t pid) { return ::kill(pid, 0) == 0 || errno != ESRCH; }
 
 // A test client: asserts on transport failures, returns null when the daemon hung up.
 class Client {
@@ -123,6 +137,26 @@ class DaemonTest : public ::testing::Test {
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
     return status;
+  }
+
+  // The daemon's worker counts once it has `idle` workers waiting and none exiting (bounded
+  // wait: workers are started and reaped in the background). With `open_fds`, also once no
+  // connection but the one asking is left, and the daemon's descriptor count at that point.
+  Json SettledWorkers(uint32_t idle, int* open_fds = nullptr) {
+    Client c(socket_);
+    Json result;
+    for (int i = 0; i < 1000; ++i) {
+      result = c.Call({{"op", "status"}})["result"];
+      const Json& workers = result["workers"];
+      if (workers["idle"] == idle && workers["retiring"] == 0 &&
+          (open_fds == nullptr || result["connections"] == 1)) {
+        if (open_fds != nullptr) *open_fds = CountOpenFds(pid_);
+        return workers;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ADD_FAILURE() << "the daemon did not settle: " << result.dump();
+    return result["workers"];
   }
 
   fs::path dir_;
@@ -242,9 +276,8 @@ TEST_F(DaemonTest, ConcurrencyAndQueueLimitsAnswerBusy) {
 
 TEST_F(DaemonTest, LoadWithManyClientsLosesNothingAndLeaksNothing) {
   Start({"--max-concurrent", "4", "--max-queue", "256"});
-  { Client warm(socket_); warm.Call({{"op", "status"}}); }
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  const int fds_before = CountOpenFds(pid_);
+  int fds_before = 0;
+  SettledWorkers(2, &fds_before);
   const long rss_before = ResidentKib(pid_);
   std::atomic<int> ok{0};
   std::vector<std::thread> threads;
@@ -259,8 +292,10 @@ TEST_F(DaemonTest, LoadWithManyClientsLosesNothingAndLeaksNothing) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(ok, 200);
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  EXPECT_EQ(CountOpenFds(pid_), fds_before);
+  int fds_after = 0;
+  const Json workers = SettledWorkers(2, &fds_after);
+  EXPECT_GE(workers["started"], 202) << "every request had a worker of its own";
+  EXPECT_EQ(fds_after, fds_before);
   // Workers are separate processes; the daemon itself keeps only counters and a bounded
   // latency window (thread stacks and allocator caches account for the slack).
   EXPECT_LT(ResidentKib(pid_) - rss_before, 16 * 1024);
@@ -319,12 +354,14 @@ TEST_F(DaemonTest, SigtermDrainsAndSighupReloads) {
   Start({"--config", config});
   Client c(socket_);
   EXPECT_EQ(c.Call({{"op", "status"}})["result"]["limits"]["max_concurrent"], 2);
-  std::ofstream(config) << "max-concurrent 3\n# comment\ndeadline-ms 5000\n";
+  std::ofstream(config) << "max-concurrent 3\n# comment\ndeadline-ms 5000\nspare-workers 1\n";
   ::kill(pid_, SIGHUP);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   const Json reloaded = c.Call({{"op", "status"}});
   EXPECT_EQ(reloaded["result"]["limits"]["max_concurrent"], 3);
   EXPECT_EQ(reloaded["result"]["limits"]["deadline_ms"], 5000);
+  EXPECT_EQ(reloaded["result"]["limits"]["spare_workers"], 1);
+  SettledWorkers(1);  // the surplus idle worker was let go
   // A request already sent is answered, never dropped: done if it was admitted before the
   // signal, "shutting_down" if not. Then the daemon exits cleanly and the socket is gone.
   c.SendRaw(Json({{"id", 9}, {"op", "info"}, {"args", {image_}}}).dump() + "\n");
@@ -339,6 +376,101 @@ TEST_F(DaemonTest, SigtermDrainsAndSighupReloads) {
   pid_ = -1;
   EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
   EXPECT_FALSE(fs::exists(socket_));
+}
+
+TEST_F(DaemonTest, PooledWorkersRunAsTheClientAndAreReplaced) {
+  Start({"--spare-workers", "2"});
+  const Json before = SettledWorkers(2);
+  // Both requests go to workers started before the client was known; each still runs with
+  // the client's credentials.
+  const std::string socket = socket_, secret = secret_, image = image_;
+  EXPECT_EQ(AsNobody([&] {
+              Client c(socket);
+              const Json denied = c.Call({{"op", "info"}, {"args", {secret}}});
+              if (denied["ok"] != false ||
+                  denied.value("stderr", "").find("Permission denied") == std::string::npos) {
+                return 1;
+              }
+              return c.Call({{"op", "info"}, {"args", {image}}})["ok"] == true ? 0 : 2;
+            }),
+            0);
+  Client root(socket_);
+  EXPECT_EQ(root.Call({{"op", "info"}, {"args", {secret_}}})["ok"], true);
+  const Json after = SettledWorkers(2);
+  EXPECT_EQ(after["started"].get<int>() - before["started"].get<int>(), 3)
+      << "each request used up one worker and one replacement was started";
+  EXPECT_EQ(after["died_idle"], 0);
+}
+
+TEST_F(DaemonTest, IdleWorkersThatDieAreReplacedAndTakeNoRequestDown) {
+  Start({"--spare-workers", "2"});
+  SettledWorkers(2);
+  const std::vector<pid_t> idle = ChildrenOf(pid_);
+  ASSERT_EQ(idle.size(), 2u);
+  for (pid_t worker : idle) ASSERT_EQ(::kill(worker, SIGKILL), 0);
+  // A request right away may meet a dead worker before the pool notices: it takes another.
+  Client c(socket_);
+  for (int i = 0; i < 3; ++i) {
+    const Json reply = c.Call({{"op", "info"}, {"args", {image_}}});
+    EXPECT_EQ(reply["ok"], true) << reply.dump();
+  }
+  const Json workers = SettledWorkers(2);
+  EXPECT_EQ(workers["died_idle"], 2);
+  for (pid_t worker : idle) EXPECT_FALSE(Exists(worker)) << "reaped";
+}
+
+TEST_F(DaemonTest, IdleWorkersHoldNothingOfTheDaemonsOrOtherClients) {
+  Start({"--spare-workers", "1"});
+  // A request with a passed descriptor, and a connection left open meanwhile.
+  Client open_connection(socket_);
+  const int fd = ::open(image_.c_str(), O_RDONLY);
+  EXPECT_EQ(open_connection
+                .Call({{"op", "info"}, {"args", {"x.img"}}, {"files", {{"x.img", 0}}}}, {fd})["ok"],
+            true);
+  ::close(fd);
+  SettledWorkers(1);
+  const std::vector<pid_t> idle = ChildrenOf(pid_);
+  ASSERT_EQ(idle.size(), 1u);
+  // stdin on /dev/null, stdout and stderr on their pipes, the control socket, the daemon's log;
+  // everything else is the sandbox's own (KVM descriptors, guest RAM memfds).
+  const fs::path fds = "/proc/" + std::to_string(idle[0]) + "/fd";
+  int sockets = 0;
+  for (const auto& entry : fs::directory_iterator(fds)) {
+    const int number = std::stoi(entry.path().filename().string());
+    const std::string target = fs::read_symlink(entry.path()).string();
+    SCOPED_TRACE(std::to_string(number) + " -> " + target);
+    if (number == 0) {
+      EXPECT_EQ(target, "/dev/null");
+    } else if (number <= 2) {
+      EXPECT_EQ(target.rfind("pipe:", 0), 0u);
+    } else if (number == 4) {
+      EXPECT_EQ(target, (dir_ / "log").string());
+    } else if (target.rfind("socket:", 0) == 0) {
+      ++sockets;
+    } else {
+      EXPECT_TRUE(target.rfind("anon_inode:", 0) == 0 || target == "/dev/kvm" ||
+                  target.rfind("/memfd:instar-", 0) == 0);
+    }
+  }
+  EXPECT_EQ(sockets, 1) << "only its own control socket";
+}
+
+TEST_F(DaemonTest, SigtermWithIdleWorkersExitsAndLeavesNoWorkerBehind) {
+  Start({"--spare-workers", "4"});
+  SettledWorkers(4);
+  const std::vector<pid_t> idle = ChildrenOf(pid_);
+  ASSERT_EQ(idle.size(), 4u);
+  EXPECT_EQ(Stop(), 0) << "exit status 0 after SIGTERM";  // Stop waits for the daemon
+  for (pid_t worker : idle) EXPECT_FALSE(Exists(worker));
+}
+
+TEST_F(DaemonTest, WithoutSpareWorkersEachRequestStartsItsOwn) {
+  Start({"--spare-workers", "0"});
+  Client c(socket_);
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(c.Call({{"op", "info"}, {"args", {image_}}})["ok"], true);
+  const Json workers = SettledWorkers(0);
+  EXPECT_EQ(workers["started"], 3);
+  EXPECT_TRUE(ChildrenOf(pid_).empty());
 }
 
 }  // namespace

@@ -1,12 +1,14 @@
-// Hostile guests run in both sandboxes (real KVM VMs and seccomp-confined processes): each
-// must be stopped or refused with the same clear reason, and the host (this process) and the
-// attached files must come out unharmed.
+// Hostile guests run in both sandboxes (real KVM VMs and seccomp-confined processes), each
+// directly and through machines built ahead (PrebuiltSandbox, as the CLI and the daemon run
+// them): each must be stopped or refused with the same clear reason, and the host (this
+// process) and the attached files must come out unharmed.
 #include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cstring>
 #include <string>
+#include <tuple>
 
 #include "abi/info.h"
 #include "gtest/gtest.h"
@@ -18,6 +20,7 @@
 #include "tests/guests/spin_image.h"
 #include "tests/guests/syscall_attempt_image.h"
 #include "vmm/launcher/operation_launcher.h"
+#include "vmm/launcher/prebuilt_sandbox.h"
 #include "vmm/launcher/sandbox_factory.h"
 
 namespace instar::vmm {
@@ -27,12 +30,18 @@ using std::chrono::milliseconds;
 
 const std::string kContent = "instar hostile-guest test device, must never change";
 
-class HostileGuestTest : public ::testing::TestWithParam<SandboxChoice> {
+// The backend, and whether its machines are built ahead.
+using Backend = std::tuple<SandboxChoice, bool>;
+
+class HostileGuestTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    auto sandbox = OpenSandbox(GetParam(), nullptr);
+    auto sandbox = OpenSandbox(std::get<0>(GetParam()), nullptr);
     ASSERT_TRUE(sandbox.ok()) << sandbox.status().message();
     sandbox_ = std::move(sandbox).value();
+    if (std::get<1>(GetParam())) {
+      sandbox_ = std::make_unique<PrebuiltSandbox>(std::move(sandbox_), 2, 1000);
+    }
     char path[] = "/tmp/hostile_guest_test.XXXXXX";
     const int fd = mkstemp(path);
     ASSERT_GE(fd, 0);
@@ -76,7 +85,7 @@ class HostileGuestTest : public ::testing::TestWithParam<SandboxChoice> {
     EXPECT_NE(r.status().message().find(text), std::string::npos) << "got: " << r.status().message();
   }
 
-  bool kvm() const { return GetParam() == SandboxChoice::kKvm; }
+  bool kvm() const { return std::get<0>(GetParam()) == SandboxChoice::kKvm; }
 
   std::unique_ptr<Sandbox> sandbox_;
   std::string path_;
@@ -174,11 +183,14 @@ TEST_P(HostileGuestTest, HostSurvivesManyHostileRunsInARow) {
   EXPECT_TRUE(Run(images::bad_requests).ok());
 }
 
-INSTANTIATE_TEST_SUITE_P(BothSandboxes, HostileGuestTest,
-                         ::testing::Values(SandboxChoice::kKvm, SandboxChoice::kProcess),
-                         [](const auto& info) {
-                           return info.param == SandboxChoice::kKvm ? "Kvm" : "Process";
-                         });
+INSTANTIATE_TEST_SUITE_P(
+    BothSandboxes, HostileGuestTest,
+    ::testing::Combine(::testing::Values(SandboxChoice::kKvm, SandboxChoice::kProcess),
+                       ::testing::Bool()),
+    [](const auto& info) {
+      return std::string(std::get<0>(info.param) == SandboxChoice::kKvm ? "Kvm" : "Process") +
+             (std::get<1>(info.param) ? "Prebuilt" : "");
+    });
 
 }  // namespace
 }  // namespace instar::vmm

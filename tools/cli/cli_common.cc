@@ -6,6 +6,7 @@
 #include <string_view>
 
 #include "vmm/chain/path_policy.h"
+#include "vmm/launcher/prebuilt_sandbox.h"
 
 namespace instar::cli {
 
@@ -62,10 +63,26 @@ bool ParseLimit(const char* text, uint64_t* out) {
 
 namespace {
 
+// Owned until the process exits: a daemon worker reports its result first, then tears down.
 std::unique_ptr<vmm::Sandbox>& Preopened() {
   static std::unique_ptr<vmm::Sandbox> sandbox;
   return sandbox;
 }
+
+// What a command gets for the preopened sandbox: a view, so dropping it destroys nothing.
+class PreopenedView : public vmm::Sandbox {
+ public:
+  explicit PreopenedView(const vmm::Sandbox& sandbox) : sandbox_(sandbox) {}
+  const char* name() const override { return sandbox_.name(); }
+  const vmm::EmbeddedImage& runtime() const override { return sandbox_.runtime(); }
+  StatusOr<std::unique_ptr<vmm::Machine>> NewMachine() const override {
+    return sandbox_.NewMachine();
+  }
+  void ExpectMachines(size_t count) const override { sandbox_.ExpectMachines(count); }
+
+ private:
+  const vmm::Sandbox& sandbox_;
+};
 
 }  // namespace
 
@@ -74,7 +91,7 @@ void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox) {
 }
 
 std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
-  if (Preopened() != nullptr) return std::move(Preopened());
+  if (Preopened() != nullptr) return std::make_unique<PreopenedView>(*Preopened());
   std::string name = choice;
   if (name.empty()) {
     const char* env = std::getenv("INSTAR_SANDBOX");
@@ -92,7 +109,10 @@ std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
     PrintError(sandbox.status().message());
     return nullptr;
   }
-  return std::move(sandbox).value();
+  // The first machine is built while the command opens its files; commands that run several
+  // guests (chain discovery) say so and get each next machine built during the current run.
+  return std::make_unique<vmm::PrebuiltSandbox>(std::move(sandbox).value(), /*ready=*/1,
+                                                /*expected=*/1);
 }
 
 GuestOptions GuestOptionsFromEnvironment() { return {false, LimitsFromEnvironment()}; }

@@ -32,8 +32,10 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name);
 
 // The sandbox `instar --sandbox KIND` or INSTAR_SANDBOX names (kvm, process, auto; default
-// auto); prints the fallback notice or the error itself. Null on failure. A sandbox handed to
-// SetPreopenedSandbox (a daemon worker opens it before dropping privileges) is used instead.
+// auto), building its first machine ahead (vmm/launcher/prebuilt_sandbox.h); prints the
+// fallback notice or the error itself. Null on failure. A sandbox handed to
+// SetPreopenedSandbox (a daemon worker opens it before dropping privileges) is used instead;
+// it lives until the process exits (its machines' teardown comes after the result).
 std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice = "");
 void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox);
 

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "tools/cli/commands.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/daemon/server.h"
+#include "vmm/images/operation_registry.h"
 
 namespace {
 
@@ -19,7 +21,7 @@ void Usage() {
   std::fprintf(stderr,
                "usage: instard --socket PATH [--max-concurrent N] [--max-queue N] "
                "[--deadline SECONDS] [--allow DIR ...] [--socket-mode OCTAL] "
-               "[--sandbox kvm|process|auto] [--config FILE]\n");
+               "[--sandbox kvm|process|auto] [--spare-workers N] [--config FILE]\n");
 }
 
 // How the daemon hands --allow to its workers (newline-separated directories).
@@ -44,19 +46,39 @@ bool ParsePositive(const char* text, uint64_t* out) {
   return true;
 }
 
+// 0 allowed, at most kMaxSpareWorkers.
+bool ParseCount(const char* text, uint64_t* out) {
+  char* end = nullptr;
+  const unsigned long long v = std::strtoull(text, &end, 10);
+  if (end == text || *end != '\0' || v > instar::vmm::daemon::kMaxSpareWorkers) return false;
+  *out = v;
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   using instar::vmm::daemon::ServerConfig;
-  // A worker for one request (vmm/daemon/worker.h): open the sandbox the daemon was told to
-  // use (INSTAR_SANDBOX, set below and inherited), then run the command as the client.
-  if (argc == 3 && std::string(argv[1]) == "--worker") {
+  // A worker for one request (vmm/daemon/worker.h): while it waits for its order, open the
+  // sandbox the daemon was told to use (INSTAR_SANDBOX, set below and inherited) and build the
+  // machine the request will run in; then run the command as the client.
+  if (argc == 2 && std::string(argv[1]) == "--worker") {
     if (const char* allowed = std::getenv(kAllowEnv); allowed != nullptr) {
       instar::vmm::SetOperatorAllowDirs(SplitLines(allowed));
     }
     return instar::vmm::daemon::WorkerMain(
-        argv[2],
-        [] { instar::cli::SetPreopenedSandbox(instar::cli::OpenSandboxOrReport()); },
+        [] {
+          std::unique_ptr<instar::vmm::Sandbox> sandbox = instar::cli::OpenSandboxOrReport();
+          // The guest images' content hashes, checked now rather than after the order came.
+          using instar::abi::GuestImageKind;
+          if (sandbox != nullptr) {
+            (void)instar::vmm::VerifyImage(sandbox->runtime(), GuestImageKind::kRuntime);
+          }
+          for (const instar::vmm::RegisteredOperation& op : instar::vmm::Operations()) {
+            (void)instar::vmm::VerifyImage(*op.image, GuestImageKind::kOperation);
+          }
+          instar::cli::SetPreopenedSandbox(std::move(sandbox));
+        },
         [](int child_argc, char** child_argv) {
           return instar::cli::RunCommand(child_argc, child_argv);
         });
@@ -72,6 +94,7 @@ int main(int argc, char** argv) {
       {"socket-mode", required_argument, nullptr, 'm'},
       {"sandbox", required_argument, nullptr, 'b'},
       {"config", required_argument, nullptr, 'f'},
+      {"spare-workers", required_argument, nullptr, 'w'},
       {"allow", required_argument, nullptr, 'a'},
       {"help", no_argument, nullptr, 'h'},
       {nullptr, 0, nullptr, 0},
@@ -97,6 +120,10 @@ int main(int argc, char** argv) {
       case 'm': config.socket_mode = static_cast<mode_t>(std::strtoul(optarg, nullptr, 8)); break;
       case 'b': sandbox = optarg; break;
       case 'f': config.config_file = optarg; break;
+      case 'w':
+        if (!ParseCount(optarg, &v)) return Usage(), 2;
+        config.spare_workers = static_cast<uint32_t>(v);
+        break;
       case 'a': allow.push_back(optarg); break;
       case 'h': Usage(); return 0;
       default: Usage(); return 2;

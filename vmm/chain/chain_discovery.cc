@@ -27,6 +27,14 @@ StatusOr<std::vector<ChainLayer>> DiscoverChain(const Sandbox& sandbox, const In
   if (dirs.empty()) dirs.push_back(DirectoryOf(top.path));
   const Allowlist allowlist(dirs);
 
+  // Every layer may have one below it: a sandbox that builds machines ahead builds the next
+  // layer's while this one runs, and stops once the chain has ended.
+  sandbox.ExpectMachines(policy.max_depth + 1);
+  struct ChainEnded {
+    const Sandbox& sandbox;
+    ~ChainEnded() { sandbox.ExpectMachines(0); }
+  } ended{sandbox};
+
   std::vector<ChainLayer> chain;
   std::set<std::string> seen;
   InfoRequest request = top;

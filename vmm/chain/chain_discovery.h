@@ -1,7 +1,8 @@
-// DiscoverChain: a backing chain, layer by layer, one fresh info VM per image. The host never
-// parses image bytes: it takes the backing name the guest reported, refuses pseudo-paths,
-// resolves it like qemu (relative to the image as named), canonicalises it, checks it against
-// the allowlist, refuses cycles and caps the depth. Reused by every chain-aware operation.
+// DiscoverChain: a backing chain, layer by layer, one fresh info VM per image (a sandbox that
+// builds machines ahead, vmm/launcher/prebuilt_sandbox.h, builds the next while one runs).
+// The host never parses image bytes: it takes the backing name the guest reported, refuses
+// pseudo-paths, resolves it like qemu (relative to the image as named), canonicalises it,
+// checks it against the allowlist, refuses cycles and caps the depth. Reused by every chain-aware operation.
 // Host-only.
 #pragma once
 

@@ -15,6 +15,7 @@
 #include <deque>
 #include <fstream>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -66,6 +67,9 @@ class Server {
   uint64_t requests_ = 0, succeeded_ = 0, failed_ = 0, busy_ = 0, malformed_ = 0;
   std::deque<double> latencies_ms_;
   std::mutex log_mu_;
+  // Started in Run once the signals are blocked (its thread must not take SIGTERM), stopped
+  // after the drain.
+  std::optional<WorkerPool> pool_;
 };
 
 void Server::Log(const Json& entry) {
@@ -119,12 +123,16 @@ std::string Server::StatusReply(const Json& id) {
       {"draining", draining_},
       {"limits", {{"max_concurrent", config_.max_concurrent},
                   {"max_queue", config_.max_queue},
+                  {"spare_workers", config_.spare_workers},
                   {"deadline_ms", config_.deadline.count()}}},
       {"counters", {{"requests", requests_}, {"succeeded", succeeded_}, {"failed", failed_},
                     {"busy", busy_}, {"malformed", malformed_}}},
       {"latency_ms", {{"p50", pct(0.50)}, {"p90", pct(0.90)}, {"p99", pct(0.99)},
                       {"window", sorted.size()}}},
   };
+  const WorkerPool::Counts workers = pool_->counts();
+  result["workers"] = {{"idle", workers.idle}, {"retiring", workers.retiring},
+                       {"started", workers.started}, {"died_idle", workers.died_idle}};
   return Dump(Json{{"id", id}, {"ok", true}, {"result", result}});
 }
 
@@ -169,7 +177,7 @@ std::string Server::Handle(const std::string& line, std::vector<UniqueFd>& fds, 
                      : ErrorReply(request.id, kBusy, "too many requests in flight and queued");
   }
   const auto t0 = Clock::now();
-  const WorkOutcome outcome = RunInChild(order);
+  const WorkOutcome outcome = RunInWorker(*pool_, order);
   const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   const bool ok = outcome.exit_code == 0 && !outcome.timed_out && !outcome.cancelled;
   Release(ms, ok);
@@ -249,6 +257,7 @@ void Server::Reload() {
   const Status s = LoadConfigFile(config_.config_file, &next);
   if (s.ok()) {
     config_ = next;
+    pool_->SetSpares(config_.spare_workers);
     cv_.notify_all();
   }
   Log({{"event", "reload"}, {"ok", s.ok()}, {"message", s.message()}});
@@ -287,8 +296,10 @@ Status Server::Run() {
     ::unlink(staging.c_str());
     return failed;
   }
+  pool_.emplace(config_.spare_workers);
   Log({{"event", "start"}, {"socket", config_.socket_path},
-       {"max_concurrent", config_.max_concurrent}, {"max_queue", config_.max_queue}});
+       {"max_concurrent", config_.max_concurrent}, {"max_queue", config_.max_queue},
+       {"spare_workers", config_.spare_workers}});
 
   for (;;) {
     pollfd p[2] = {{listener.get(), POLLIN, 0}, {signal_fd.get(), POLLIN, 0}};
@@ -332,6 +343,9 @@ Status Server::Run() {
   cv_.wait(lock, [&] { return handling_ == 0; });
   for (int fd : connections_) ::shutdown(fd, SHUT_RDWR);
   cv_.wait(lock, [&] { return connections_.empty(); });
+  lock.unlock();
+  pool_.reset();  // idle workers are let go, answered ones reaped
+  lock.lock();
   Log({{"event", "stopped"}, {"requests", requests_}});
   return Status::Ok();
 }
@@ -349,10 +363,12 @@ Status LoadConfigFile(const std::string& path, ServerConfig* config) {
     std::istringstream words(line);
     std::string key;
     uint64_t value = 0;
-    if (!(words >> key >> value) || value == 0) {
+    if (!(words >> key >> value) || (value == 0 && key != "spare-workers") ||
+        (key == "spare-workers" && value > kMaxSpareWorkers)) {
       return InvalidArgument(path + ":" + std::to_string(number) + ": expected 'key number'");
     }
-    if (key == "max-concurrent") config->max_concurrent = static_cast<uint32_t>(value);
+    if (key == "spare-workers") config->spare_workers = static_cast<uint32_t>(value);
+    else if (key == "max-concurrent") config->max_concurrent = static_cast<uint32_t>(value);
     else if (key == "max-queue") config->max_queue = static_cast<uint32_t>(value);
     else if (key == "deadline-ms") config->deadline = std::chrono::milliseconds(value);
     else return InvalidArgument(path + ":" + std::to_string(number) + ": unknown key " + key);

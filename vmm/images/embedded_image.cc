@@ -1,14 +1,44 @@
 #include "vmm/images/embedded_image.h"
 
+#include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <vector>
 
 #include "abi/memory_map.h"
 
 namespace instar::vmm {
+namespace {
+
+struct Checked {
+  const uint8_t* bytes;
+  size_t size;
+  Sha256Digest sha256;
+  bool operator==(const Checked&) const = default;
+};
+
+// An embedded image's bytes are read-only data of this executable: once they matched their
+// hash, they match for the life of the process, so the same bytes are hashed once (a chain
+// runs one guest per layer, a daemon worker checks its images before its order arrives).
+bool ContentMatches(const EmbeddedImage& image) {
+  static std::mutex mu;
+  static std::vector<Checked> matched;
+  const Checked key{image.bytes, image.size, image.sha256};
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    if (std::find(matched.begin(), matched.end(), key) != matched.end()) return true;
+  }
+  if (Sha256(image.bytes, image.size) != image.sha256) return false;
+  std::lock_guard<std::mutex> lock(mu);
+  matched.push_back(key);
+  return true;
+}
+
+}  // namespace
 
 StatusOr<VerifiedImage> VerifyImage(const EmbeddedImage& image, abi::GuestImageKind kind) {
   const std::string who = std::string("guest image '") + image.name + "': ";
-  if (Sha256(image.bytes, image.size) != image.sha256) {
+  if (!ContentMatches(image)) {
     return Internal(who + "content hash differs from the one recorded at build time");
   }
   abi::GuestImageHeader h;

@@ -25,7 +25,8 @@ struct VerifiedImage {
   abi::GuestImageHeader header;
 };
 
-// Checks the content hash against the one recorded at build time, then the header: magic,
+// Checks the content hash against the one recorded at build time (once per process for the
+// same bytes, which are the executable's read-only data), then the header: magic,
 // ABI version, kind, load address, entry inside the image, file and load extents inside the
 // region reserved for that kind (abi/memory_map.h).
 StatusOr<VerifiedImage> VerifyImage(const EmbeddedImage& image, abi::GuestImageKind kind);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 
@@ -46,6 +47,10 @@ class Sandbox {
   // The runtime blob built for this backend's doorbell.
   virtual const EmbeddedImage& runtime() const = 0;
   virtual StatusOr<std::unique_ptr<Machine>> NewMachine() const = 0;
+  // A hint: the caller expects to ask for about `count` more machines (chain discovery, one
+  // per layer). A sandbox that builds machines ahead (prebuilt_sandbox.h) builds no more than
+  // that; the others ignore it.
+  virtual void ExpectMachines(size_t /*count*/) const {}
 };
 
 }  // namespace instar::vmm
