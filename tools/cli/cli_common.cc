@@ -24,7 +24,7 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
   return UsageError("unrecognized option '" + option + "'");
 }
 
-void ReportOpenError(const std::string& name, const Status& s) {
+std::string OpenErrorText(const std::string& name, const Status& s) {
   // File-open errors repeat the name, as qemu-img's do.
   // "Failed to get ... lock" (an image QEMU holds) is not a file-open error.
   const bool in_use = s.message().rfind("Failed to get ", 0) == 0;
@@ -32,13 +32,16 @@ void ReportOpenError(const std::string& name, const Status& s) {
                                       s.code() == StatusCode::kPermissionDenied ||
                                       s.code() == StatusCode::kIoError);
   if (s.code() == StatusCode::kInvalidArgument && s.message() == "Is a directory") {
-    PrintError("Could not open '" + name + "': 'file' driver requires '" + name +
-               "' to be a regular file");
-  } else if (open_error && s.message().rfind("Could not open '", 0) != 0) {
-    PrintError("Could not open '" + name + "': Could not open '" + name + "': " + s.message());
-  } else {
-    PrintError("Could not open '" + name + "': " + s.message());
+    return "'file' driver requires '" + name + "' to be a regular file";
   }
+  if (open_error && s.message().rfind("Could not open '", 0) != 0) {
+    return "Could not open '" + name + "': " + s.message();
+  }
+  return s.message();
+}
+
+void ReportOpenError(const std::string& name, const Status& s) {
+  PrintError("Could not open '" + name + "': " + OpenErrorText(name, s));
 }
 
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name) {

@@ -22,6 +22,8 @@ inline constexpr int kExitError = 1;
 void PrintError(const std::string& message);
 // qemu-img's "Could not open 'NAME': ..." line for a failure to open, lock or read `name`.
 void ReportOpenError(const std::string& name, const Status& status);
+// What that line says after "Could not open 'NAME': ".
+std::string OpenErrorText(const std::string& name, const Status& status);
 // qemu-img's two-line usage error; returns kExitError.
 int UsageError(const std::string& message);
 // Reports getopt's '?' or ':' result the way qemu-img does; returns kExitError.
