@@ -37,7 +37,7 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(RebaseResult), 256u);
   EXPECT_EQ(offsetof(RebaseConfig, new_backing_name), 48u);
   EXPECT_EQ(offsetof(RebaseResult, writes), 40u);
-  EXPECT_EQ(kRebaseErrorCount, 23u);
+  EXPECT_EQ(kRebaseErrorCount, 25u);
   EXPECT_EQ(sizeof(ChainDevice), 48u);
   EXPECT_EQ(sizeof(ChainConfig), 16u + 48u * 65u);
   EXPECT_EQ(sizeof(GuestImageHeader), 48u);

@@ -79,9 +79,11 @@ enum class RebaseError : uint32_t {
   kVmdkBadHeader = 19,           // detail: SparseHeaderError
   kVmdkBadDescriptor = 20,       // detail: line
   kVmdkUnsupported = 21,         // a vmdk instar does not rebase (not monolithicSparse)
-  kWriteFailed = 22,             // the host refused a write to the overlay
+  kWriteFailed = 22,             // the host refused a write; detail 0: the header, 1: data
+  kExternalDataFile = 23,        // safe rebase of a qcow2 with an external data file
+  kExtendedL2 = 24,              // safe rebase of a qcow2 with extended L2 entries
 };
-inline constexpr uint32_t kRebaseErrorCount = 23;
+inline constexpr uint32_t kRebaseErrorCount = 25;
 
 struct RebaseResult {
   uint32_t magic;

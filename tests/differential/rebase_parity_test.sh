@@ -9,6 +9,10 @@
 source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/lib/testlib.sh"
 cd "$WORK" || exit 1
 mkdir -p src q i
+# The operator allows src/ (absolute backing names point there); nothing else outside the
+# overlay's directory.
+printf 'allow %s\n' "$WORK/src" >"$WORK/instar.conf"
+export INSTAR_CONFIG="$WORK/instar.conf"
 
 backing_fields() {  # IMAGE: the backing lines of qemu-img info's JSON
   qemu-img info --output=json "$1" 2>&1 | grep -E '"(backing-filename|backing-filename-format|full-backing-filename)"'
@@ -154,6 +158,113 @@ printf 'QFI\xfb\x00\x00\x00\x09' > src/bad.qcow2
 rebase_pair -u -b nb.raw -F raw bad.qcow2
 rm src/corrupt.qcow2 src/bad.qcow2
 
+# --- safe rebase: what differs between the chains is copied first ---
+# base (4 MiB) <- ov (4 MiB); candidates: larger, smaller, unrelated, raw, vmdk.
+qemu-img create -q -f qcow2 src/base.qcow2 4M
+fill src/base.qcow2 0x11 0 1M 2M 3M
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 src/ov.qcow2 4M
+fill src/ov.qcow2 0x22 1M
+qemu-img create -q -f qcow2 src/larger.qcow2 8M
+fill src/larger.qcow2 0x11 0 1M
+fill src/larger.qcow2 0x33 3M 5M
+qemu-img create -q -f qcow2 src/smaller.qcow2 2M
+fill src/smaller.qcow2 0x11 0
+qemu-img create -q -f qcow2 src/unrelated.qcow2 4M
+fill src/unrelated.qcow2 0x44 0 64k 2M 3M
+qemu-img convert -O raw src/unrelated.qcow2 src/unrelated.raw
+qemu-img create -q -f vmdk src/unrelated.vmdk 4M
+fill src/unrelated.vmdk 0x55 0 3M
+mkdir -p src/sub
+qemu-img create -q -f qcow2 src/sub/deep.qcow2 4M
+fill src/sub/deep.qcow2 0x66 2M
+for target in larger.qcow2:qcow2 smaller.qcow2:qcow2 unrelated.qcow2:qcow2 unrelated.raw:raw \
+              unrelated.vmdk:vmdk sub/deep.qcow2:qcow2 base.qcow2:qcow2; do
+  rebase_pair -b "${target%%:*}" -F "${target##*:}" ov.qcow2
+done
+rebase_pair -b "$WORK/src/larger.qcow2" -F qcow2 ov.qcow2
+rebase_pair -b "" ov.qcow2
+rebase_pair -p -b smaller.qcow2 -F qcow2 -q ov.qcow2
+rebase_pair -b ov.qcow2 -F qcow2 ov.qcow2
+# The new backing file is opened with -F (a raw file named as qcow2 fails).
+rebase_pair -b unrelated.raw -F qcow2 ov.qcow2
+rebase_pair -b missing.qcow2 -F qcow2 ov.qcow2
+rebase_pair -b sub/missing.qcow2 -F qcow2 ov.qcow2
+rebase_pair -b larger.qcow2 ov.qcow2
+rebase_pair -b larger.qcow2 -F bogus ov.qcow2
+# A chain of three below the overlay, rebased onto its middle and onto nothing.
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 src/mid.qcow2 4M
+fill src/mid.qcow2 0x77 2M
+qemu-img create -q -f qcow2 -b mid.qcow2 -F qcow2 src/top.qcow2 4M
+fill src/top.qcow2 0x88 3M
+rebase_pair -b base.qcow2 -F qcow2 top.qcow2
+rebase_pair -b "" top.qcow2
+rebase_pair -b unrelated.qcow2 -F qcow2 top.qcow2
+# An old backing file that does not open: safe mode opens the whole chain first.
+qemu-img create -q -f qcow2 -b gone.qcow2 -F qcow2 -u src/orphan.qcow2 4M
+rebase_pair -b larger.qcow2 -F qcow2 orphan.qcow2
+rm src/orphan.qcow2 src/mid.qcow2 src/top.qcow2
+
+# Cluster sizes, refcount widths, version 2, snapshots (copy on write away from them).
+for cluster in 512 4096 65536 2M; do
+  qemu-img create -q -f qcow2 -o cluster_size=$cluster -b base.qcow2 -F qcow2 src/c.qcow2 4M
+  fill src/c.qcow2 0x5a 64k 3M
+  rebase_pair -b unrelated.qcow2 -F qcow2 c.qcow2
+  rebase_pair -b "" c.qcow2
+done
+for bits in 1 2 8 32 64; do
+  qemu-img create -q -f qcow2 -o refcount_bits=$bits -b base.qcow2 -F qcow2 src/r.qcow2 4M
+  fill src/r.qcow2 0x6b 64k
+  rebase_pair -b larger.qcow2 -F qcow2 r.qcow2
+done
+qemu-img create -q -f qcow2 -o compat=0.10 -b base.qcow2 -F qcow2 src/v2.qcow2 4M
+fill src/v2.qcow2 0x6c 1M
+rebase_pair -b unrelated.qcow2 -F qcow2 v2.qcow2
+rebase_pair -b "" v2.qcow2
+qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 src/snap.qcow2 4M
+fill src/snap.qcow2 0x13 0 3M
+qemu-img snapshot -c one src/snap.qcow2
+fill src/snap.qcow2 0x14 0
+rebase_pair -b unrelated.qcow2 -F qcow2 snap.qcow2
+rm src/c.qcow2 src/r.qcow2 src/v2.qcow2 src/snap.qcow2
+
+# Bad chains: the overlay is untouched (instar refuses what it will not open; qemu-img
+# follows any path, so only instar runs here).
+refused() {  # DESCRIPTION ARGS...: instar fails and leaves the overlay byte-identical
+  local what="$1" sandbox
+  shift
+  for sandbox in $SANDBOXES; do
+    CHECKS=$((CHECKS + 1))
+    rm -rf i && cp -a src i
+    if (cd i && INSTAR_SANDBOX="$sandbox" "$INSTAR" rebase "$@" >"$WORK/.i.out" 2>"$WORK/.i.err"); then
+      fail "($sandbox) $what: instar rebase $* succeeded"
+    elif ! cmp -s "src/${!#}" "i/${!#}"; then
+      fail "($sandbox) $what: overlay changed"
+    elif [ "$(wc -l <"$WORK/.i.err")" != 1 ]; then
+      fail "($sandbox) $what: not one line of error"; cat "$WORK/.i.err" >&2
+    fi
+  done
+}
+mkdir -p outside && qemu-img create -q -f qcow2 outside/far.qcow2 4M
+qemu-img create -q -f qcow2 -b "$WORK/outside/far.qcow2" -F qcow2 src/far_ov.qcow2 4M
+refused "old backing outside the allowlist" -b larger.qcow2 -F qcow2 far_ov.qcow2
+refused "new backing outside the allowlist" -b ../outside/far.qcow2 -F qcow2 ov.qcow2
+qemu-img create -q -f qcow2 -b cyc_b.qcow2 -F qcow2 -u src/cyc_a.qcow2 4M
+qemu-img create -q -f qcow2 -b cyc_a.qcow2 -F qcow2 -u src/cyc_b.qcow2 4M
+qemu-img create -q -f qcow2 -b cyc_a.qcow2 -F qcow2 -u src/cyc_ov.qcow2 4M
+refused "old chain with a cycle" -b larger.qcow2 -F qcow2 cyc_ov.qcow2
+refused "new chain with a cycle" -b cyc_a.qcow2 -F qcow2 ov.qcow2
+prev=base.qcow2
+for n in $(seq 1 17); do
+  qemu-img create -q -f qcow2 -b "$prev" -F qcow2 -u "src/d$n.qcow2" 4M
+  prev="d$n.qcow2"
+done
+refused "old chain deeper than 16" -b larger.qcow2 -F qcow2 d17.qcow2
+refused "new chain deeper than 16" -b d17.qcow2 -F qcow2 ov.qcow2
+cp src/ov.qcow2 src/corrupt_ov.qcow2
+printf '\xff\xff\xff\xff\xff\xff\xff\xff' | dd of=src/corrupt_ov.qcow2 bs=1 seek=$((0x30000)) conv=notrunc status=none
+refused "corrupt overlay L1" -b larger.qcow2 -F qcow2 corrupt_ov.qcow2
+rm -rf outside src/far_ov.qcow2 src/cyc_*.qcow2 src/d*.qcow2 src/corrupt_ov.qcow2
+
 # --- VMDK: qemu-img 7.2 refuses ("Operation not supported"); instar rewrites the descriptor's
 # parent lines as qemu-img create writes them, so qemu then reads the new chain. ---
 qemu-img create -q -f vmdk src/vbase.vmdk 4M
@@ -184,6 +295,8 @@ vmdk_unsafe() {
 }
 vmdk_unsafe -u -b vnew.vmdk -F vmdk vov.vmdk
 vmdk_unsafe -u -b "" vov.vmdk
+vmdk_unsafe -b vnew.vmdk -F vmdk vov.vmdk
+vmdk_unsafe -b "" vov.vmdk
 # qemu's vmdk driver opens every backing file as a vmdk: instar refuses anything else.
 rebase_vmdk_refusal() {
   rm -rf i && cp -a src i
@@ -193,6 +306,12 @@ rebase_vmdk_refusal() {
   fi
 }
 rebase_vmdk_refusal -u -b nb.raw -F raw vov.vmdk
+# A safe rebase keeps what the guest sees.
+for args in "-b vnew.vmdk -F vmdk" "-b \"\""; do
+  rm -rf i && cp -a src i
+  eval "(cd i && \"\$INSTAR\" rebase $args vov.vmdk)"
+  check "vmdk safe rebase $args keeps the content" qemu-img compare -q src/vov.vmdk i/vov.vmdk
+done
 # After the rebase qemu reads the overlay's data over the new backing file.
 rm -rf i && cp -a src i
 (cd i && "$INSTAR" rebase -u -b vnew.vmdk -F vmdk vov.vmdk) &&

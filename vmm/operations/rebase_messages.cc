@@ -71,6 +71,10 @@ RebaseMessage DescribeRebaseError(abi::RebaseError error, uint64_t detail,
       return Line("Invalid VMDK image descriptor (line " + d + ")", open);
     case RebaseError::kVmdkUnsupported:
       return Line(change + "instar rebases monolithicSparse VMDK images only");
+    case RebaseError::kExternalDataFile:
+      return Line("instar cannot safely rebase images with an external data file (use -u)", open);
+    case RebaseError::kExtendedL2:
+      return Line("instar cannot safely rebase images with extended L2 entries (use -u)", open);
     case RebaseError::kWriteFailed:
       return Line(detail == 0 ? change + "Input/output error"
                               : "Error while writing to COW image: Input/output error");

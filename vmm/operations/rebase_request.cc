@@ -17,6 +17,10 @@ namespace {
 
 // Room for a header cluster (qcow2's largest) beyond the end of the file.
 constexpr uint64_t kHeaderHeadroom = 2ull << 20;
+// Beyond the copied data: a relocated refcount table and cluster alignment.
+constexpr uint64_t kCopyHeadroom = 64ull << 20;
+
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
 abi::ImageFormat FormatOf(const ImageInfo& info) {
   return static_cast<abi::ImageFormat>(info.result.format);
@@ -67,15 +71,17 @@ std::optional<RebaseMessage> UnreadableLayer(const std::vector<ChainLayer>& laye
 
 struct Chains {
   std::vector<ChainLayer> old_chain;  // below the overlay
-  std::vector<ChainLayer> new_chain;
+  std::vector<ChainLayer> new_chain;  // empty when it is a suffix of the old chain
+  std::optional<size_t> new_in_old;   // NEW is old_chain[*new_in_old]: its slots are shared
   bool new_attached = false;
 };
 
 // The new backing file's chain, resolved as qemu-img resolves it: relative to the overlay,
 // reusing the overlay's own chain when NEW is one of its members.
+// Its layers are attached (and locked) as qemu-img opens them, after the old chain's.
 StatusOr<bool> DiscoverNewChain(const Sandbox& sandbox, const RebaseRequest& request,
                                 const std::vector<ChainLayer>& overlay_chain, Chains* chains,
-                                RebaseOutcome* outcome) {
+                                DeviceSet* devices, RebaseOutcome* outcome) {
   const std::string real = CombinePath(request.path, *request.backing);
   const Allowlist allowlist(request.allowed_dirs.empty()
                                 ? std::vector<std::string>{DirectoryOf(request.path)}
@@ -87,8 +93,7 @@ StatusOr<bool> DiscoverNewChain(const Sandbox& sandbox, const RebaseRequest& req
   }
   for (size_t i = 1; i < overlay_chain.size(); ++i) {
     if (overlay_chain[i].canonical == *admitted) {
-      chains->new_chain.assign(overlay_chain.begin() + static_cast<std::ptrdiff_t>(i),
-                               overlay_chain.end());
+      chains->new_in_old = i - 1;
       return true;
     }
   }
@@ -117,6 +122,12 @@ StatusOr<bool> DiscoverNewChain(const Sandbox& sandbox, const RebaseRequest& req
                                                         "Could not open backing file: " +
                                                             chain.status().message())};
     return false;
+  }
+  for (const ChainLayer& layer : *chain) {
+    if (Status attached = AttachLayer(*devices, layer, request.force_share); !attached.ok()) {
+      outcome->new_backing_failure = NewBackingFailure{real, attached};
+      return false;
+    }
   }
   chains->new_chain = std::move(*chain);
   return true;
@@ -174,6 +185,14 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
     }
     overlay_chain = std::move(*chain);
   }
+  // qemu-img holds the old chain open (and locked) with the overlay.
+  for (size_t i = 1; i < overlay_chain.size(); ++i) {
+    if (Status attached = AttachLayer(devices, overlay_chain[i], request.force_share);
+        !attached.ok()) {
+      outcome.refusal = Refusal("Could not open backing file: " + attached.message(), true);
+      return outcome;
+    }
+  }
   if (request.backing_format && !IsQemuFormatName(*request.backing_format)) {
     outcome.refusal = Refusal("Invalid format name: '" + *request.backing_format + "'");
     return outcome;
@@ -182,8 +201,8 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
   Chains chains;
   chains.old_chain.assign(overlay_chain.begin() + 1, overlay_chain.end());
   if (!request.unsafe && has_backing) {
-    INSTAR_ASSIGN_OR_RETURN(bool found,
-                            DiscoverNewChain(sandbox, request, overlay_chain, &chains, &outcome));
+    INSTAR_ASSIGN_OR_RETURN(bool found, DiscoverNewChain(sandbox, request, overlay_chain,
+                                                         &chains, &devices, &outcome));
     if (!found) return outcome;
     chains.new_attached = true;
   }
@@ -198,10 +217,6 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
   if (vmdk_overlay && has_backing && *request.backing_format != "vmdk") {
     outcome.refusal = Refusal("Could not change the backing file to '" + quoted +
                               "': a VMDK image's backing file must be a VMDK image");
-    return outcome;
-  }
-  if (!request.unsafe) {
-    outcome.refusal = Refusal("instar does not support safe rebase yet: use -u");
     return outcome;
   }
   // A VMDK overlay records its new parent's CID: attach the new backing file when it is a
@@ -222,7 +237,7 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
       parent.limits = request.limits;
       if (auto info = RunInfo(sandbox, parent); info.ok()) {
         layer.info = std::move(*info);
-        if (!UnreadableLayer({layer})) {
+        if (!UnreadableLayer({layer}) && AttachLayer(devices, layer, request.force_share).ok()) {
           chains.new_chain.push_back(std::move(layer));
           chains.new_attached = true;
         }
@@ -257,22 +272,30 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
     std::memcpy(config.new_format_name, request.backing_format->data(),
                 request.backing_format->size());
   }
-  for (const ChainLayer& layer : chains.old_chain) {
-    INSTAR_RETURN_IF_ERROR(AttachLayer(devices, layer, request.force_share));
-  }
   config.old_chain_first = 0;
   config.old_chain_count = static_cast<uint32_t>(chains.old_chain.size());
-  config.new_chain_first = config.old_chain_count;
-  config.new_chain_count = static_cast<uint32_t>(chains.new_chain.size());
-  for (const ChainLayer& layer : chains.new_chain) {
-    INSTAR_RETURN_IF_ERROR(AttachLayer(devices, layer, request.force_share));
+  if (chains.new_in_old) {
+    config.new_chain_first = static_cast<uint32_t>(*chains.new_in_old);
+    config.new_chain_count = static_cast<uint32_t>(chains.old_chain.size() - *chains.new_in_old);
+  } else {
+    config.new_chain_first = config.old_chain_count;
+    config.new_chain_count = static_cast<uint32_t>(chains.new_chain.size());
   }
   if (chains.new_attached) {
     config.flags |= abi::kRebaseNewChainAttached;
-    config.new_format = static_cast<uint32_t>(FormatOf(chains.new_chain[0].info));
+    const ChainLayer& new_top =
+        chains.new_in_old ? chains.old_chain[*chains.new_in_old] : chains.new_chain[0];
+    config.new_format = static_cast<uint32_t>(FormatOf(new_top.info));
   }
 
-  overlay.limits.write_limit = overlay.limits.size + kHeaderHeadroom;
+  // Unsafe: the header cluster. Safe: at most every guest cluster copied, with its L2 tables
+  // and refcount blocks (1/32 of the data covers 512-byte clusters), and headroom.
+  uint64_t room = kHeaderHeadroom;
+  if (!request.unsafe) {
+    const uint64_t guest = overlay_chain[0].info.result.virtual_size;
+    room = SaturatingAdd(SaturatingAdd(guest, guest / 32), kCopyHeadroom);
+  }
+  overlay.limits.write_limit = SaturatingAdd(overlay.limits.size, room);
   overlay.format = request.format;
   devices.output = std::move(overlay);
   OperationLaunch launch;
