@@ -32,16 +32,27 @@ base::Status<CopyFailure> ReadChain(chain_read::Chain* chain, CopyFailure::Side 
   return {};
 }
 
+// Word-wise: the guest has no SIMD and a byte loop would dominate a 1 GiB comparison. `n` is
+// a multiple of 32 (units are whole sectors).
+uint64_t Word(const uint8_t* p) {
+  uint64_t v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
 bool Equal(const uint8_t* a, const uint8_t* b, uint64_t n) {
-  for (uint64_t i = 0; i < n; ++i) {
-    if (a[i] != b[i]) return false;
+  for (uint64_t i = 0; i < n; i += 32) {
+    const uint64_t diff = (Word(a + i) ^ Word(b + i)) | (Word(a + i + 8) ^ Word(b + i + 8)) |
+                          (Word(a + i + 16) ^ Word(b + i + 16)) |
+                          (Word(a + i + 24) ^ Word(b + i + 24));
+    if (diff != 0) return false;
   }
   return true;
 }
 
 bool AllZero(const uint8_t* p, uint64_t n) {
-  for (uint64_t i = 0; i < n; ++i) {
-    if (p[i] != 0) return false;
+  for (uint64_t i = 0; i < n; i += 32) {
+    if ((Word(p + i) | Word(p + i + 8) | Word(p + i + 16) | Word(p + i + 24)) != 0) return false;
   }
   return true;
 }
@@ -57,7 +68,9 @@ base::Result<CopyStats, CopyFailure> CopyDifferences(OverlayTarget& overlay,
   const uint64_t unit = overlay.unit_bytes();
   const uint64_t size = overlay.virtual_size();
   const uint64_t run_limit = buffers.bytes / unit;
-  if (run_limit == 0) return OverlayFailed(base::Fail(image_write::WriteError::kScratchTooSmall));
+  if (unit == 0 || unit % 512 != 0 || run_limit == 0) {
+    return OverlayFailed(base::Fail(image_write::WriteError::kScratchTooSmall));
+  }
   const uint64_t units = size / unit + (size % unit != 0 ? 1 : 0);
   // Each pass consumes at least one unit, which bounds the loop by the overlay's size.
   for (uint64_t u = 0; u < units;) {
@@ -94,10 +107,10 @@ base::Result<CopyStats, CopyFailure> CopyDifferences(OverlayTarget& overlay,
       }
       const uint8_t* old_bytes = buffers.old_content + i * unit;
       const uint64_t bytes = (j - i) * unit;
-      auto written = AllZero(old_bytes, bytes) ? overlay.Zero(u + i, j - i)
-                                               : overlay.Write(u + i, j - i, old_bytes);
+      const bool zeros = AllZero(old_bytes, bytes);
+      auto written = zeros ? overlay.Zero(u + i, j - i) : overlay.Write(u + i, j - i, old_bytes);
       if (!written.ok()) return OverlayFailed(written.error());
-      if (!AllZero(old_bytes, bytes)) stats.bytes_copied += bytes;
+      if (!zeros) stats.bytes_copied += bytes;
       stats.units_copied += j - i;
       i = j;
     }

@@ -40,6 +40,21 @@ std::string OpenErrorText(const std::string& name, const Status& s) {
   return s.message();
 }
 
+void PrintTimings(const vmm::LaunchTimings& timings) {
+  std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+               timings.setup_us, timings.first_exit_us, timings.total_us,
+               static_cast<unsigned long long>(timings.exits));
+}
+
+void PrintRawProbeWarning(const std::string& filename) {
+  std::fprintf(stderr,
+               "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+               "         Automatically detecting the format is dangerous for raw images, "
+               "write operations on block 0 will be restricted.\n"
+               "         Specify the 'raw' format explicitly to remove the restrictions.\n",
+               filename.c_str());
+}
+
 void ReportOpenError(const std::string& name, const Status& s) {
   PrintError("Could not open '" + name + "': " + OpenErrorText(name, s));
 }

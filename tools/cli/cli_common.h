@@ -63,6 +63,12 @@ OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options);
 bool ResolveFormatName(const std::string& filename, const std::string& name,
                        abi::ImageFormat* format);
 
+// With --verbose: the run's timings on stderr ("instar: vm setup ... us, ...").
+void PrintTimings(const vmm::LaunchTimings& timings);
+
+// qemu-img's warning after it probed a writable image as raw.
+void PrintRawProbeWarning(const std::string& filename);
+
 // With --verbose: shows the guest's debug text on stderr as it arrives.
 void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks);
 

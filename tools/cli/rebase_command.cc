@@ -49,15 +49,6 @@ bool IsCacheMode(const std::string& mode) {
          mode == "unsafe" || mode == "writethrough";
 }
 
-void PrintRawProbeWarning(const std::string& filename) {
-  std::fprintf(stderr,
-               "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
-               "         Automatically detecting the format is dangerous for raw images, "
-               "write operations on block 0 will be restricted.\n"
-               "         Specify the 'raw' format explicitly to remove the restrictions.\n",
-               filename.c_str());
-}
-
 }  // namespace
 
 int RebaseCommand(int argc, char** argv) {
@@ -157,10 +148,7 @@ int RebaseCommand(int argc, char** argv) {
     return kExitError;
   }
   if (guest.verbose) {
-    std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
-                 outcome->timings.setup_us, outcome->timings.first_exit_us,
-                 outcome->timings.total_us,
-                 static_cast<unsigned long long>(outcome->timings.exits));
+    PrintTimings(outcome->timings);
   }
   if (request.format == abi::ImageFormat::kAuto && outcome->result &&
       outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
