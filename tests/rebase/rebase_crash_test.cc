@@ -4,15 +4,12 @@
 // must be `qemu-img check` clean (leaks allowed) and read exactly what it read before
 // (`qemu-img compare` against the untouched original, whichever backing file its header names
 // by then).
-#include <sys/wait.h>
-
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
-#include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/lib/crash_sweep.h"
 #include "vmm/launcher/sandbox_factory.h"
 #include "vmm/operations/rebase_request.h"
 
@@ -20,20 +17,11 @@ namespace instar::vmm {
 namespace {
 
 namespace fs = std::filesystem;
-
-int Shell(const std::string& command) {
-  const int status = std::system((command + " >/dev/null 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using testing::Shell;
 
 class RebaseCrashTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    dir_ = fs::path(tmp != nullptr ? tmp : "/tmp") / "rebase_crash";
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = testing::FreshTestDir("rebase_crash"); }
 
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
@@ -42,48 +30,52 @@ class RebaseCrashTest : public ::testing::Test {
   }
 
   // Interrupts `instar rebase -b BACKING -F FORMAT OVERLAY` after each write in turn, in every
-  // sandbox that opens; returns how many writes the whole operation made.
+  // sandbox that opens; returns the interruption points of the last sweep.
   uint64_t Sweep(const std::string& overlay, const std::string& backing,
                  const std::string& backing_format) {
-    uint64_t total = 0;
+    const std::string image = Path(overlay);
+    const std::string original = image + ".orig";
+    fs::copy_file(image, original, fs::copy_options::overwrite_existing);
+    const bool qcow2 = overlay.ends_with(".qcow2");
+    uint64_t points = 0;
     for (const SandboxChoice choice : {SandboxChoice::kKvm, SandboxChoice::kProcess}) {
       auto sandbox = OpenSandbox(choice, nullptr);
       if (!sandbox.ok()) continue;
-      const std::string original = Path(overlay + ".orig");
-      fs::copy_file(Path(overlay), original, fs::copy_options::overwrite_existing);
-      const std::string image = Path(overlay);
-      bool completed = false;
-      for (uint64_t writes = 0; writes < 10000 && !completed; ++writes) {
-        fs::copy_file(original, image, fs::copy_options::overwrite_existing);
-        RebaseRequest request;
-        request.path = image;
-        request.backing = backing;
-        if (!backing.empty()) request.backing_format = backing_format;
+      RebaseRequest request;
+      request.path = image;
+      request.backing = backing;
+      if (!backing.empty()) request.backing_format = backing_format;
+      std::optional<abi::RebaseError> error;
+      testing::CrashSweep sweep;
+      sweep.name = std::string("rebase ") + (choice == SandboxChoice::kKvm ? "kvm " : "process ") +
+                   overlay + " -b '" + backing + "'";
+      sweep.restore = [&] { fs::copy_file(original, image, fs::copy_options::overwrite_existing); };
+      sweep.run = [&](uint64_t writes) {
         request.hooks.fail_writes_after = writes;
         auto outcome = RunRebase(**sandbox, request);
         EXPECT_TRUE(outcome.ok()) << outcome.status().message();
-        if (!outcome.ok()) return 0;
-        if (overlay.ends_with(".qcow2")) {
-          const int check = Shell("qemu-img check " + image);
-          EXPECT_TRUE(check == 0 || check == 3) << "after " << writes << " writes: check " << check;
-        }
-        EXPECT_EQ(Shell("qemu-img compare -q " + original + " " + image), 0)
-            << "guest content changed after " << writes << " writes";
-        if (!outcome->error) {
-          completed = true;
-          total = writes;
-          if (overlay.ends_with(".qcow2")) {
-            EXPECT_EQ(Shell("qemu-img check " + image), 0);
+        error = outcome.ok() ? outcome->error : std::optional(abi::RebaseError::kIoError);
+        return outcome.ok() && !outcome->error;
+      };
+      sweep.verify = [&](uint64_t, bool completed) {
+        if (qcow2) {
+          const int check = testing::QemuCheck(image);
+          EXPECT_TRUE(check == 0 || check == 3) << "check " << check;
+          if (completed) {
+            EXPECT_EQ(check, 0);
           }
-          break;
         }
-        EXPECT_EQ(*outcome->error, abi::RebaseError::kWriteFailed)
-            << "after " << writes << " writes: error " << static_cast<uint32_t>(*outcome->error);
-      }
-      EXPECT_TRUE(completed) << "the operation never completed";
+        // Whichever backing file the header names by now, the guest reads what it read.
+        EXPECT_TRUE(testing::SameGuestContent(original, image));
+        if (!completed) {
+          EXPECT_EQ(error, abi::RebaseError::kWriteFailed)
+              << "error " << static_cast<uint32_t>(error.value_or(abi::RebaseError::kOk));
+        }
+      };
+      points = testing::RunCrashSweep(sweep);
       fs::copy_file(original, image, fs::copy_options::overwrite_existing);
     }
-    return total;
+    return points;
   }
 
   fs::path dir_;
