@@ -1,6 +1,8 @@
-// Fuzz target: BuildQcow2Header on arbitrary first clusters. Invariants: no out-of-bounds
-// access (ASan), no overflow (UBSan); a header it builds parses again, with the new backing
-// file name and format and the same tables.
+// Fuzz target: BuildQcow2Header on arbitrary first clusters, and RewriteVmdkParent on the
+// same bytes as descriptor text. Invariants: no out-of-bounds access (ASan), no overflow
+// (UBSan); a header it builds parses again, with the new backing file name and format and the
+// same tables; a rewritten descriptor fits its room.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +11,7 @@
 
 #include "crates/qcow2/header.h"
 #include "crates/rebase/qcow2_header_update.h"
+#include "crates/rebase/vmdk_parent_update.h"
 
 namespace {
 
@@ -16,9 +19,21 @@ void Require(bool ok) {
   if (!ok) std::abort();
 }
 
+void FuzzVmdkText(const uint8_t* data, size_t size) {
+  static const char kName[] = "parent.vmdk";
+  instar::rebase::NewBacking backing;
+  backing.name = {reinterpret_cast<const uint8_t*>(kName), sizeof kName - 1};
+  std::vector<uint8_t> out(size + 64);
+  if (instar::rebase::RewriteVmdkParent({data, size}, backing, 0x1234, out.data(), out.size())) {
+    static const char kCid[] = "parentCID=1234";
+    Require(std::search(out.begin(), out.end(), kCid, kCid + sizeof kCid - 1) != out.end());
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  FuzzVmdkText(data, size);
   const instar::base::ByteView head(data, size);
   auto parsed = instar::qcow2::ParseHeader(head);
   if (!parsed.ok() || size < parsed.value().cluster_size) return 0;
