@@ -171,7 +171,9 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
     uint64_t limit = h.cluster_size - f.backing_offset;
     if (limit > kMaxBackingFileBytes) limit = kMaxBackingFileBytes;
     if (f.backing_size > limit) return Fail(HeaderError::kBackingFileTooLong, f.backing_size);
-    if (!bytes.Has(f.backing_offset, f.backing_size)) {
+    // Within the first cluster by now; a caller that passed less than the whole cluster
+    // parses again with all of it (see ParseHeader).
+    if (!bytes.Has(f.backing_offset, f.backing_size) && bytes.size() >= h.cluster_size) {
       return Fail(HeaderError::kBackingFileTooLong, f.backing_size);
     }
     h.backing_file = {f.backing_offset, f.backing_size};

@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "vmm/chain/path_policy.h"
+
 namespace instar::cli {
 
 void PrintError(const std::string& message) {
@@ -133,9 +135,26 @@ OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options) {
       }
       options->limits.max_exits = v;
       return OptionOutcome::kTaken;
+    case kOptAllowDir:
+      options->extra_allowed_dirs.push_back(arg);
+      return OptionOutcome::kTaken;
     default:
       return OptionOutcome::kNotOurs;
   }
+}
+
+std::optional<std::vector<std::string>> AllowedDirsFor(const std::string& filename,
+                                                       const GuestOptions& options) {
+  auto configured = vmm::LoadConfiguredAllowDirs();
+  if (!configured.ok()) {
+    PrintError(configured.status().message());
+    return std::nullopt;
+  }
+  std::vector<std::string> allowed = {vmm::DirectoryOf(filename)};
+  allowed.insert(allowed.end(), options.extra_allowed_dirs.begin(),
+                 options.extra_allowed_dirs.end());
+  allowed.insert(allowed.end(), configured->begin(), configured->end());
+  return allowed;
 }
 
 bool ResolveFormatName(const std::string& filename, const std::string& name,

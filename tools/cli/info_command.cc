@@ -20,7 +20,6 @@ enum LongOnly {
   kOptBackingChain,
   kOptObject,
   kOptImageOpts,
-  kOptAllowDir,
 };
 
 void PrintHelp() {
@@ -67,12 +66,10 @@ int InfoCommand(int argc, char** argv) {
       {"image-opts", no_argument, nullptr, kOptImageOpts},
       {"force-share", no_argument, nullptr, 'U'},
       INSTAR_GUEST_LONG_OPTIONS,
-      {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name, output = "human";
   bool backing_chain = false, force_share = false;
-  std::vector<std::string> extra_dirs;
   GuestOptions guest = GuestOptionsFromEnvironment();
   opterr = 0;
   optind = 1;
@@ -88,7 +85,6 @@ int InfoCommand(int argc, char** argv) {
       case 'U': force_share = true; break;
       case kOptOutput: output = optarg; break;
       case kOptBackingChain: backing_chain = true; break;
-      case kOptAllowDir: extra_dirs.push_back(optarg); break;
       case kOptObject:
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
@@ -104,15 +100,9 @@ int InfoCommand(int argc, char** argv) {
     return kExitError;
   }
 
-  auto configured = vmm::LoadConfiguredAllowDirs();
-  if (!configured.ok()) {
-    PrintError(configured.status().message());
-    return kExitError;
-  }
-  // The image's own directory is always allowed; flags and configuration widen it.
-  std::vector<std::string> allowed = {vmm::DirectoryOf(filename)};
-  allowed.insert(allowed.end(), extra_dirs.begin(), extra_dirs.end());
-  allowed.insert(allowed.end(), configured->begin(), configured->end());
+  const auto allowed_dirs = AllowedDirsFor(filename, guest);
+  if (!allowed_dirs) return kExitError;
+  const std::vector<std::string>& allowed = *allowed_dirs;
 
   vmm::InfoRequest request;
   request.path = filename;
