@@ -202,7 +202,10 @@ rebase_pair -b unrelated.qcow2 -F qcow2 top.qcow2
 # An old backing file that does not open: safe mode opens the whole chain first.
 qemu-img create -q -f qcow2 -b gone.qcow2 -F qcow2 -u src/orphan.qcow2 4M
 rebase_pair -b larger.qcow2 -F qcow2 orphan.qcow2
-rm src/orphan.qcow2 src/mid.qcow2 src/top.qcow2
+qemu-img create -q -f qcow2 -b orphan.qcow2 -F qcow2 -u src/above_orphan.qcow2 4M
+rebase_pair -b larger.qcow2 -F qcow2 above_orphan.qcow2
+rebase_pair -b above_orphan.qcow2 -F qcow2 ov.qcow2
+rm src/orphan.qcow2 src/above_orphan.qcow2 src/mid.qcow2 src/top.qcow2
 
 # Cluster sizes, refcount widths, version 2, snapshots (copy on write away from them).
 for cluster in 512 4096 65536 2M; do

@@ -8,7 +8,6 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/progress_printer.h"
-#include "vmm/chain/path_policy.h"
 #include "vmm/operations/rebase_request.h"
 
 namespace instar::cli {
@@ -17,7 +16,6 @@ namespace {
 enum LongOnly {
   kOptObject = 256,
   kOptImageOpts,
-  kOptAllowDir,
 };
 
 void PrintHelp() {
@@ -67,13 +65,11 @@ int RebaseCommand(int argc, char** argv) {
       {"image-opts", no_argument, nullptr, kOptImageOpts},
       {"force-share", no_argument, nullptr, 'U'},
       INSTAR_GUEST_LONG_OPTIONS,
-      {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name;
   std::string cache = "writeback";
   std::string source_cache = "writeback";
-  std::vector<std::string> extra_dirs;
   bool quiet = false;
   bool progress = false;
   vmm::RebaseRequest request;
@@ -101,7 +97,6 @@ int RebaseCommand(int argc, char** argv) {
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
         return kExitError;
-      case kOptAllowDir: extra_dirs.push_back(optarg); break;
       case ':': return OptionError(optopt, argv[optind - 1], true);
       default: return OptionError(optopt, argv[optind - 1], false);
     }
@@ -120,15 +115,9 @@ int RebaseCommand(int argc, char** argv) {
     PrintError("Invalid source cache option: " + source_cache);
     return kExitError;
   }
-  auto configured = vmm::LoadConfiguredAllowDirs();
-  if (!configured.ok()) {
-    PrintError(configured.status().message());
-    return kExitError;
-  }
-  // As for info: the image's own directory, --allow-dir, and what the operator configured.
-  request.allowed_dirs = {vmm::DirectoryOf(filename)};
-  request.allowed_dirs.insert(request.allowed_dirs.end(), extra_dirs.begin(), extra_dirs.end());
-  request.allowed_dirs.insert(request.allowed_dirs.end(), configured->begin(), configured->end());
+  const auto allowed_dirs = AllowedDirsFor(filename, guest);
+  if (!allowed_dirs) return kExitError;
+  request.allowed_dirs = *allowed_dirs;
   request.path = filename;
   request.limits = guest.limits;
   if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;

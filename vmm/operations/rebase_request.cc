@@ -4,6 +4,7 @@
 #include <set>
 
 #include "ops/rebase/rebase_image.h"
+#include "vmm/chain/backing_check.h"
 #include "vmm/chain/chain_discovery.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/operations/info_request.h"
@@ -114,13 +115,15 @@ StatusOr<bool> DiscoverNewChain(const Sandbox& sandbox, const RebaseRequest& req
   ChainPolicy policy;
   policy.allowed_dirs = request.allowed_dirs;
   std::string failed;
-  auto chain = DiscoverChain(sandbox, top, policy, &failed);
+  uint32_t depth = 0;
+  auto chain = DiscoverChain(sandbox, top, policy, &failed, &depth);
   if (!chain.ok()) {
+    // A layer below NEW: its text is complete (no "Could not open 'NEW': " to add).
     outcome->new_backing_failure =
-        failed == real ? NewBackingFailure{real, chain.status()}
-                       : NewBackingFailure{real, Status(chain.status().code(),
-                                                        "Could not open backing file: " +
-                                                            chain.status().message())};
+        depth == 0 ? NewBackingFailure{real, chain.status()}
+                   : NewBackingFailure{real, Status(StatusCode::kImageRejected,
+                                                    NestBackingFailure(chain.status().message(),
+                                                                       depth))};
     return false;
   }
   for (const ChainLayer& layer : *chain) {
@@ -177,10 +180,11 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
     ChainPolicy policy;
     policy.allowed_dirs = request.allowed_dirs;
     std::string failed;
-    auto chain = DiscoverChain(sandbox, top, policy, &failed);
+    uint32_t depth = 0;
+    auto chain = DiscoverChain(sandbox, top, policy, &failed, &depth);
     if (!chain.ok()) {
-      if (failed == request.path) return chain.status();
-      outcome.refusal = Refusal("Could not open backing file: " + chain.status().message(), true);
+      if (depth == 0) return chain.status();
+      outcome.refusal = Refusal(NestBackingFailure(chain.status().message(), depth), true);
       return outcome;
     }
     overlay_chain = std::move(*chain);
