@@ -57,6 +57,13 @@ void PrintRawProbeWarning(const std::string& filename) {
                filename.c_str());
 }
 
+void PrintRefusal(const std::string& name, const std::vector<std::string>& lines,
+                  bool while_opening) {
+  for (size_t i = 0; i < lines.size(); ++i) {
+    PrintError((i == 0 && while_opening ? "Could not open '" + name + "': " : "") + lines[i]);
+  }
+}
+
 void ReportOpenError(const std::string& name, const Status& s) {
   PrintError("Could not open '" + name + "': " + OpenErrorText(name, s));
 }

@@ -23,6 +23,10 @@ inline constexpr int kExitError = 1;
 void PrintError(const std::string& message);
 // qemu-img's "Could not open 'NAME': ..." line for a failure to open, lock or read `name`.
 void ReportOpenError(const std::string& name, const Status& status);
+// A refusal of a writing operation: its lines as "instar: ..." on stderr, the first prefixed
+// with "Could not open 'NAME': " when qemu-img says it while opening the image.
+void PrintRefusal(const std::string& name, const std::vector<std::string>& lines,
+                  bool while_opening);
 // What that line says after "Could not open 'NAME': ".
 std::string OpenErrorText(const std::string& name, const Status& status);
 // qemu-img's two-line usage error; returns kExitError.

@@ -150,11 +150,7 @@ int RebaseCommand(int argc, char** argv) {
     return kExitError;
   }
   if (outcome->refusal) {
-    const vmm::RebaseMessage& m = *outcome->refusal;
-    for (size_t i = 0; i < m.lines.size(); ++i) {
-      PrintError((i == 0 && m.while_opening ? "Could not open '" + filename + "': " : "") +
-                 m.lines[i]);
-    }
+    PrintRefusal(filename, outcome->refusal->lines, outcome->refusal->while_opening);
     return kExitError;
   }
   printer.Finish();

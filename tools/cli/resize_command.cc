@@ -142,11 +142,7 @@ int ResizeCommand(int argc, char** argv) {
     PrintRawProbeWarning(filename);
   }
   if (outcome->refusal) {
-    const vmm::ResizeMessage& m = *outcome->refusal;
-    for (size_t i = 0; i < m.lines.size(); ++i) {
-      PrintError((i == 0 && m.while_opening ? "Could not open '" + filename + "': " : "") +
-                 m.lines[i]);
-    }
+    PrintRefusal(filename, outcome->refusal->lines, outcome->refusal->while_opening);
     return kExitError;
   }
   if (!quiet) std::printf("Image resized.\n");
