@@ -12,6 +12,7 @@
 #include "abi/info.h"
 #include "abi/info_records.h"
 #include "abi/memory_map.h"
+#include "abi/rebase.h"
 #include "abi/resize.h"
 #include "abi/status.h"
 #include "abi/transport.h"
@@ -22,7 +23,7 @@ namespace {
 
 TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(Request), 72u);
-  EXPECT_EQ(sizeof(CallTable), 184u);
+  EXPECT_EQ(sizeof(CallTable), 192u);
   EXPECT_EQ(sizeof(CheckConfig), 64u);
   EXPECT_EQ(sizeof(CheckResult), 272u);
   EXPECT_EQ(sizeof(CheckFinding), 32u);
@@ -32,6 +33,11 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(ResizeResult), 256u);
   EXPECT_EQ(offsetof(ResizeConfig, size_mode), 24u);
   EXPECT_EQ(offsetof(ResizeConfig, backing_size), 32u);
+  EXPECT_EQ(sizeof(RebaseConfig), 1136u);
+  EXPECT_EQ(sizeof(RebaseResult), 256u);
+  EXPECT_EQ(offsetof(RebaseConfig, new_backing_name), 48u);
+  EXPECT_EQ(offsetof(RebaseResult, writes), 40u);
+  EXPECT_EQ(kRebaseErrorCount, 25u);
   EXPECT_EQ(sizeof(ChainDevice), 48u);
   EXPECT_EQ(sizeof(ChainConfig), 16u + 48u * 65u);
   EXPECT_EQ(sizeof(GuestImageHeader), 48u);
@@ -84,7 +90,7 @@ TEST(AbiLayout, CallTableIsAppendOnly) {
       offsetof(CallTable, send_complete),          offsetof(CallTable, send_info_result),
       offsetof(CallTable, send_record),            offsetof(CallTable, set_output_size),
       offsetof(CallTable, send_check_result),      offsetof(CallTable, send_resize_result),
-      offsetof(CallTable, send_records),
+      offsetof(CallTable, send_records),           offsetof(CallTable, send_rebase_result),
   };
   for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); ++i) {
     EXPECT_EQ(slots[i], 16 + 8 * i) << "entry " << i;
@@ -129,8 +135,8 @@ TEST(AbiLayout, MagicsAreDistinct) {
       kCallTableMagic,   kRequestMagic,     kChainConfigMagic,  kGuestImageMagic,
       kInfoConfigMagic,  kInfoResultMagic,  kCheckConfigMagic,  kCheckResultMagic,
       kResizeConfigMagic, kResizeResultMagic, kCheckFindingBatchMagic,
-      kCheckSnapshotFindingMagic};
-  EXPECT_EQ(magics.size(), 12u);
+      kCheckSnapshotFindingMagic, kRebaseConfigMagic, kRebaseResultMagic};
+  EXPECT_EQ(magics.size(), 14u);
 }
 
 TEST(AbiLayout, MemoryMapHasThePlansValues) {

@@ -166,8 +166,9 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
     return Fail(HeaderError::kCryptoHeaderMissing);
   }
   if (f.backing_offset != 0) {
+    // qemu opens a name that fills the header cluster to its last byte (its own header
+    // update writes one).
     uint64_t limit = h.cluster_size - f.backing_offset;
-    limit = limit == 0 ? 0 : limit - 1;
     if (limit > kMaxBackingFileBytes) limit = kMaxBackingFileBytes;
     if (f.backing_size > limit) return Fail(HeaderError::kBackingFileTooLong, f.backing_size);
     // Within the first cluster by now; a caller that passed less than the whole cluster

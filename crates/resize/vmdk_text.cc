@@ -1,45 +1,11 @@
 #include "crates/resize/vmdk_text.h"
 
+#include "crates/base/text_writer.h"
+
 namespace instar::resize {
 namespace {
 
-class Writer {
- public:
-  Writer(uint8_t* out, uint64_t capacity) : out_(out), capacity_(capacity) {}
-  void Put(const uint8_t* p, uint64_t n) {
-    for (uint64_t i = 0; i < n; ++i) Byte(p[i]);
-  }
-  void Byte(uint8_t c) {
-    if (used_ < capacity_) out_[used_] = c;
-    ++used_;
-  }
-  void Number(uint64_t v) {
-    char digits[20];
-    int n = 0;
-    do {
-      digits[n++] = static_cast<char>('0' + v % 10);
-      v /= 10;
-    } while (v != 0);
-    while (n > 0) Byte(static_cast<uint8_t>(digits[--n]));
-  }
-  bool Fits() const { return used_ <= capacity_; }
-  void Pad() {
-    for (uint64_t i = used_; i < capacity_; ++i) out_[i] = 0;
-  }
-
- private:
-  uint8_t* out_;
-  uint64_t capacity_;
-  uint64_t used_ = 0;
-};
-
-bool StartsWith(const uint8_t* p, uint64_t n, const char* prefix) {
-  uint64_t i = 0;
-  for (; prefix[i] != '\0'; ++i) {
-    if (i >= n || p[i] != static_cast<uint8_t>(prefix[i])) return false;
-  }
-  return true;
-}
+using base::StartsWith;
 
 bool IsDigit(uint8_t c) { return c >= '0' && c <= '9'; }
 
@@ -55,7 +21,7 @@ bool RewriteVmdkSize(base::ByteView text, uint64_t sectors, uint8_t* out, uint64
       break;
     }
   }
-  Writer w(out, capacity);
+  base::TextWriter w(out, capacity);
   bool extent_seen = false;
   for (uint64_t start = 0; start < n;) {
     uint64_t end = start;

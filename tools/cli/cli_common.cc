@@ -27,7 +27,7 @@ int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argume
   return UsageError("unrecognized option '" + option + "'");
 }
 
-void ReportOpenError(const std::string& name, const Status& s) {
+std::string OpenErrorText(const std::string& name, const Status& s) {
   // File-open errors repeat the name, as qemu-img's do.
   // "Failed to get ... lock" (an image QEMU holds) is not a file-open error.
   const bool in_use = s.message().rfind("Failed to get ", 0) == 0;
@@ -35,13 +35,38 @@ void ReportOpenError(const std::string& name, const Status& s) {
                                       s.code() == StatusCode::kPermissionDenied ||
                                       s.code() == StatusCode::kIoError);
   if (s.code() == StatusCode::kInvalidArgument && s.message() == "Is a directory") {
-    PrintError("Could not open '" + name + "': 'file' driver requires '" + name +
-               "' to be a regular file");
-  } else if (open_error && s.message().rfind("Could not open '", 0) != 0) {
-    PrintError("Could not open '" + name + "': Could not open '" + name + "': " + s.message());
-  } else {
-    PrintError("Could not open '" + name + "': " + s.message());
+    return "'file' driver requires '" + name + "' to be a regular file";
   }
+  if (open_error && s.message().rfind("Could not open '", 0) != 0) {
+    return "Could not open '" + name + "': " + s.message();
+  }
+  return s.message();
+}
+
+void PrintTimings(const vmm::LaunchTimings& timings) {
+  std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+               timings.setup_us, timings.first_exit_us, timings.total_us,
+               static_cast<unsigned long long>(timings.exits));
+}
+
+void PrintRawProbeWarning(const std::string& filename) {
+  std::fprintf(stderr,
+               "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+               "         Automatically detecting the format is dangerous for raw images, "
+               "write operations on block 0 will be restricted.\n"
+               "         Specify the 'raw' format explicitly to remove the restrictions.\n",
+               filename.c_str());
+}
+
+void PrintRefusal(const std::string& name, const std::vector<std::string>& lines,
+                  bool while_opening) {
+  for (size_t i = 0; i < lines.size(); ++i) {
+    PrintError((i == 0 && while_opening ? "Could not open '" + name + "': " : "") + lines[i]);
+  }
+}
+
+void ReportOpenError(const std::string& name, const Status& s) {
+  PrintError("Could not open '" + name + "': " + OpenErrorText(name, s));
 }
 
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name) {

@@ -23,6 +23,12 @@ inline constexpr int kExitError = 1;
 void PrintError(const std::string& message);
 // qemu-img's "Could not open 'NAME': ..." line for a failure to open, lock or read `name`.
 void ReportOpenError(const std::string& name, const Status& status);
+// A refusal of a writing operation: its lines as "instar: ..." on stderr, the first prefixed
+// with "Could not open 'NAME': " when qemu-img says it while opening the image.
+void PrintRefusal(const std::string& name, const std::vector<std::string>& lines,
+                  bool while_opening);
+// What that line says after "Could not open 'NAME': ".
+std::string OpenErrorText(const std::string& name, const Status& status);
 // qemu-img's two-line usage error; returns kExitError.
 int UsageError(const std::string& message);
 // Reports getopt's '?' or ':' result the way qemu-img does; returns kExitError.
@@ -72,6 +78,12 @@ std::optional<std::vector<std::string>> AllowedDirsFor(const std::string& filena
 // does not know.
 bool ResolveFormatName(const std::string& filename, const std::string& name,
                        abi::ImageFormat* format);
+
+// With --verbose: the run's timings on stderr ("instar: vm setup ... us, ...").
+void PrintTimings(const vmm::LaunchTimings& timings);
+
+// qemu-img's warning after it probed a writable image as raw.
+void PrintRawProbeWarning(const std::string& filename);
 
 // With --verbose: shows the guest's debug text on stderr as it arrives.
 void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks);

@@ -53,11 +53,6 @@ void PrintWarnings(const vmm::ImageInfo& info) {
   }
 }
 
-void PrintTimings(const vmm::ImageInfo& info) {
-  std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
-               info.timings.setup_us, info.timings.first_exit_us, info.timings.total_us,
-               static_cast<unsigned long long>(info.timings.exits));
-}
 
 }  // namespace
 
@@ -131,7 +126,7 @@ int InfoCommand(int argc, char** argv) {
     std::vector<NamedImageInfo> named;
     for (const vmm::ChainLayer& layer : *chain) {
       PrintWarnings(layer.info);
-      if (guest.verbose) PrintTimings(layer.info);
+      if (guest.verbose) PrintTimings(layer.info.timings);
       named.push_back({layer.filename, &layer.info});
     }
     const std::string text = output == "json" ? ChainJson(named) : ChainHuman(named);
@@ -144,7 +139,7 @@ int InfoCommand(int argc, char** argv) {
     return kExitError;
   }
   PrintWarnings(*info);
-  if (guest.verbose) PrintTimings(*info);
+  if (guest.verbose) PrintTimings(info->timings);
   const NamedImageInfo image{filename, &*info};
   const std::string text = output == "json" ? InfoJson(image) : InfoHuman(image);
   std::fwrite(text.data(), 1, text.size(), stdout);

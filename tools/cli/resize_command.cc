@@ -48,15 +48,6 @@ bool ParsePreallocation(const std::string& name, abi::Preallocation* out) {
   return true;
 }
 
-void PrintRawProbeWarning(const std::string& filename) {
-  std::fprintf(stderr,
-               "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
-               "         Automatically detecting the format is dangerous for raw images, "
-               "write operations on block 0 will be restricted.\n"
-               "         Specify the 'raw' format explicitly to remove the restrictions.\n",
-               filename.c_str());
-}
-
 }  // namespace
 
 int ResizeCommand(int argc, char** argv) {
@@ -144,21 +135,14 @@ int ResizeCommand(int argc, char** argv) {
     return kExitError;
   }
   if (guest.verbose) {
-    std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
-                 outcome->timings.setup_us, outcome->timings.first_exit_us,
-                 outcome->timings.total_us,
-                 static_cast<unsigned long long>(outcome->timings.exits));
+    PrintTimings(outcome->timings);
   }
   if (request.format == abi::ImageFormat::kAuto && outcome->result &&
       outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
     PrintRawProbeWarning(filename);
   }
   if (outcome->refusal) {
-    const vmm::ResizeMessage& m = *outcome->refusal;
-    for (size_t i = 0; i < m.lines.size(); ++i) {
-      PrintError((i == 0 && m.while_opening ? "Could not open '" + filename + "': " : "") +
-                 m.lines[i]);
-    }
+    PrintRefusal(filename, outcome->refusal->lines, outcome->refusal->while_opening);
     return kExitError;
   }
   if (!quiet) std::printf("Image resized.\n");

@@ -10,10 +10,7 @@ StatusOr<BackingChainCheck> CheckBackingChain(const Sandbox& sandbox, const Info
   BackingChainCheck check;
   if (!chain.ok()) {
     if (depth == 0) return chain.status();
-    // Each image above the one that failed adds qemu's prefix.
-    std::string text = chain.status().message();
-    for (uint32_t i = 0; i < depth; ++i) text = "Could not open backing file: " + text;
-    check.refusal = text;
+    check.refusal = NestBackingFailure(chain.status().message(), depth);
     return check;
   }
   if (chain->size() < 2) {
@@ -21,6 +18,12 @@ StatusOr<BackingChainCheck> CheckBackingChain(const Sandbox& sandbox, const Info
   }
   check.backing_virtual_size = (*chain)[1].info.result.virtual_size;
   return check;
+}
+
+std::string NestBackingFailure(std::string text, uint32_t depth) {
+  // Each image above the one that failed adds qemu's prefix.
+  for (uint32_t i = 0; i < depth; ++i) text = "Could not open backing file: " + text;
+  return text;
 }
 
 }  // namespace instar::vmm

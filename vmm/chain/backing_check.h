@@ -29,4 +29,8 @@ struct BackingChainCheck {
 StatusOr<BackingChainCheck> CheckBackingChain(const Sandbox& sandbox, const InfoRequest& top,
                                               const ChainPolicy& policy);
 
+// qemu's wording for a layer `depth` images below the one being opened that failed with
+// `text`: one "Could not open backing file: " per image above it.
+std::string NestBackingFailure(std::string text, uint32_t depth);
+
 }  // namespace instar::vmm

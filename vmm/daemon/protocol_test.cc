@@ -29,6 +29,12 @@ TEST(ParseRequest, ObjectArgsMirrorTheFlags) {
                                                            "shrink": true}})");
   ASSERT_TRUE(resize.ok());
   EXPECT_EQ(resize->argv, (std::vector<std::string>{"--shrink", "x", "+1G"}));
+  auto rebase = ParseRequest(R"({"op": "rebase", "args": {"filename": "o.qcow2", "backing": "",
+                                                           "backing_format": "qcow2",
+                                                           "unsafe": true}})");
+  ASSERT_TRUE(rebase.ok());
+  EXPECT_EQ(rebase->argv, (std::vector<std::string>{"--backing=", "--backing-format=qcow2",
+                                                    "--unsafe", "o.qcow2"}));
 }
 
 TEST(ParseRequest, FilesMapNamesToDescriptorIndices) {

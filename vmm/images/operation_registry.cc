@@ -2,6 +2,7 @@
 
 #include "ops/check/check_image.h"
 #include "ops/info/info_image.h"
+#include "ops/rebase/rebase_image.h"
 #include "ops/resize/resize_image.h"
 
 namespace instar::vmm {
@@ -11,6 +12,7 @@ const RegisteredOperation kOperations[] = {
     {"info", &images::info},
     {"check", &images::check},
     {"resize", &images::resize},
+    {"rebase", &images::rebase},
 };
 
 }  // namespace

@@ -1,4 +1,4 @@
-#include "ops/resize/step_executor.h"
+#include "ops/common/step_executor.h"
 
 namespace instar::ops {
 

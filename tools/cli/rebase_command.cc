@@ -1,0 +1,160 @@
+#include "tools/cli/rebase_command.h"
+
+#include <getopt.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "tools/cli/cli_common.h"
+#include "tools/cli/progress_printer.h"
+#include "vmm/operations/rebase_request.h"
+
+namespace instar::cli {
+namespace {
+
+enum LongOnly {
+  kOptObject = 256,
+  kOptImageOpts,
+};
+
+void PrintHelp() {
+  std::printf(
+      "usage: instar rebase [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] [-u] "
+      "-b BACKING [-F BACKING_FMT] FILENAME\n"
+      "\n"
+      "Changes the backing file of an image as qemu-img rebase does, parsing and changing it\n"
+      "inside a throw-away KVM VM. Without -u, what differs between the old and the new\n"
+      "backing chain is first copied into the image, so its content does not change.\n"
+      "\n"
+      "  -f FMT          image format (raw, qcow2, vmdk); probed when absent\n"
+      "  -b BACKING      the new backing file (\"\" makes the image standalone)\n"
+      "  -F BACKING_FMT  the new backing file's format (needed with a non-empty -b)\n"
+      "  -u              unsafe: only rewrite the backing file reference\n"
+      "  -p              show progress\n"
+      "  -q              quiet\n"
+      "  -U              open backing files without taking QEMU's image locks\n"
+      "  -t, -T CACHE    accepted as qemu-img does (instar has no cache modes)\n"
+      "  --allow-dir DIR also let backing files live in DIR (repeatable)\n"
+      "  --verbose       show the guest's debug text and timings on stderr\n"
+      "  --deadline MS   stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
+      "  --max-exits N   stop the guest after N exits (INSTAR_MAX_EXITS)\n");
+}
+
+// qemu's cache modes (bdrv_parse_cache_mode).
+bool IsCacheMode(const std::string& mode) {
+  return mode == "none" || mode == "off" || mode == "directsync" || mode == "writeback" ||
+         mode == "unsafe" || mode == "writethrough";
+}
+
+}  // namespace
+
+int RebaseCommand(int argc, char** argv) {
+  static const option kOptions[] = {
+      {"help", no_argument, nullptr, 'h'},
+      // Long spellings of the short options, for the daemon's object arguments.
+      {"format", required_argument, nullptr, 'f'},
+      {"backing", required_argument, nullptr, 'b'},
+      {"backing-format", required_argument, nullptr, 'F'},
+      {"unsafe", no_argument, nullptr, 'u'},
+      {"progress", no_argument, nullptr, 'p'},
+      {"quiet", no_argument, nullptr, 'q'},
+      {"cache", required_argument, nullptr, 't'},
+      {"source-cache", required_argument, nullptr, 'T'},
+      {"object", required_argument, nullptr, kOptObject},
+      {"image-opts", no_argument, nullptr, kOptImageOpts},
+      {"force-share", no_argument, nullptr, 'U'},
+      INSTAR_GUEST_LONG_OPTIONS,
+      {nullptr, 0, nullptr, 0},
+  };
+  std::string format_name;
+  std::string cache = "writeback";
+  std::string source_cache = "writeback";
+  bool quiet = false;
+  bool progress = false;
+  vmm::RebaseRequest request;
+  GuestOptions guest = GuestOptionsFromEnvironment();
+  opterr = 0;
+  optind = 1;
+  for (;;) {
+    const int c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", kOptions, nullptr);
+    if (c == -1) break;
+    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
+    if (shared == OptionOutcome::kInvalid) return kExitError;
+    if (shared == OptionOutcome::kTaken) continue;
+    switch (c) {
+      case 'h': PrintHelp(); return kExitOk;
+      case 'f': format_name = optarg; break;
+      case 'F': request.backing_format = optarg; break;
+      case 'b': request.backing = optarg; break;
+      case 'u': request.unsafe = true; break;
+      case 'p': progress = true; break;
+      case 't': cache = optarg; break;
+      case 'T': source_cache = optarg; break;
+      case 'q': quiet = true; break;
+      case 'U': request.force_share = true; break;
+      case kOptObject:
+      case kOptImageOpts:
+        PrintError("--object and --image-opts are not supported by instar");
+        return kExitError;
+      case ':': return OptionError(optopt, argv[optind - 1], true);
+      default: return OptionError(optopt, argv[optind - 1], false);
+    }
+  }
+  if (quiet) progress = false;
+  if (optind != argc - 1) return UsageError("Expecting one image file name");
+  if (!request.unsafe && !request.backing) {
+    return UsageError("Must specify backing file (-b) or use unsafe mode (-u)");
+  }
+  const std::string filename = argv[optind];
+  if (!IsCacheMode(cache)) {
+    PrintError("Invalid cache option: " + cache);
+    return kExitError;
+  }
+  if (!IsCacheMode(source_cache)) {
+    PrintError("Invalid source cache option: " + source_cache);
+    return kExitError;
+  }
+  const auto allowed_dirs = AllowedDirsFor(filename, guest);
+  if (!allowed_dirs) return kExitError;
+  request.allowed_dirs = *allowed_dirs;
+  request.path = filename;
+  request.limits = guest.limits;
+  if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
+  ShowGuestText(guest, &request.hooks);
+  ProgressPrinter printer(progress);
+  if (progress) {
+    request.hooks.on_progress = [&printer](uint64_t done, uint64_t total) {
+      printer.Update(done, total);
+    };
+  }
+
+  const std::unique_ptr<vmm::Sandbox> sandbox = OpenSandboxOrReport();
+  if (sandbox == nullptr) return kExitError;
+  auto outcome = vmm::RunRebase(*sandbox, request);
+  if (!outcome.ok()) {
+    ReportOpenError(filename, outcome.status());
+    return kExitError;
+  }
+  if (guest.verbose) {
+    PrintTimings(outcome->timings);
+  }
+  if (request.format == abi::ImageFormat::kAuto && outcome->result &&
+      outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
+    PrintRawProbeWarning(filename);
+  }
+  if (outcome->new_backing_failure) {
+    const vmm::NewBackingFailure& f = *outcome->new_backing_failure;
+    PrintError("Could not open new backing file '" + *request.backing + "': " +
+               OpenErrorText(f.path, f.status));
+    return kExitError;
+  }
+  if (outcome->refusal) {
+    PrintRefusal(filename, outcome->refusal->lines, outcome->refusal->while_opening);
+    return kExitError;
+  }
+  printer.Finish();
+  return kExitOk;
+}
+
+}  // namespace instar::cli
