@@ -9,6 +9,7 @@
 
 #include "abi/chain_config.h"
 #include "abi/check.h"
+#include "abi/commit.h"
 #include "abi/info.h"
 #include "abi/resize.h"
 #include "abi/memory_map.h"
@@ -16,7 +17,7 @@
 namespace instar::abi {
 
 inline constexpr uint32_t kCallTableMagic = 0x4C435349;  // "ISCL"
-inline constexpr uint32_t kCallTableVersion = 3;
+inline constexpr uint32_t kCallTableVersion = 4;
 
 // Every sector-level entry moves `count` sectors between the device and `buffer`; one call is one
 // host exit, so callers batch whole clusters. Return values are CallStatus.
@@ -56,6 +57,9 @@ struct CallTable {
   // kMaxInfoRecordBytes; may be called several times (the host appends, up to
   // kMaxInfoRecordTotalBytes), always before the typed result.
   int32_t (*send_records)(const void* records, uint32_t length);
+  // Version 4.
+  int32_t (*send_rebase_result)(const void* result);  // the rebase branch types this slot
+  int32_t (*send_commit_result)(const CommitResult* result);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);
 static_assert(offsetof(CallTable, read_input_sector) == 24);
@@ -78,7 +82,9 @@ static_assert(offsetof(CallTable, set_output_size) == 152);
 static_assert(offsetof(CallTable, send_check_result) == 160);
 static_assert(offsetof(CallTable, send_resize_result) == 168);
 static_assert(offsetof(CallTable, send_records) == 176);
-static_assert(sizeof(CallTable) == 184);
+static_assert(offsetof(CallTable, send_rebase_result) == 184);
+static_assert(offsetof(CallTable, send_commit_result) == 192);
+static_assert(sizeof(CallTable) == 200);
 static_assert(sizeof(CallTable) <= kCallTable.size);
 
 // True when `table` is a call table this operation can use: right magic, a version at least

@@ -157,6 +157,9 @@ int32_t SendCheckResult(const instar::abi::CheckResult* result) {
 int32_t SendResizeResult(const instar::abi::ResizeResult* result) {
   return SendResult(instar::abi::kResizeResultMagic, result, sizeof(*result));
 }
+int32_t SendCommitResult(const instar::abi::CommitResult* result) {
+  return SendResult(instar::abi::kCommitResultMagic, result, sizeof(*result));
+}
 int32_t SendRecord(uint32_t magic, const void* record, uint32_t size) {
   Request* r = Begin(RequestKind::kRecord);
   r->arg0 = magic;
@@ -206,6 +209,8 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->send_check_result = SendCheckResult;
   table->send_resize_result = SendResizeResult;
   table->send_records = SendRecords;
+  table->send_rebase_result = nullptr;  // filled by the rebase branch
+  table->send_commit_result = SendCommitResult;
 
   // The host verified the operation's header before loading it.
   const auto* op =
