@@ -55,8 +55,25 @@ enum class CommitError : uint32_t {
   kBaseCannotGrow = 11,        // the base is smaller than the top and its format cannot grow
   kL1TooLarge = 12,            // growing the base needs an L1 table above qemu's cap
   kChainMismatch = 13,         // a layer's size or format disagrees with what the host found
+  kUnsupportedLayout = 14,     // detail: CommitUnsupported
 };
-inline constexpr uint32_t kCommitErrorCount = 14;
+inline constexpr uint32_t kCommitErrorCount = 15;
+
+// CommitError::kUnsupportedLayout details: what instar does not read or write (yet). Append-only.
+enum class CommitUnsupported : uint32_t {
+  kZstdCompression = 0,      // a qcow2 layer compressed with zstd
+  kExtendedL2 = 1,           // a qcow2 image instar writes has extended L2 entries
+  kVmdkMultiFile = 2,        // a vmdk described by a text descriptor (several files)
+  kVmdkCompression = 3,      // a vmdk compression algorithm other than deflate
+  kVmdkStreamOptimized = 4,  // a streamOptimized vmdk base
+  kVmdkNotSparse = 5,        // a vmdk base that is not a hosted sparse extent
+  kGrowUnaligned = 6,        // growing a base whose size is not cluster-aligned over a longer
+                             // backing file
+};
+inline constexpr uint32_t kCommitUnsupportedCount = 7;
+
+// CommitResult::failed_layer when the guest cannot tell which layer of a chain read failed.
+inline constexpr uint32_t kCommitLayerUnknown = 0xFFFFFFFFu;
 
 // CommitResult::flags bits.
 inline constexpr uint32_t kCommitTopEmptied = 1u << 0;
@@ -65,7 +82,7 @@ inline constexpr uint32_t kCommitBaseGrown = 1u << 1;
 struct CommitResult {
   uint32_t magic;
   uint32_t flags;         // kCommitTopEmptied, kCommitBaseGrown
-  uint32_t failed_layer;  // guest-view index of the layer an error is about
+  uint32_t failed_layer;  // guest-view index of the layer an error is about (or unknown)
   uint32_t reserved0;
   uint64_t base_old_size;       // virtual size before, bytes
   uint64_t base_new_size;       // virtual size after, bytes
