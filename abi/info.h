@@ -111,8 +111,11 @@ enum class InfoError : uint32_t {
   kVmdkL1Unreadable = 74,          // the grain directory lies beyond the largest readable offset
   kVmdkL1BackupUnreadable = 75,    // so does the redundant grain directory
   kVmdkFileTooSmall = 76,          // an empty file opened as vmdk
+  kCryptoExtensionUnexpected = 77, // an encryption header extension without LUKS encryption
+  kVmdkFooterUnreadable = 78,      // the header defers to a footer the file cannot hold
+  kVmdkInvalidFooter = 79,         // the footer's markers or magic are wrong
 };
-inline constexpr uint32_t kInfoErrorCount = 77;
+inline constexpr uint32_t kInfoErrorCount = 80;
 
 // InfoResult::flags bits.
 inline constexpr uint32_t kInfoDirty = 1u << 0;

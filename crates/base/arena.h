@@ -25,6 +25,10 @@ class Arena {
   }
 
   uint64_t used() const { return used_; }
+  // Frees everything allocated since `mark` (an earlier used()): scratch for one call.
+  void Rewind(uint64_t mark) {
+    if (mark < used_) used_ = mark;
+  }
   uint64_t remaining() const { return size_ - used_; }
   void Reset() { used_ = 0; }
 

@@ -16,10 +16,13 @@ constexpr uint64_t kSector = 512;
 constexpr uint32_t kGrainZeroed = 1;        // grain table entry of a zeroed grain
 constexpr uint32_t kFlagZeroGrain = 1u << 2;  // the extent uses zeroed-grain entries
 
-base::Result<vmdk::SparseHeader, CheckError> ReadHeader(const ImageAccess& io, uint64_t offset) {
+// The header that describes the extent: its own, or its footer's (VMware streamOptimized).
+base::Result<vmdk::SparseHeader, CheckError> ReadHeader(const ImageAccess& io) {
   uint8_t raw[vmdk::kSparseHeaderSize];
-  if (!io.Read(offset, sizeof raw, raw)) return Fail(CheckError::kIoError);
-  auto parsed = vmdk::ParseSparseHeader(base::ByteView(raw, sizeof raw), io.Size() - offset);
+  if (!io.Read(0, sizeof raw, raw)) return Fail(CheckError::kIoError);
+  auto parsed = vmdk::ReadSparseHeader(
+      base::ByteView(raw, sizeof raw), io.Size(),
+      [&](uint64_t offset, uint64_t length, uint8_t* out) { return io.Read(offset, length, out); });
   if (!parsed.ok()) {
     return Fail(CheckError::kVmdkBadHeader, static_cast<uint64_t>(parsed.error().code));
   }
@@ -38,12 +41,7 @@ base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sin
     return Fail(CheckError::kVmdkSeparateExtents);
   }
   vmdk::SparseHeader h;
-  TRY(h, ReadHeader(io, 0));
-  if (h.gd_offset_sectors == vmdk::kGdAtEnd && file_size >= 2 * vmdk::kSparseHeaderSize) {
-    // streamOptimized: the real header is the footer, one sector before the end-of-stream
-    // marker.
-    TRY(h, ReadHeader(io, file_size - 2 * vmdk::kSparseHeaderSize));
-  }
+  TRY(h, ReadHeader(io));
   if (repair != abi::CheckRepair::kNone) {
     return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(abi::ImageFormat::kVmdk));
   }

@@ -23,7 +23,10 @@ Format ProbeFormat(base::ByteView head) {
   if (head.Be32(0, &be) && be == qcow2::kMagic) {
     uint32_t version = 0;
     head.Be32(4, &version);
-    return version >= 2 ? Format::kQcow2 : Format::kQcow1;
+    // qemu: version 1 is qcow, 2 and above qcow2 (a newer version then fails its open);
+    // version 0 is nobody's, so the file probes as raw.
+    if (version >= 2) return Format::kQcow2;
+    if (version == 1) return Format::kQcow1;
   }
   if (head.Le32(0, &le)) {
     if (le == vmdk::kSparseMagic) return Format::kVmdk;

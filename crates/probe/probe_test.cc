@@ -21,6 +21,8 @@ TEST(Probe, RecognisesFormats) {
   const uint8_t qcow1[] = {'Q', 'F', 'I', 0xFB, 0, 0, 0, 1};
   EXPECT_EQ(Probe(With(qcow2, sizeof qcow2)), Format::kQcow2);
   EXPECT_EQ(Probe(With(qcow1, sizeof qcow1)), Format::kQcow1);
+  const uint8_t qcow0[] = {'Q', 'F', 'I', 0xFB, 0, 0, 0, 0};
+  EXPECT_EQ(Probe(With(qcow0, sizeof qcow0)), Format::kRaw);
   EXPECT_EQ(Probe(With("KDMV", 4)), Format::kVmdk);
   EXPECT_EQ(Probe(With("# Disk DescriptorFile\nversion=1\n", 32)), Format::kVmdk);
   EXPECT_EQ(Probe(With("conectix", 8)), Format::kVpc);

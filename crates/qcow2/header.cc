@@ -81,6 +81,7 @@ base::Status<HeaderError> ParseExtensions(base::ByteView bytes, uint64_t start, 
       case kExtFeatureNames: h->feature_names = range; break;
       case kExtBitmaps: h->bitmaps_extension = range; break;
       case kExtFullDiskEncryption: {
+        if (h->crypt_method != kCryptLuks) return Fail(HeaderError::kCryptoExtensionUnexpected);
         if (length != 16) return Fail(HeaderError::kCryptoExtensionSize, length);
         bytes.Be64(data, &h->crypto_header.offset);
         bytes.Be64(data + 8, &h->crypto_header.length);

@@ -80,6 +80,7 @@ enum class HeaderError {
   kL1TableUnreadable,         // the L1 table lies beyond the largest readable offset
   kBadExtension,              // an extension's length runs past the header area
   kBackingFormatTooLong,      // detail: length
+  kCryptoExtensionUnexpected, // an encryption extension without LUKS encryption
   kCryptoExtensionSize,       // detail: the encryption extension's length (not 16)
   kCryptoHeaderUnaligned,     // detail: the encryption header's offset
   kCryptoHeaderMissing,       // LUKS without the encryption extension

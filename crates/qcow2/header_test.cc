@@ -128,6 +128,9 @@ TEST(Qcow2Header, LuksNeedsItsExtension) {
   unaligned.Be32(32, kCryptLuks).Be32(104, kExtFullDiskEncryption).Be32(108, 16);
   unaligned.Be64(112, 0x40001).Be64(120, 0x1000);
   EXPECT_EQ(ErrorOf(unaligned), HeaderError::kCryptoHeaderUnaligned);
+  HeaderBuilder unexpected;  // qemu refuses the extension before looking at its length
+  unexpected.Be32(104, kExtFullDiskEncryption).Be32(108, 8);
+  EXPECT_EQ(ErrorOf(unexpected), HeaderError::kCryptoExtensionUnexpected);
   HeaderBuilder b;
   b.Be32(32, kCryptLuks).Be32(104, kExtFullDiskEncryption).Be32(108, 16);
   b.Be64(112, 0x40000).Be64(120, 0x1000);

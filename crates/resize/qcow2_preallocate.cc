@@ -3,10 +3,22 @@
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
 #include "crates/qcow2/entries.h"
-#include "crates/resize/cluster_allocator.h"
-#include "crates/resize/refcount_editor.h"
+#include "crates/image_write/cluster_allocator.h"
+#include "crates/image_write/refcount_editor.h"
 
 namespace instar::resize {
+
+using image_write::AllocateClusters;
+using image_write::Allocation;
+using image_write::CacheBlocksFor;
+using image_write::CheckOldTableCounted;
+using image_write::Emit;
+using image_write::EmitAllocation;
+using image_write::FreeOldTable;
+using image_write::Phase;
+using image_write::RefcountEditor;
+using image_write::StepKind;
+
 namespace {
 
 using base::Fail;

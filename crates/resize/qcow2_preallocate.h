@@ -16,11 +16,16 @@
 
 #include "crates/base/arena.h"
 #include "crates/base/result.h"
-#include "crates/resize/plan_error.h"
-#include "crates/resize/qcow2_image.h"
-#include "crates/resize/step.h"
+#include "crates/image_write/plan_error.h"
+#include "crates/image_write/qcow2_image.h"
+#include "crates/image_write/step.h"
 
 namespace instar::resize {
+
+using image_write::ImageReader;
+using image_write::PlanError;
+using image_write::Qcow2Image;
+using image_write::StepSink;
 
 struct PreallocateSummary {
   uint64_t data_clusters = 0;

@@ -10,13 +10,23 @@
 #include "crates/base/endian.h"
 #include "crates/qcow2/entries.h"
 #include "crates/resize/qcow2_grow.h"
-#include "crates/resize/qcow2_image.h"
+#include "crates/image_write/qcow2_image.h"
 #include "crates/resize/qcow2_preallocate.h"
 #include "crates/resize/qcow2_shrink.h"
-#include "crates/resize/step.h"
+#include "crates/image_write/step.h"
 #include "gtest/gtest.h"
 
 namespace instar::resize {
+
+using image_write::ImageReader;
+using image_write::OpenQcow2;
+using image_write::Phase;
+using image_write::PlanError;
+using image_write::Step;
+using image_write::StepKind;
+using image_write::StepSink;
+using image_write::kHeaderRefcountTableOffset;
+using image_write::kHeaderSizeOffset;
 namespace {
 
 using Bytes = std::vector<uint8_t>;

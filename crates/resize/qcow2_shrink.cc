@@ -3,10 +3,24 @@
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
 #include "crates/qcow2/entries.h"
-#include "crates/resize/cluster_allocator.h"
-#include "crates/resize/refcount_editor.h"
+#include "crates/image_write/cluster_allocator.h"
+#include "crates/image_write/refcount_editor.h"
 
 namespace instar::resize {
+
+using image_write::AllocateClusters;
+using image_write::Allocation;
+using image_write::CacheBlocksFor;
+using image_write::CheckOldTableCounted;
+using image_write::Emit;
+using image_write::EmitAllocation;
+using image_write::FindFreeRun;
+using image_write::FreeOldTable;
+using image_write::Phase;
+using image_write::RefcountEditor;
+using image_write::StepKind;
+using image_write::kHeaderSizeOffset;
+
 namespace {
 
 using base::Fail;
@@ -157,7 +171,7 @@ base::Status<PlanError> Shrinker::CutSharedTable(uint64_t l1_entry_offset, uint6
   // at the end.
   uint64_t hole = 0;
   bool found;
-  TRY(found, FindFreeCluster(image_, table_, editor_, &hole));
+  TRY(found, FindFreeRun(image_, table_, editor_, 0, 1, &hole));
   Allocation alloc;
   if (found) {
     TRY_STATUS(editor_.Adjust(hole, +1));

@@ -4,6 +4,11 @@
 #include "crates/resize/vmdk_text.h"
 
 namespace instar::resize {
+
+using image_write::Emit;
+using image_write::Phase;
+using image_write::StepKind;
+
 namespace {
 
 using base::Fail;
@@ -22,6 +27,16 @@ void StoreLe64(uint8_t* p, uint64_t v) {
   for (int i = 0; i < 8; ++i) p[i] = static_cast<uint8_t>(v >> (8 * i));
 }
 
+// One grain directory (primary or redundant) as the planner rewrites it.
+struct Directory {
+  uint64_t sector = 0;        // where it is now
+  uint64_t new_sector = 0;    // where it will be (== sector when extended in place)
+  uint64_t first_table = 0;   // sector of the first new grain table
+  uint8_t* entries = nullptr; // every entry, old and new, little-endian
+};
+
+}  // namespace
+
 bool IsMonolithicSparse(const VmdkImage& image) {
   const vmdk::Descriptor& d = *image.descriptor;
   if (d.extent_count != 1 || d.extents[0].type != vmdk::ExtentType::kSparse) return false;
@@ -36,16 +51,6 @@ bool IsMonolithicSparse(const VmdkImage& image) {
   }
   return true;
 }
-
-// One grain directory (primary or redundant) as the planner rewrites it.
-struct Directory {
-  uint64_t sector = 0;        // where it is now
-  uint64_t new_sector = 0;    // where it will be (== sector when extended in place)
-  uint64_t first_table = 0;   // sector of the first new grain table
-  uint8_t* entries = nullptr; // every entry, old and new, little-endian
-};
-
-}  // namespace
 
 base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, uint64_t new_size,
                                                       const ImageReader& reader,

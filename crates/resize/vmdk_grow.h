@@ -12,12 +12,16 @@
 #include "crates/base/arena.h"
 #include "crates/base/bytes.h"
 #include "crates/base/result.h"
-#include "crates/resize/plan_error.h"
-#include "crates/resize/step.h"
+#include "crates/image_write/plan_error.h"
+#include "crates/image_write/step.h"
 #include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
 
 namespace instar::resize {
+
+using image_write::ImageReader;
+using image_write::PlanError;
+using image_write::StepSink;
 
 struct VmdkImage {
   vmdk::SparseHeader header;
@@ -26,6 +30,9 @@ struct VmdkImage {
   const vmdk::Descriptor* descriptor = nullptr;
   uint64_t file_size = 0;
 };
+
+// True when the embedded descriptor names one sparse extent and createType monolithicSparse.
+bool IsMonolithicSparse(const VmdkImage& image);
 
 struct VmdkGrowSummary {
   uint64_t new_grain_tables = 0;

@@ -11,10 +11,13 @@ bool Readable(uint64_t offset, uint64_t bytes) {
   return offset <= kMaxImageBytes && bytes <= kMaxImageBytes - offset;
 }
 
-}  // namespace
+constexpr uint32_t kMarkerEndOfStream = 0;
+constexpr uint32_t kMarkerFooter = 3;
 
-base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes,
-                                                                uint64_t file_bytes) {
+// `from_footer`: the header is the footer's copy, whose grain directory offset is taken as
+// it stands (qemu does not look for a second footer).
+base::Result<SparseHeader, SparseHeaderError> Parse(base::ByteView bytes, uint64_t file_bytes,
+                                                   bool from_footer) {
   uint32_t magic = 0;
   if (!bytes.Le32(0, &magic) || magic != kSparseMagic) {
     return base::Fail(SparseHeaderError::kNotSparse);
@@ -53,13 +56,49 @@ base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView b
   if (l1_entries > kMaxL1Entries) return base::Fail(SparseHeaderError::kL1TooBig);
   // A grain directory at the end (streamOptimized) is found through the footer instead.
   const uint64_t l1_bytes = uint64_t{l1_entries} * 4;
-  if (h.gd_offset_sectors != kGdAtEnd && !Readable(h.gd_offset_sectors << 9, l1_bytes)) {
+  if ((from_footer || h.gd_offset_sectors != kGdAtEnd) &&
+      (h.gd_offset_sectors > UINT64_MAX >> 9 || !Readable(h.gd_offset_sectors << 9, l1_bytes))) {
     return base::Fail(SparseHeaderError::kL1Unreadable);
   }
   if ((h.flags & kFlagRedundantGrainTable) != 0 && !Readable(h.rgd_offset_sectors << 9, l1_bytes)) {
     return base::Fail(SparseHeaderError::kL1BackupUnreadable);
   }
   return h;
+}
+
+}  // namespace
+
+base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes,
+                                                                uint64_t file_bytes) {
+  return Parse(bytes, file_bytes, /*from_footer=*/false);
+}
+
+bool DefersToFooter(base::ByteView head) {
+  uint32_t magic = 0;
+  uint64_t capacity = 0, descriptor_offset = 0, gd_offset = 0;
+  if (!head.Le32(0, &magic) || magic != kSparseMagic || !head.Has(0, 80)) return false;
+  head.Le64(12, &capacity);
+  head.Le64(28, &descriptor_offset);
+  head.Le64(56, &gd_offset);
+  return gd_offset == kGdAtEnd && !(capacity == 0 && descriptor_offset != 0);
+}
+
+base::Result<SparseHeader, SparseHeaderError> ParseFooter(base::ByteView footer,
+                                                          uint64_t file_bytes) {
+  uint32_t marker_size = 1, marker_type = 0, magic = 0, eos_size = 1, eos_type = 1;
+  uint64_t eos_value = 1;
+  if (!footer.Has(0, kFooterBytes)) return base::Fail(SparseHeaderError::kFooterUnreadable);
+  footer.Le32(8, &marker_size);
+  footer.Le32(12, &marker_type);
+  footer.Le32(512, &magic);
+  footer.Le64(1024, &eos_value);
+  footer.Le32(1032, &eos_size);
+  footer.Le32(1036, &eos_type);
+  if (magic != kSparseMagic || marker_size != 0 || marker_type != kMarkerFooter ||
+      eos_value != 0 || eos_size != 0 || eos_type != kMarkerEndOfStream) {
+    return base::Fail(SparseHeaderError::kInvalidFooter);
+  }
+  return Parse(footer.Sub(512, kSparseHeaderSize), file_bytes, /*from_footer=*/true);
 }
 
 }  // namespace instar::vmdk

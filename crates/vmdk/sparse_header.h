@@ -33,6 +33,8 @@ enum class SparseHeaderError {
   kL1TooBig,            // the grain directory has more than kMaxL1Entries entries
   kL1Unreadable,        // the grain directory lies beyond the largest readable offset
   kL1BackupUnreadable,  // so does the redundant one
+  kFooterUnreadable,    // the header defers to a footer the file is too short to hold
+  kInvalidFooter,       // the footer's markers or magic are wrong
 };
 
 // The block layer's largest image (INT64_MAX aligned down to 1 GiB).
@@ -54,7 +56,36 @@ struct SparseHeader {
 };
 
 // `file_bytes` is the size of the file the header starts (qemu checks the first grain is in it).
+// A header that defers to a footer (DefersToFooter) is parsed as it stands; ReadSparseHeader
+// follows it to the footer.
 base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes,
                                                                 uint64_t file_bytes);
+
+// VMware's streamOptimized extents may write the grain directory last: their header's
+// gd_offset is kGdAtEnd, and the header that counts is the copy in the footer, the middle of
+// the three sectors before the end of the file (a footer marker, the header, an end-of-stream
+// marker). qemu reads it unless the header instead marks an embedded descriptor file
+// (capacity 0 with a descriptor offset).
+inline constexpr uint64_t kFooterBytes = 1536;
+bool DefersToFooter(base::ByteView head);
+// The header in `footer` (kFooterBytes read where ReadSparseHeader reads them), once the
+// markers around it are what qemu expects.
+base::Result<SparseHeader, SparseHeaderError> ParseFooter(base::ByteView footer,
+                                                          uint64_t file_bytes);
+
+// The header that describes the extent: `head`'s, or its footer's, read through
+// `read(offset, length, out)` (a bool-returning callable). The footer buffer is on the stack.
+template <class Read>
+base::Result<SparseHeader, SparseHeaderError> ReadSparseHeader(base::ByteView head,
+                                                               uint64_t file_bytes, Read&& read) {
+  if (!DefersToFooter(head)) return ParseSparseHeader(head, file_bytes);
+  // qemu reads relative to the file's size in whole sectors.
+  const uint64_t end = (file_bytes + 511) / 512 * 512;
+  uint8_t footer[kFooterBytes];
+  if (end < kFooterBytes || !read(end - kFooterBytes, kFooterBytes, footer)) {
+    return base::Fail(SparseHeaderError::kFooterUnreadable);
+  }
+  return ParseFooter(base::ByteView(footer, kFooterBytes), file_bytes);
+}
 
 }  // namespace instar::vmdk

@@ -63,6 +63,66 @@ TEST(SparseHeader, AcceptsWhatQemuAccepts) {
   EXPECT_TRUE(ParseSparseHeader({b.data(), b.size()}, 1 << 20).ok());
 }
 
+// A file whose header defers to a footer (gd_offset kGdAtEnd), followed by `footer`.
+struct FooterFile {
+  std::vector<uint8_t> bytes;
+  base::Result<SparseHeader, SparseHeaderError> Read() const {
+    return ReadSparseHeader({bytes.data(), 512}, bytes.size(),
+                            [&](uint64_t offset, uint64_t length, uint8_t* out) {
+                              if (offset + length > bytes.size()) return false;
+                              std::memcpy(out, bytes.data() + offset, length);
+                              return true;
+                            });
+  }
+};
+
+FooterFile WithFooter(uint64_t footer_capacity) {
+  FooterFile f;
+  f.bytes = Sparse();
+  Le64(f.bytes, 56, kGdAtEnd);
+  f.bytes.resize(128 * 512, 0);
+  std::vector<uint8_t> footer(kFooterBytes, 0);
+  Le32(footer, 12, 3);  // the footer marker
+  auto copy = Sparse();
+  Le64(copy, 12, footer_capacity);
+  Le64(copy, 56, 100);
+  std::memcpy(footer.data() + 512, copy.data(), 512);
+  f.bytes.insert(f.bytes.end(), footer.begin(), footer.end());
+  return f;
+}
+
+TEST(SparseHeader, FollowsTheFooter) {
+  const FooterFile f = WithFooter(4096);
+  ASSERT_TRUE(DefersToFooter({f.bytes.data(), 512}));
+  auto r = f.Read();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r.value().capacity_sectors, 4096u);
+  EXPECT_EQ(r.value().gd_offset_sectors, 100u);
+  // A header with an embedded descriptor file does not defer (qemu opens the descriptor).
+  auto described = Sparse();
+  Le64(described, 56, kGdAtEnd);
+  Le64(described, 12, 0);
+  EXPECT_FALSE(DefersToFooter({described.data(), described.size()}));
+}
+
+TEST(SparseHeader, RefusesBadFooters) {
+  FooterFile f = WithFooter(4096);
+  f.bytes[f.bytes.size() - kFooterBytes + 12] = 2;  // a grain-directory marker instead
+  EXPECT_EQ(f.Read().error().code, SparseHeaderError::kInvalidFooter);
+  f = WithFooter(4096);
+  f.bytes[f.bytes.size() - 512 + 12] = 1;  // the end-of-stream marker is a grain table's
+  EXPECT_EQ(f.Read().error().code, SparseHeaderError::kInvalidFooter);
+  f = WithFooter(4096);
+  Le32(f.bytes, f.bytes.size() - 1024 + 4, 7);  // the footer's header has a bad version
+  EXPECT_EQ(f.Read().error().code, SparseHeaderError::kUnsupportedVersion);
+  f = WithFooter(4096);
+  Le64(f.bytes, f.bytes.size() - 1024 + 56, kGdAtEnd);  // no second footer: unreadable
+  EXPECT_EQ(f.Read().error().code, SparseHeaderError::kL1Unreadable);
+  f = WithFooter(4096);
+  f.bytes.resize(1024);
+  EXPECT_EQ(f.Read().error().code, SparseHeaderError::kFooterUnreadable);
+}
+
 TEST(SparseHeader, RefusesInQemusOrder) {
   auto b = Sparse();
   b[0] = 0;

@@ -46,6 +46,7 @@ InfoError FromHeader(qcow2::HeaderError e) {
     case HeaderError::kL1TableUnreadable: return InfoError::kL1TableUnreadable;
     case HeaderError::kBadExtension: return InfoError::kBadHeaderExtension;
     case HeaderError::kBackingFormatTooLong: return InfoError::kBackingFormatTooLong;
+    case HeaderError::kCryptoExtensionUnexpected: return InfoError::kCryptoExtensionUnexpected;
     case HeaderError::kCryptoExtensionSize: return InfoError::kCryptoExtensionSize;
     case HeaderError::kCryptoHeaderUnaligned: return InfoError::kCryptoHeaderUnaligned;
     case HeaderError::kCryptoHeaderMissing: return InfoError::kCryptoHeaderMissing;

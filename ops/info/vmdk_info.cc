@@ -35,6 +35,8 @@ InfoError FromSparse(vmdk::SparseHeaderError e) {
     case SparseHeaderError::kFileTruncated: return InfoError::kVmdkFileTruncated;
     case SparseHeaderError::kL1Unreadable: return InfoError::kVmdkL1Unreadable;
     case SparseHeaderError::kL1BackupUnreadable: return InfoError::kVmdkL1BackupUnreadable;
+    case SparseHeaderError::kFooterUnreadable: return InfoError::kVmdkFooterUnreadable;
+    case SparseHeaderError::kInvalidFooter: return InfoError::kVmdkInvalidFooter;
   }
   return InfoError::kNotVmdk;
 }
@@ -53,13 +55,23 @@ uint32_t ExtentFlags(const vmdk::SparseHeader& h) {
          (h.compress_algorithm == kCompressionDeflate ? abi::kInfoExtentCompressed : 0u);
 }
 
+// The header that describes the sparse extent on `reader` (its own, or its footer's).
+base::Result<vmdk::SparseHeader, vmdk::SparseHeaderError> SparseHeaderOf(InfoContext& ctx,
+                                                                         DeviceIo& reader,
+                                                                         ByteView head) {
+  return vmdk::ReadSparseHeader(head, reader.size(),
+                                [&](uint64_t offset, uint64_t length, uint8_t* out) {
+                                  return ctx.ReadPaddedInto(reader, offset, length, out).ok();
+                                });
+}
+
 // The sparse header of attached extent device `device`, for extent `index`.
 base::Result<vmdk::SparseHeader, InfoError> ExtentHeader(InfoContext& ctx, uint32_t device,
                                                          uint32_t index) {
   DeviceIo reader(ctx.table, device);
   ByteView bytes;
   TRY(bytes, ctx.ReadPadded(reader, 0, vmdk::kSparseHeaderSize));
-  auto parsed = vmdk::ParseSparseHeader(bytes, reader.size());
+  auto parsed = SparseHeaderOf(ctx, reader, bytes);
   if (!parsed.ok()) {
     // qemu words an extent's header errors as it words the image's own.
     return Fail(parsed.error().code == vmdk::SparseHeaderError::kNotSparse
@@ -148,7 +160,7 @@ InfoStatus ReportKeys(InfoContext& ctx, ByteView text, const vmdk::DescriptorKey
 // descriptor it expects at sector 1, never the descriptor's extent lines.
 InfoStatus DescribeSparse(InfoContext& ctx, ByteView head) {
   abi::InfoResult& r = ctx.result;
-  auto parsed = vmdk::ParseSparseHeader(head, ctx.image.size());
+  auto parsed = SparseHeaderOf(ctx, ctx.image, head);
   if (!parsed.ok()) return Fail(FromSparse(parsed.error().code), parsed.error().detail);
   const vmdk::SparseHeader& h = parsed.value();
   if (h.capacity_sectors > vmdk::kMaxImageBytes / kSector) return Fail(InfoError::kImageTooLarge);

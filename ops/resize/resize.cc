@@ -18,12 +18,12 @@
 #include "crates/base/result.h"
 #include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
-#include "crates/resize/plan_error.h"
+#include "crates/image_write/plan_error.h"
 #include "crates/resize/qcow2_grow.h"
-#include "crates/resize/qcow2_image.h"
+#include "crates/image_write/qcow2_image.h"
 #include "crates/resize/qcow2_preallocate.h"
 #include "crates/resize/qcow2_shrink.h"
-#include "crates/resize/step.h"
+#include "crates/image_write/step.h"
 #include "crates/resize/vmdk_grow.h"
 #include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
@@ -40,7 +40,7 @@ using instar::abi::ResizeResult;
 using instar::base::Arena;
 using instar::base::ByteView;
 using instar::base::Fail;
-using instar::resize::PlanError;
+using instar::image_write::PlanError;
 
 using ResizeStatus = instar::base::Status<ResizeError>;
 
@@ -145,8 +145,8 @@ ResizeStatus ResizeRaw(const instar::abi::CallTable* table, instar::ops::DeviceI
   ++g_result.writes;
   // falloc and full both leave allocated zeros behind the old end.
   if (prealloc != Preallocation::kOff && total > old_file) {
-    instar::resize::Step zeros;
-    zeros.kind = instar::resize::StepKind::kZero;
+    instar::image_write::Step zeros;
+    zeros.kind = instar::image_write::StepKind::kZero;
     zeros.offset = old_file;
     zeros.length = total - old_file;
     if (!executor.sink().Emit(zeros)) return Fail(ResizeError::kIoError);
@@ -176,10 +176,10 @@ ResizeStatus DryRunThenApply(instar::ops::StepExecutor& executor, Region memory,
                              Planner&& plan) {
   uint8_t* planner_memory = memory.base;
   const uint64_t planner_bytes = memory.size;
-  const instar::resize::StepSink dry_run;
-  const instar::resize::StepSink apply = executor.sink();
-  const instar::resize::StepSink* runs[] = {&dry_run, &apply};
-  for (const instar::resize::StepSink* sink : runs) {
+  const instar::image_write::StepSink dry_run;
+  const instar::image_write::StepSink apply = executor.sink();
+  const instar::image_write::StepSink* runs[] = {&dry_run, &apply};
+  for (const instar::image_write::StepSink* sink : runs) {
     Arena planner_arena(planner_memory, planner_bytes);
     PlanError error = PlanError::kIoError;
     unsigned long long detail = 0;
@@ -204,15 +204,15 @@ instar::base::Result<ByteView, ResizeError> ReadRange(instar::ops::DeviceIo& ima
 // Opens the qcow2 image from its first bytes: 64 KiB hold the header and its extensions in
 // practice (the whole first cluster is read only when they do not), which keeps the arena for
 // the planners when clusters are large.
-instar::base::Result<instar::resize::Qcow2Image, ResizeError> OpenQcow2Image(
-    instar::ops::DeviceIo& image, Arena& arena, const instar::resize::ImageReader& reader) {
+instar::base::Result<instar::image_write::Qcow2Image, ResizeError> OpenQcow2Image(
+    instar::ops::DeviceIo& image, Arena& arena, const instar::image_write::ImageReader& reader) {
   constexpr uint64_t kFirstTry = 64u << 10;
   ByteView head;
   TRY(head, ReadHead(image, arena, kFirstTry));
-  auto opened = instar::resize::OpenQcow2(reader, head, arena);
+  auto opened = instar::image_write::OpenQcow2(reader, head, arena);
   if (!opened.ok() && opened.error().code.header_failed && image.size() > head.size()) {
     TRY(head, ReadHead(image, arena, uint64_t{1} << instar::qcow2::kMaxClusterBits));
-    opened = instar::resize::OpenQcow2(reader, head, arena);
+    opened = instar::image_write::OpenQcow2(reader, head, arena);
   }
   if (!opened.ok()) {
     const auto failure = opened.error();
@@ -229,13 +229,13 @@ ResizeStatus FillQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor& 
                        Region memory, uint64_t old_size, uint64_t new_size,
                        instar::resize::FillMode mode) {
   Arena arena(memory.base, memory.size);
-  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
-  instar::resize::Qcow2Image grown;
+  const instar::image_write::ImageReader reader{&image, ReadDevice, image.size()};
+  instar::image_write::Qcow2Image grown;
   TRY(grown, OpenQcow2Image(image, arena, reader));
   Region rest;
   TRY(rest, Rest(arena));
   return DryRunThenApply(executor, rest,
-                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                         [&](Arena& planner_arena, const instar::image_write::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            auto planned = instar::resize::PlanQcow2Preallocate(
                                grown, old_size, new_size, mode, reader, planner_arena, sink);
@@ -249,8 +249,8 @@ ResizeStatus FillQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor& 
 ResizeStatus ResizeQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor& executor,
                          Arena& arena, const ResizeConfig& config) {
   g_result.format = static_cast<uint32_t>(ImageFormat::kQcow2);
-  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
-  instar::resize::Qcow2Image qcow2;
+  const instar::image_write::ImageReader reader{&image, ReadDevice, image.size()};
+  instar::image_write::Qcow2Image qcow2;
   TRY(qcow2, OpenQcow2Image(image, arena, reader));
   g_result.old_size = qcow2.header.size;
   // qemu opens the backing file with the image; the host checks it and asks again.
@@ -281,7 +281,7 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor
   Region memory;
   TRY(memory, Rest(arena));
   TRY_STATUS(DryRunThenApply(executor, memory,
-                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                         [&](Arena& planner_arena, const instar::image_write::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            if (grow) {
                              auto planned = instar::resize::PlanQcow2Grow(
@@ -304,10 +304,10 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor
     // Now the guest may see the new range.
     uint8_t field[8];
     instar::base::StoreBe64(field, total);
-    instar::resize::Step size;
-    size.kind = instar::resize::StepKind::kWrite;
-    size.phase = instar::resize::Phase::kHeader;
-    size.offset = instar::resize::kHeaderSizeOffset;
+    instar::image_write::Step size;
+    size.kind = instar::image_write::StepKind::kWrite;
+    size.phase = instar::image_write::Phase::kHeader;
+    size.offset = instar::image_write::kHeaderSizeOffset;
     size.length = sizeof field;
     size.bytes = field;
     if (!executor.sink().Emit(size)) return Fail(ResizeError::kIoError);
@@ -340,7 +340,9 @@ ResizeStatus ResizeVmdk(instar::ops::DeviceIo& image, instar::ops::StepExecutor&
     TRY_STATUS(ResolveSize(config, g_result.old_size));
     return Fail(ResizeError::kFormatCannotResize);
   }
-  auto sparse = instar::vmdk::ParseSparseHeader(head, image.size());
+  auto sparse = instar::vmdk::ReadSparseHeader(
+      head, image.size(),
+      [&](uint64_t offset, uint64_t length, uint8_t* out) { return image.Read(offset, length, out).ok(); });
   if (!sparse.ok()) {
     return Fail(ResizeError::kVmdkBadHeader, static_cast<uint64_t>(sparse.error().code));
   }
@@ -367,11 +369,11 @@ ResizeStatus ResizeVmdk(instar::ops::DeviceIo& image, instar::ops::StepExecutor&
     return Fail(ResizeError::kFormatCannotResize);
   }
   if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
-  const instar::resize::ImageReader reader{&image, ReadDevice, image.size()};
+  const instar::image_write::ImageReader reader{&image, ReadDevice, image.size()};
   Region memory;
   TRY(memory, Rest(arena));
   return DryRunThenApply(executor, memory,
-                         [&](Arena& planner_arena, const instar::resize::StepSink& sink,
+                         [&](Arena& planner_arena, const instar::image_write::StepSink& sink,
                              PlanError* error, unsigned long long* detail) {
                            auto planned = instar::resize::PlanVmdkGrow(vmdk, total, reader,
                                                                        planner_arena, sink);

@@ -10,16 +10,16 @@ StepExecutor::StepExecutor(const abi::CallTable* table, DeviceIo& device,
   if (zeros_ != nullptr) __builtin_memset(zeros_, 0, kExecutorChunk);
 }
 
-bool StepExecutor::Apply(void* self, const resize::Step& step) {
+bool StepExecutor::Apply(void* self, const image_write::Step& step) {
   return static_cast<StepExecutor*>(self)->Run(step);
 }
 
-bool StepExecutor::Run(const resize::Step& step) {
+bool StepExecutor::Run(const image_write::Step& step) {
   ++steps_;
   switch (step.kind) {
-    case resize::StepKind::kWrite:
+    case image_write::StepKind::kWrite:
       return device_.Write(step.offset, step.length, step.bytes).ok();
-    case resize::StepKind::kZero:
+    case image_write::StepKind::kZero:
       for (uint64_t done = 0; done < step.length;) {
         uint64_t n = step.length - done;
         if (n > kExecutorChunk) n = kExecutorChunk;
@@ -27,7 +27,7 @@ bool StepExecutor::Run(const resize::Step& step) {
         done += n;
       }
       return true;
-    case resize::StepKind::kCopy:
+    case image_write::StepKind::kCopy:
       for (uint64_t done = 0; done < step.length;) {
         uint64_t n = step.length - done;
         if (n > kExecutorChunk) n = kExecutorChunk;
@@ -38,7 +38,7 @@ bool StepExecutor::Run(const resize::Step& step) {
         done += n;
       }
       return true;
-    case resize::StepKind::kSetSize:
+    case image_write::StepKind::kSetSize:
       return table_->set_output_size(step.length) == 0;
   }
   return false;

@@ -1,5 +1,5 @@
 // StepExecutor: applies a planner's steps to the output device, in order, as they arrive
-// (resize::StepSink). Copies and zero fills go through fixed buffers, one transfer cap per
+// (image_write::StepSink). Copies and zero fills go through fixed buffers, one transfer cap per
 // write. Guest-only; the buffers come from the arena given at construction.
 #pragma once
 
@@ -7,7 +7,7 @@
 
 #include "abi/call_table.h"
 #include "crates/base/arena.h"
-#include "crates/resize/step.h"
+#include "crates/image_write/step.h"
 #include "ops/common/device_io.h"
 
 namespace instar::ops {
@@ -17,12 +17,12 @@ class StepExecutor {
   StepExecutor(const abi::CallTable* table, DeviceIo& device, base::Arena& arena);
 
   bool ready() const { return buffer_ != nullptr && zeros_ != nullptr; }
-  resize::StepSink sink() { return resize::StepSink{this, &StepExecutor::Apply}; }
+  image_write::StepSink sink() { return image_write::StepSink{this, &StepExecutor::Apply}; }
   uint64_t steps_applied() const { return steps_; }
 
  private:
-  static bool Apply(void* self, const resize::Step& step);
-  bool Run(const resize::Step& step);
+  static bool Apply(void* self, const image_write::Step& step);
+  bool Run(const image_write::Step& step);
 
   const abi::CallTable* table_;
   DeviceIo& device_;

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/lib/crash_sweep.h"
 #include "vmm/launcher/sandbox_factory.h"
 #include "vmm/operations/check_request.h"
 
@@ -82,10 +83,6 @@ class RepairInterruptionTest : public ::testing::Test {
     (void)RunCheck(*sandbox_, request);  // an interrupted repair may fail any way it likes
   }
 
-  bool SameFile(const std::string& a, const std::string& b) {
-    return std::system(("cmp -s '" + a + "' '" + b + "'").c_str()) == 0;
-  }
-
   void Sweep(const std::string& defect, bool snapshot, abi::CheckRepair mode) {
     const std::string original = MakeCorrupt(defect, snapshot);
     const Verdict before = QemuCheck(original);
@@ -93,28 +90,31 @@ class RepairInterruptionTest : public ::testing::Test {
     const std::string work = dir_ + "/work.qcow2";
     ASSERT_EQ(std::system(("cp '" + original + "' '" + complete + "'").c_str()), 0);
     Repair(complete, mode, std::nullopt);
-    ASSERT_FALSE(SameFile(original, complete)) << "the repair wrote nothing";
-    uint64_t points = 0;
-    // The sweep ends where the interrupted repair is the complete one; 400 writes is far
-    // above any case here.
-    for (uint64_t writes = 0; writes < 400; ++writes) {
+    ASSERT_FALSE(testing::SameBytes(original, complete)) << "the repair wrote nothing";
+    testing::CrashSweep sweep;
+    sweep.name = "check -r " + std::string(mode == abi::CheckRepair::kAll ? "all " : "leaks ") +
+                 defect + (snapshot ? " (snapshot)" : "");
+    // 400 writes is far above any case here.
+    sweep.max_points = 400;
+    sweep.restore = [&] {
       ASSERT_EQ(std::system(("cp '" + original + "' '" + work + "'").c_str()), 0);
+    };
+    // An interrupted repair may fail any way it likes; the sweep ends where the interrupted
+    // repair wrote what the complete one did.
+    sweep.run = [&](uint64_t writes) {
       Repair(work, mode, writes);
+      return testing::SameBytes(work, complete);
+    };
+    sweep.verify = [&](uint64_t, bool) {
       const Verdict after = QemuCheck(work);
-      SCOPED_TRACE(defect + (snapshot ? " (snapshot)" : "") + " after " +
-                   std::to_string(writes) + " writes");
       EXPECT_NE(after.exit_code, 1);
       EXPECT_LE(after.corruptions, before.corruptions);
       if (before.exit_code == 3 || before.exit_code == 0) {
         EXPECT_NE(after.exit_code, 2);
       }
-      ++points;
-      if (SameFile(work, complete)) break;
-    }
+    };
     // Every write of the repair was an interruption point.
-    EXPECT_GT(points, 1u);
-    std::printf("%s: %llu interruption points\n", defect.c_str(),
-                static_cast<unsigned long long>(points));
+    EXPECT_GT(testing::RunCrashSweep(sweep), 1u);
   }
 
   std::unique_ptr<Sandbox> sandbox_;

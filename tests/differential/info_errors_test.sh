@@ -44,12 +44,14 @@ crafted() {
 }
 crafted magic 0 '>I' 0x514649FA
 crafted version4 4 '>I' 4
+crafted version0 4 '>I' 0
 crafted cluster-bits8 20 '>I' 8
 crafted cluster-bits22 20 '>I' 22
 crafted refcount-order7 96 '>I' 7
 crafted header-short 100 '>I' 100
 crafted header-long 100 '>I' 70000
 crafted crypt3 32 '>I' 3
+crafted crypto-ext-without-luks 112 '>I' 0x0537BE77 116 '>I' 16
 crafted unknown-incompat 72 '>Q' 0x20
 crafted unknown-high 72 '>Q' 0x8000000000000000
 # Feature name table entries renamed onto unknown bits: qemu names them.

@@ -30,6 +30,34 @@ cp d/twoGbMaxExtentSparse.vmdk d/monolithicFlat.vmdk lonely/
 compare_with_qemu info lonely/twoGbMaxExtentSparse.vmdk
 compare_with_qemu info lonely/monolithicFlat.vmdk
 
+# VMware's streamOptimized layout: the header defers to a footer (grain directory at the end).
+# Made from a qemu-img image: the header's gd_offset becomes "at end", then a footer whose
+# header copy (the original, with another capacity) sits between the two markers.
+qemu-img create -q -f vmdk footer-base.vmdk 4M
+python3 - <<'PY'
+import struct
+src = open("footer-base.vmdk", "rb").read()
+head = bytearray(src)
+struct.pack_into("<Q", head, 56, 0xFFFFFFFFFFFFFFFF)
+def footer(capacity=16 * 2048, version=None, marker=3):
+    f = bytearray(1536)
+    struct.pack_into("<QII", f, 0, 0, 0, marker)
+    f[512:1024] = src[:512]
+    struct.pack_into("<Q", f, 512 + 12, capacity)
+    if version is not None:
+        struct.pack_into("<I", f, 512 + 4, version)
+    return bytes(f)
+open("footer-good.vmdk", "wb").write(bytes(head) + footer())
+open("footer-marker.vmdk", "wb").write(bytes(head) + footer(marker=2))
+open("footer-version.vmdk", "wb").write(bytes(head) + footer(version=7))
+open("footer-none.vmdk", "wb").write(bytes(head))
+open("footer-short.vmdk", "wb").write(bytes(head[:1024]))
+PY
+for f in good marker version none short; do
+  compare_info footer-$f.vmdk
+  compare_with_qemu check footer-$f.vmdk
+done
+
 # instar only: an extent outside the allowed directories is refused unless allowed.
 mkdir -p outside
 printf '# Disk DescriptorFile\nversion=1\nCID=12345678\nparentCID=ffffffff\ncreateType="monolithicFlat"\n\nRW 2048 FLAT "../d/monolithicFlat-flat.vmdk" 0\n' > outside/escape.vmdk

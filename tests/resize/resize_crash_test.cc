@@ -3,14 +3,12 @@
 // until it completes. After each interruption `qemu-img check` must find no corruption (leaks
 // are allowed) and the guest-visible content must be the old image's or the new one's
 // (`qemu-img compare` against the original and against qemu-img's own resize of it).
-#include <sys/wait.h>
-
-#include <cstdio>
-#include <cstdlib>
 #include <filesystem>
+#include <optional>
 #include <string>
 
 #include "gtest/gtest.h"
+#include "tests/lib/crash_sweep.h"
 #include "vmm/launcher/sandbox_factory.h"
 #include "vmm/operations/resize_request.h"
 
@@ -18,25 +16,16 @@ namespace instar::vmm {
 namespace {
 
 namespace fs = std::filesystem;
-
-int Shell(const std::string& command) {
-  const int status = std::system((command + " >/dev/null 2>&1").c_str());
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
+using testing::Shell;
 
 class ResizeCrashTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    const char* tmp = std::getenv("TEST_TMPDIR");
-    dir_ = fs::path(tmp != nullptr ? tmp : "/tmp") / "resize_crash";
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
+  void SetUp() override { dir_ = testing::FreshTestDir("resize_crash"); }
 
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
-  // Interrupts `instar resize` after each write in turn; returns how many writes the whole
-  // operation made.
+  // Interrupts `instar resize` after each write in turn; returns how many interruption points
+  // the whole operation had.
   uint64_t Sweep(const std::string& original, const std::string& format, const std::string& size,
                  ResizeRequest request) {
     auto sandbox = OpenSandbox(SandboxChoice::kAuto, nullptr);
@@ -48,38 +37,41 @@ class ResizeCrashTest : public ::testing::Test {
                   expected + " " + size),
               0);
     const std::string image = Path("image");
-    for (uint64_t writes = 0; writes < 10000; ++writes) {
-      fs::copy_file(original, image, fs::copy_options::overwrite_existing);
-      request.path = image;
-      request.format = format == "raw" ? abi::ImageFormat::kRaw : abi::ImageFormat::kQcow2;
+    request.path = image;
+    request.format = format == "raw" ? abi::ImageFormat::kRaw : abi::ImageFormat::kQcow2;
+    std::optional<abi::ResizeError> error;
+    testing::CrashSweep sweep;
+    sweep.name = "resize " + fs::path(original).filename().string() + " " + size;
+    sweep.restore = [&] { fs::copy_file(original, image, fs::copy_options::overwrite_existing); };
+    sweep.run = [&](uint64_t writes) {
       request.hooks.fail_writes_after = writes;
       auto outcome = RunResize(**sandbox, request);
       EXPECT_TRUE(outcome.ok()) << outcome.status().message();
-      if (!outcome.ok()) return writes;
+      error = outcome.ok() ? outcome->error : std::optional(abi::ResizeError::kIoError);
+      return outcome.ok() && !outcome->error;
+    };
+    sweep.verify = [&](uint64_t, bool completed) {
       if (format == "qcow2") {
-        const int check = Shell("qemu-img check " + image);
-        EXPECT_TRUE(check == 0 || check == 3) << "after " << writes << " writes: check " << check;
+        const int check = testing::QemuCheck(image);
+        EXPECT_TRUE(check == 0 || check == 3) << "check " << check;
+        if (completed) {
+          EXPECT_EQ(check, 0);
+        }
       }
-      const std::string f = " -f " + format + " -F " + format + " ";
       // Without -s: a preallocated zero and a hole are the same content; a larger image's
       // extra area must read as zeros.
-      const bool old_content = Shell("qemu-img compare -q" + f + original + " " + image) == 0;
-      const bool new_content = Shell("qemu-img compare -q" + f + expected + " " + image) == 0;
-      EXPECT_TRUE(old_content || new_content) << "after " << writes << " writes";
-      if (!outcome->error) {
+      const bool old_content = testing::SameGuestContent(original, image, format, format);
+      const bool new_content = testing::SameGuestContent(expected, image, format, format);
+      EXPECT_TRUE(old_content || new_content);
+      if (completed) {
         EXPECT_TRUE(new_content);
-        if (format == "qcow2") {
-          EXPECT_EQ(Shell("qemu-img check " + image), 0);
-        }
-        return writes;
+        return;
       }
       // A failed write, or (raw) a failed change of the file size.
-      EXPECT_TRUE(*outcome->error == abi::ResizeError::kIoError ||
-                  *outcome->error == abi::ResizeError::kFileTooLarge)
-          << "after " << writes << " writes: error " << static_cast<uint32_t>(*outcome->error);
-    }
-    ADD_FAILURE() << "the operation never completed";
-    return 0;
+      EXPECT_TRUE(error == abi::ResizeError::kIoError || error == abi::ResizeError::kFileTooLarge)
+          << "error " << static_cast<uint32_t>(error.value_or(abi::ResizeError::kOk));
+    };
+    return testing::RunCrashSweep(sweep);
   }
 
   void MakeQcow2(const std::string& name, const std::string& options, uint64_t size,
@@ -157,11 +149,11 @@ TEST_F(ResizeCrashTest, RawGrowAndShrink) {
   ResizeRequest grow;
   grow.size = 9 << 20;
   grow.preallocation = abi::Preallocation::kFull;
-  EXPECT_GE(Sweep(Path("r.raw"), "raw", "--preallocation=full 9M", grow), 2u);
+  EXPECT_GE(Sweep(Path("r.raw"), "raw", "--preallocation=full 9M", grow), 3u);
   ResizeRequest shrink;
   shrink.allow_shrink = true;
   shrink.size = 4096;
-  EXPECT_EQ(Sweep(Path("r.raw"), "raw", "4096", shrink), 1u);
+  EXPECT_EQ(Sweep(Path("r.raw"), "raw", "4096", shrink), 2u);
 }
 
 }  // namespace

@@ -105,17 +105,19 @@ StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& requ
       return GuestFailed("check guest reported unknown error code " + std::to_string(code));
     }
     const auto error = static_cast<abi::CheckError>(code);
-    if (error == abi::CheckError::kQcow2HeaderRefused) {
+    if (error == abi::CheckError::kQcow2HeaderRefused ||
+        error == abi::CheckError::kVmdkBadHeader) {
       // qemu's open-time message, from the info operation (which knows them all).
       InfoRequest info;
       info.path = request.path;
-      info.format = abi::ImageFormat::kQcow2;
+      info.format = error == abi::CheckError::kVmdkBadHeader ? abi::ImageFormat::kVmdk
+                                                             : abi::ImageFormat::kQcow2;
       info.force_share = true;
       info.limits = request.limits;
       devices = DeviceSet();  // release this run's image (and its locks) first
       auto refused = RunInfo(sandbox, info);
       if (!refused.ok()) return refused.status();
-      return GuestFailed("the check guest refused a qcow2 header the info guest accepts");
+      return GuestFailed("the check guest refused a header the info guest accepts");
     }
     if (error == abi::CheckError::kNotSupportedByFormat) {
       if (detail != static_cast<uint64_t>(abi::ImageFormat::kRaw) &&

@@ -222,6 +222,10 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail, const InfoR
              "' doesn't satisfy the constraints";
     case InfoError::kVmdkDescriptorTooLarge: return "VMDK descriptor too large (" + d + " bytes)";
     case InfoError::kVmdkFileTooSmall: return "File is too small, not a valid image";
+    case InfoError::kCryptoExtensionUnexpected:
+      return "CRYPTO header extension only expected with LUKS encryption method";
+    case InfoError::kVmdkFooterUnreadable: return "Failed to read footer: Input/output error";
+    case InfoError::kVmdkInvalidFooter: return "Invalid footer";
     case InfoError::kVmdkBadDescriptor:
       return "Invalid extent line: " + records.error_text.value_or("");
     case InfoError::kUnsupportedFormat: {

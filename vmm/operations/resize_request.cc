@@ -262,21 +262,25 @@ StatusOr<uint64_t> CheckBackingFile(const Sandbox& sandbox, const ResizeRequest&
 
 // qemu's message for a qcow2 header the resize guest refused: the info operation knows every
 // open-time check and its exact text.
-Status HeaderRefusal(const Sandbox& sandbox, const ResizeRequest& request) {
+Status HeaderRefusal(const Sandbox& sandbox, const ResizeRequest& request,
+                     abi::ImageFormat format) {
   InfoRequest info;
   info.path = request.path;
-  info.format = abi::ImageFormat::kQcow2;
+  info.format = format;
   info.force_share = true;  // the resize already holds the image's locks
   info.limits = request.limits;
   auto refused = RunInfo(sandbox, info);
   if (!refused.ok()) return refused.status();
-  return GuestFailed("the resize guest refused a qcow2 header the info guest accepts");
+  return GuestFailed("the resize guest refused a header the info guest accepts");
 }
 
 StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& request) {
   INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome, RunResizeOnce(sandbox, request, std::nullopt));
   if (outcome.error == abi::ResizeError::kQcow2HeaderRefused) {
-    return HeaderRefusal(sandbox, request);
+    return HeaderRefusal(sandbox, request, abi::ImageFormat::kQcow2);
+  }
+  if (outcome.error == abi::ResizeError::kVmdkBadHeader) {
+    return HeaderRefusal(sandbox, request, abi::ImageFormat::kVmdk);
   }
   if (outcome.error != abi::ResizeError::kHasBackingFile) return outcome;
   std::optional<ResizeMessage> refusal;

@@ -11,10 +11,10 @@
 #include "crates/base/result.h"
 #include "crates/qcow2/geometry.h"
 #include "crates/qcow2/header.h"
-#include "crates/resize/plan_error.h"
-#include "crates/resize/step.h"
+#include "crates/image_write/plan_error.h"
+#include "crates/image_write/step.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 
 struct Qcow2Image {
   qcow2::Header header;
@@ -44,4 +44,4 @@ inline constexpr uint64_t kHeaderSizeOffset = 24;
 inline constexpr uint64_t kHeaderL1SizeOffset = 36;
 inline constexpr uint64_t kHeaderRefcountTableOffset = 48;
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

@@ -1,9 +1,9 @@
-#include "crates/resize/refcount_editor.h"
+#include "crates/image_write/refcount_editor.h"
 
 #include "crates/base/checked.h"
 #include "crates/qcow2/entries.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 
 using base::Fail;
 
@@ -143,6 +143,11 @@ void RefcountEditor::Forget(uint64_t index) {
   }
 }
 
+void RefcountEditor::ForgetAll() {
+  for (uint32_t i = 0; i < slot_count_; ++i) slots_[i].used = false;
+  last_hit_ = nullptr;
+}
+
 base::Status<PlanError> RefcountEditor::Flush(const StepSink& sink, Phase phase) {
   for (uint32_t i = 0; i < slot_count_; ++i) {
     if (slots_[i].used && slots_[i].dirty) TRY_STATUS(WriteSlot(slots_[i], sink, phase));
@@ -150,4 +155,4 @@ base::Status<PlanError> RefcountEditor::Flush(const StepSink& sink, Phase phase)
   return {};
 }
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

@@ -1,16 +1,21 @@
-// The vocabulary shared by the resize planners and the operation that applies their output:
+// The vocabulary shared by the image planners and writers (resize, image_write) and the
+// operations that apply their output:
 // an ordered stream of Steps (byte writes, zero fills, in-file copies, a file-size change),
-// each labelled with the crash-safety phase it belongs to, and the two callbacks through which
-// a planner reads the image and hands its steps on. Plain function pointers (no virtual
-// calls: freestanding code has no C++ runtime). Header-only, freestanding; no allocation.
+// each labelled with the crash-safety phase it belongs to, and the sink a planner hands its
+// steps to. Planners read the image through base::ImageReader (re-exported here). Plain
+// function pointers (no virtual calls: freestanding code has no C++ runtime). Header-only,
+// freestanding; no allocation.
 #pragma once
 
 #include <stdint.h>
 
-namespace instar::resize {
+#include "crates/base/image_reader.h"
+
+namespace instar::image_write {
 
 // Where a step sits in the write ordering of architecture section 5.
 enum class Phase : uint8_t {
+  kData,               // guest data: clusters nothing points to yet, or in-place overwrites
   kNewMetadata,        // clusters nothing points to yet (new L1, refcount table, L2 copies)
   kRefcountIncrement,  // refcount blocks gaining references for clusters not yet pointed to
   kPointer,            // a table entry gains a pointer (refcount table entries, L1 entries)
@@ -60,15 +65,7 @@ inline bool Emit(const StepSink& sink, StepKind kind, Phase phase, uint64_t offs
   return sink.Emit(step);
 }
 
-// Reads image bytes; false on an I/O error or a range past the end of the file.
-struct ImageReader {
-  void* context = nullptr;
-  bool (*read)(void* context, uint64_t offset, uint64_t length, uint8_t* out) = nullptr;
-  uint64_t size = 0;  // file size in bytes
+// The planners' reader (shared with crates/chain_read).
+using ImageReader = base::ImageReader;
 
-  bool Read(uint64_t offset, uint64_t length, uint8_t* out) const {
-    return read(context, offset, length, out);
-  }
-};
-
-}  // namespace instar::resize
+}  // namespace instar::image_write

@@ -11,10 +11,10 @@
 #include "crates/base/arena.h"
 #include "crates/base/result.h"
 #include "crates/qcow2/geometry.h"
-#include "crates/resize/plan_error.h"
-#include "crates/resize/step.h"
+#include "crates/image_write/plan_error.h"
+#include "crates/image_write/step.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 
 // How many blocks of this geometry the editor should cache: half of what is left in the
 // arena, at most kMaxCacheBlocks (lookups scan the cache).
@@ -49,6 +49,9 @@ class RefcountEditor {
   // Forgets the cached copy of block `index`, unwritten changes included: the caller dropped
   // the block from the table.
   void Forget(uint64_t index);
+  // Forgets every cached block (which must all be clean): another planner changed the
+  // refcounts on disk.
+  void ForgetAll();
 
   void SetTable(uint64_t* table, uint64_t entries) {
     table_ = table;
@@ -82,4 +85,4 @@ class RefcountEditor {
   Phase evict_phase_ = Phase::kRefcountDecrement;
 };
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

@@ -1,10 +1,10 @@
-#include "crates/resize/cluster_allocator.h"
+#include "crates/image_write/cluster_allocator.h"
 
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
 #include "crates/qcow2/geometry.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 namespace {
 
 // How many times a candidate start may be moved past clusters a hostile image claims are in
@@ -83,19 +83,27 @@ uint8_t* EncodeTable(base::Arena& arena, const uint64_t* table, uint64_t first, 
 
 }  // namespace
 
-base::Result<bool, PlanError> FindFreeCluster(const Qcow2Image& image, const uint64_t* table,
-                                              RefcountEditor& editor, uint64_t* cluster) {
+base::Result<bool, PlanError> FindFreeRun(const Qcow2Image& image, const uint64_t* table,
+                                          RefcountEditor& editor, uint64_t from, uint64_t count,
+                                          uint64_t* cluster) {
   const uint64_t per_block = image.geometry.refcount_entries;
   const uint64_t clusters = image.file_size / image.geometry.cluster_size;
-  for (uint64_t c = 0; c < clusters; ++c) {
+  uint64_t run_start = from, run = 0;
+  for (uint64_t c = from; c < clusters && count != 0; ++c) {
     if (!HasBlock(table, image.refcount_table_entries, c / per_block)) {
       c = (c / per_block + 1) * per_block - 1;
+      run = 0;
       continue;
     }
     uint64_t refcount;
     TRY(refcount, editor.Get(c));
-    if (refcount == 0) {
-      *cluster = c;
+    if (refcount != 0) {
+      run = 0;
+      continue;
+    }
+    if (run == 0) run_start = c;
+    if (++run == count) {
+      *cluster = run_start;
       return true;
     }
   }
@@ -216,4 +224,4 @@ base::Result<Allocation, PlanError> AllocateClusters(const Qcow2Image& image, ui
   return a;
 }
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

@@ -1,9 +1,9 @@
-#include "crates/resize/qcow2_image.h"
+#include "crates/image_write/qcow2_image.h"
 
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 namespace {
 
 base::Error<OpenFailure> Refuse(PlanError e, unsigned long long detail = 0) {
@@ -76,4 +76,4 @@ base::Result<Qcow2Image, OpenFailure> OpenQcow2(const ImageReader& reader, base:
   return image;
 }
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

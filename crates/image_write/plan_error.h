@@ -1,8 +1,9 @@
-// Why a resize planner refused or stopped. The operation maps each 1:1 onto abi::ResizeError.
+// Why a resize planner, or a shared piece it uses (RefcountEditor, the cluster allocator,
+// OpenQcow2), refused or stopped. The operation maps each 1:1 onto abi::ResizeError.
 // Header-only, freestanding.
 #pragma once
 
-namespace instar::resize {
+namespace instar::image_write {
 
 enum class PlanError {
   kIoError,               // a read failed, or the sink refused a step
@@ -23,4 +24,4 @@ enum class PlanError {
   kVmdkBadDescriptor,     // the new descriptor text does not fit, or it has no extent line
 };
 
-}  // namespace instar::resize
+}  // namespace instar::image_write

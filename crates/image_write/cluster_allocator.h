@@ -8,11 +8,11 @@
 
 #include "crates/base/arena.h"
 #include "crates/base/result.h"
-#include "crates/resize/plan_error.h"
-#include "crates/resize/qcow2_image.h"
-#include "crates/resize/refcount_editor.h"
+#include "crates/image_write/plan_error.h"
+#include "crates/image_write/qcow2_image.h"
+#include "crates/image_write/refcount_editor.h"
 
-namespace instar::resize {
+namespace instar::image_write {
 
 struct Allocation {
   uint64_t first_cluster = 0;    // the clusters the caller asked for: [first, first + count)
@@ -36,10 +36,12 @@ base::Result<Allocation, PlanError> AllocateClusters(const Qcow2Image& image, ui
                                                      uint64_t* table, RefcountEditor& editor,
                                                      base::Arena& arena);
 
-// The first cluster inside the file whose refcount block exists and whose refcount is zero,
-// the way qemu's allocator reuses holes; false when there is none.
-base::Result<bool, PlanError> FindFreeCluster(const Qcow2Image& image, const uint64_t* table,
-                                              RefcountEditor& editor, uint64_t* cluster);
+// The first run of `count` clusters at or after cluster `from`, wholly inside the file, whose
+// refcount blocks exist and whose refcounts are zero, the way qemu's allocator reuses holes
+// (a hole shorter than `count` is passed over); false when there is none.
+base::Result<bool, PlanError> FindFreeRun(const Qcow2Image& image, const uint64_t* table,
+                                          RefcountEditor& editor, uint64_t from, uint64_t count,
+                                          uint64_t* cluster);
 
 // Makes an allocation live, in order: the editor's blocks (every new refcount, new blocks
 // included; nothing points to the new clusters yet), then the refcount-table entries for new
@@ -53,4 +55,4 @@ base::Status<PlanError> EmitAllocation(const Qcow2Image& image, const Allocation
 base::Status<PlanError> CheckOldTableCounted(const Qcow2Image& image, RefcountEditor& editor);
 base::Status<PlanError> FreeOldTable(const Qcow2Image& image, RefcountEditor& editor);
 
-}  // namespace instar::resize
+}  // namespace instar::image_write
