@@ -36,7 +36,7 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(offsetof(CommitConfig, layers_below_base), 12u);
   EXPECT_EQ(offsetof(CommitResult, bytes_committed), 32u);
   EXPECT_EQ(kCommitErrorCount, 15u);
-  EXPECT_EQ(kCommitUnsupportedCount, 7u);
+  EXPECT_EQ(kCommitUnsupportedCount, 6u);
   EXPECT_EQ(offsetof(ResizeConfig, size_mode), 24u);
   EXPECT_EQ(offsetof(ResizeConfig, backing_size), 32u);
   EXPECT_EQ(sizeof(ChainDevice), 48u);

@@ -64,13 +64,12 @@ enum class CommitUnsupported : uint32_t {
   kZstdCompression = 0,      // a qcow2 layer compressed with zstd
   kExtendedL2 = 1,           // a qcow2 image instar writes has extended L2 entries
   kVmdkMultiFile = 2,        // a vmdk described by a text descriptor (several files)
-  kVmdkCompression = 3,      // a vmdk compression algorithm other than deflate
-  kVmdkStreamOptimized = 4,  // a streamOptimized vmdk base
-  kVmdkNotSparse = 5,        // a vmdk base that is not a hosted sparse extent
-  kGrowUnaligned = 6,        // growing a base whose size is not cluster-aligned over a longer
+  kVmdkStreamOptimized = 3,  // a streamOptimized vmdk base
+  kVmdkNotSparse = 4,        // a vmdk base that is not a hosted sparse extent
+  kGrowUnaligned = 5,        // growing a base whose size is not cluster-aligned over a longer
                              // backing file
 };
-inline constexpr uint32_t kCommitUnsupportedCount = 7;
+inline constexpr uint32_t kCommitUnsupportedCount = 6;
 
 // CommitResult::failed_layer when the guest cannot tell which layer of a chain read failed.
 inline constexpr uint32_t kCommitLayerUnknown = 0xFFFFFFFFu;

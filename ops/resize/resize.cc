@@ -28,7 +28,7 @@
 #include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
 #include "ops/common/device_io.h"
-#include "ops/resize/step_executor.h"
+#include "ops/common/step_executor.h"
 
 namespace {
 

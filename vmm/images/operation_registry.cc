@@ -1,6 +1,7 @@
 #include "vmm/images/operation_registry.h"
 
 #include "ops/check/check_image.h"
+#include "ops/commit/commit_image.h"
 #include "ops/info/info_image.h"
 #include "ops/resize/resize_image.h"
 
@@ -11,6 +12,7 @@ const RegisteredOperation kOperations[] = {
     {"info", &images::info},
     {"check", &images::check},
     {"resize", &images::resize},
+    {"commit", &images::commit},
 };
 
 }  // namespace

@@ -1,4 +1,6 @@
-#include "ops/resize/step_executor.h"
+#include "ops/common/step_executor.h"
+
+#include "abi/transport.h"
 
 namespace instar::ops {
 
@@ -39,7 +41,7 @@ bool StepExecutor::Run(const image_write::Step& step) {
       }
       return true;
     case image_write::StepKind::kSetSize:
-      return table_->set_output_size(step.length) == 0;
+      return device_.device() == abi::kOutputDevice && table_->set_output_size(step.length) == 0;
   }
   return false;
 }
