@@ -185,6 +185,21 @@ TEST_P(CommitCrashTest, ThroughAnIntermediateIntoAVmdkBase) {
             3u);
 }
 
+TEST_P(CommitCrashTest, ScatteredDataIntoTinyClustersThatNeedNewTablesAndRefcountBlocks) {
+  Create("base.qcow2", "cluster_size=512,refcount_bits=16", "8M", "-c 'write -P 1 0 64k'");
+  std::string writes;
+  for (int i = 0; i < 24; ++i) {
+    writes += " -c 'write -P " + std::to_string(i + 2) + " " + std::to_string(i * 327680 + 4096) +
+              " 8k'";
+  }
+  Create("top.qcow2", "cluster_size=4096,backing_file=base.qcow2,backing_fmt=qcow2", "8M",
+         writes + " -c 'write -z 7M 64k'");
+  CommitRequest request;
+  EXPECT_GT(Sweep("scattered 4k clusters into 512-byte base clusters",
+                  {{"top.qcow2", "base.qcow2"}, 1, ""}, request),
+            20u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Sandboxes, CommitCrashTest,
                          ::testing::Values(SandboxChoice::kKvm, SandboxChoice::kProcess),
                          [](const auto& info) {
