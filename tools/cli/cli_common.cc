@@ -5,6 +5,8 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "vmm/chain/path_policy.h"
+
 namespace instar::cli {
 
 void PrintError(const std::string& message) {
@@ -130,6 +132,25 @@ bool ResolveFormatName(const std::string& filename, const std::string& name,
   }
   *format = *parsed;
   return true;
+}
+
+std::optional<std::vector<std::string>> AllowedDirsOrReport(
+    const std::string& filename, const std::vector<std::string>& extra_dirs) {
+  auto configured = vmm::LoadConfiguredAllowDirs();
+  if (!configured.ok()) {
+    PrintError(configured.status().message());
+    return std::nullopt;
+  }
+  std::vector<std::string> allowed = {vmm::DirectoryOf(filename)};
+  allowed.insert(allowed.end(), extra_dirs.begin(), extra_dirs.end());
+  allowed.insert(allowed.end(), configured->begin(), configured->end());
+  return allowed;
+}
+
+void PrintLaunchTimings(const vmm::LaunchTimings& timings) {
+  std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+               timings.setup_us, timings.first_exit_us, timings.total_us,
+               static_cast<unsigned long long>(timings.exits));
 }
 
 void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks) {

@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "abi/image_format.h"
 #include "vmm/base/status.h"
@@ -60,6 +61,14 @@ OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options);
 // does not know.
 bool ResolveFormatName(const std::string& filename, const std::string& name,
                        abi::ImageFormat* format);
+
+// Where backing files may live: FILE's own directory, then --allow-dir's, then the operator's
+// configured ones. Null (after printing why) when the configuration is malformed.
+std::optional<std::vector<std::string>> AllowedDirsOrReport(
+    const std::string& filename, const std::vector<std::string>& extra_dirs);
+
+// --verbose's line about the guest's run, on stderr.
+void PrintLaunchTimings(const vmm::LaunchTimings& timings);
 
 // With --verbose: shows the guest's debug text on stderr as it arrives.
 void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks);

@@ -2,7 +2,9 @@
 
 #include <getopt.h>
 
+#include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -10,11 +12,14 @@
 #include "tools/cli/cli_common.h"
 #include "tools/cli/progress_output.h"
 #include "tools/cli/resize_size.h"
-#include "vmm/chain/path_policy.h"
 #include "vmm/operations/commit_request.h"
 
 namespace instar::cli {
 namespace {
+
+// Commit moves every byte the top owns through the guest: allow far longer than info does (a
+// guest that takes longer, or --deadline / INSTAR_DEADLINE_MS, is stopped).
+constexpr std::chrono::milliseconds kCommitDeadline{1800000};
 
 enum LongOnly {
   kOptObject = 256,
@@ -40,7 +45,8 @@ void PrintHelp() {
       "  -r, --rate-limit RATE  accepted for compatibility; instar does not throttle\n"
       "  --allow-dir DIR        also let backing files live in DIR (repeatable)\n"
       "  --verbose              show the guest's debug text and timings on stderr\n"
-      "  --deadline MS          stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
+      "  --deadline MS          stop the guest after MS milliseconds (INSTAR_DEADLINE_MS;\n"
+      "                         default 30 minutes)\n"
       "  --max-exits N          stop the guest after N exits (INSTAR_MAX_EXITS)\n");
 }
 
@@ -88,6 +94,7 @@ int CommitCommand(int argc, char** argv) {
   bool quiet = false;
   vmm::CommitRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
+  if (std::getenv("INSTAR_DEADLINE_MS") == nullptr) guest.limits.deadline = kCommitDeadline;
   opterr = 0;
   optind = 1;
   for (;;) {
@@ -124,15 +131,9 @@ int CommitCommand(int argc, char** argv) {
     PrintError("Invalid cache option: " + cache);
     return kExitError;
   }
-  auto configured = vmm::LoadConfiguredAllowDirs();
-  if (!configured.ok()) {
-    PrintError(configured.status().message());
-    return kExitError;
-  }
-  // As for info: the image's own directory, --allow-dir, and what the operator configured.
-  request.allowed_dirs = {vmm::DirectoryOf(filename)};
-  request.allowed_dirs.insert(request.allowed_dirs.end(), extra_dirs.begin(), extra_dirs.end());
-  request.allowed_dirs.insert(request.allowed_dirs.end(), configured->begin(), configured->end());
+  auto allowed = AllowedDirsOrReport(filename, extra_dirs);
+  if (!allowed) return kExitError;
+  request.allowed_dirs = std::move(*allowed);
   request.path = filename;
   request.limits = guest.limits;
   if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
@@ -153,12 +154,7 @@ int CommitCommand(int argc, char** argv) {
     ReportOpenError(filename, outcome.status());
     return kExitError;
   }
-  if (guest.verbose) {
-    std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
-                 outcome->timings.setup_us, outcome->timings.first_exit_us,
-                 outcome->timings.total_us,
-                 static_cast<unsigned long long>(outcome->timings.exits));
-  }
+  if (guest.verbose) PrintLaunchTimings(outcome->timings);
   if (!outcome->refusal.empty()) {
     for (const std::string& line : outcome->refusal) PrintError(line);
     return kExitError;

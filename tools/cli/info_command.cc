@@ -9,7 +9,6 @@
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_output.h"
 #include "vmm/chain/chain_discovery.h"
-#include "vmm/chain/path_policy.h"
 #include "vmm/operations/info_request.h"
 
 namespace instar::cli {
@@ -52,12 +51,6 @@ void PrintWarnings(const vmm::ImageInfo& info) {
                  "Some clusters may be leaked, run 'qemu-img check -r' on the image file to "
                  "fix.");  // qemu ends this one without a newline
   }
-}
-
-void PrintTimings(const vmm::ImageInfo& info) {
-  std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
-               info.timings.setup_us, info.timings.first_exit_us, info.timings.total_us,
-               static_cast<unsigned long long>(info.timings.exits));
 }
 
 }  // namespace
@@ -109,21 +102,14 @@ int InfoCommand(int argc, char** argv) {
     return kExitError;
   }
 
-  auto configured = vmm::LoadConfiguredAllowDirs();
-  if (!configured.ok()) {
-    PrintError(configured.status().message());
-    return kExitError;
-  }
-  // The image's own directory is always allowed; flags and configuration widen it.
-  std::vector<std::string> allowed = {vmm::DirectoryOf(filename)};
-  allowed.insert(allowed.end(), extra_dirs.begin(), extra_dirs.end());
-  allowed.insert(allowed.end(), configured->begin(), configured->end());
+  const auto allowed = AllowedDirsOrReport(filename, extra_dirs);
+  if (!allowed) return kExitError;
 
   vmm::InfoRequest request;
   request.path = filename;
   request.force_share = force_share;
   request.limits = guest.limits;
-  request.allowed_dirs = allowed;
+  request.allowed_dirs = *allowed;
   if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
   ShowGuestText(guest, &request.hooks);
 
@@ -131,7 +117,7 @@ int InfoCommand(int argc, char** argv) {
   if (sandbox == nullptr) return kExitError;
   if (backing_chain) {
     vmm::ChainPolicy policy;
-    policy.allowed_dirs = allowed;
+    policy.allowed_dirs = *allowed;
     std::string failed;
     auto chain = vmm::DiscoverChain(*sandbox, request, policy, &failed);
     if (!chain.ok()) {
@@ -141,7 +127,7 @@ int InfoCommand(int argc, char** argv) {
     std::vector<NamedImageInfo> named;
     for (const vmm::ChainLayer& layer : *chain) {
       PrintWarnings(layer.info);
-      if (guest.verbose) PrintTimings(layer.info);
+      if (guest.verbose) PrintLaunchTimings(layer.info.timings);
       named.push_back({layer.filename, &layer.info});
     }
     const std::string text = output == "json" ? ChainJson(named) : ChainHuman(named);
@@ -154,7 +140,7 @@ int InfoCommand(int argc, char** argv) {
     return kExitError;
   }
   PrintWarnings(*info);
-  if (guest.verbose) PrintTimings(*info);
+  if (guest.verbose) PrintLaunchTimings(info->timings);
   const NamedImageInfo image{filename, &*info};
   const std::string text = output == "json" ? InfoJson(image) : InfoHuman(image);
   std::fwrite(text.data(), 1, text.size(), stdout);

@@ -8,7 +8,6 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/resize_size.h"
-#include "vmm/chain/path_policy.h"
 #include "vmm/operations/resize_request.h"
 
 namespace instar::cli {
@@ -128,15 +127,9 @@ int ResizeCommand(int argc, char** argv) {
       PrintError("Value '" + size.number + "' is out of range for parameter 'size'");
       return kExitError;
   }
-  auto configured = vmm::LoadConfiguredAllowDirs();
-  if (!configured.ok()) {
-    PrintError(configured.status().message());
-    return kExitError;
-  }
-  // As for info: the image's own directory, --allow-dir, and what the operator configured.
-  request.allowed_dirs = {vmm::DirectoryOf(filename)};
-  request.allowed_dirs.insert(request.allowed_dirs.end(), extra_dirs.begin(), extra_dirs.end());
-  request.allowed_dirs.insert(request.allowed_dirs.end(), configured->begin(), configured->end());
+  auto allowed = AllowedDirsOrReport(filename, extra_dirs);
+  if (!allowed) return kExitError;
+  request.allowed_dirs = std::move(*allowed);
   request.path = filename;
   request.size = size.bytes;
   request.size_mode = size.sign == SizeSign::kPlus    ? abi::ResizeSizeMode::kGrowBy
@@ -153,12 +146,7 @@ int ResizeCommand(int argc, char** argv) {
     ReportOpenError(filename, outcome.status());
     return kExitError;
   }
-  if (guest.verbose) {
-    std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
-                 outcome->timings.setup_us, outcome->timings.first_exit_us,
-                 outcome->timings.total_us,
-                 static_cast<unsigned long long>(outcome->timings.exits));
-  }
+  if (guest.verbose) PrintLaunchTimings(outcome->timings);
   if (request.format == abi::ImageFormat::kAuto && outcome->result &&
       outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
     PrintRawProbeWarning(filename);
