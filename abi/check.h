@@ -25,7 +25,7 @@ struct CheckConfig {
   uint32_t magic;
   uint32_t requested_format;  // ImageFormat; kAuto probes
   uint32_t repair;            // CheckRepair
-  uint32_t flags;             // none defined yet
+  uint32_t flags;             // kCheck* bits
   // Host clusters one pass of the in-guest reference count may cover; 0 = as many as the
   // scratch region holds. Lets tests force the multi-pass path on small images.
   uint64_t max_clusters_per_pass;
@@ -35,6 +35,11 @@ static_assert(sizeof(CheckConfig) == 64);
 static_assert(offsetof(CheckConfig, repair) == 8);
 static_assert(offsetof(CheckConfig, max_clusters_per_pass) == 16);
 static_assert(sizeof(CheckConfig) <= kOperationConfig.size);
+
+// CheckConfig::flags bits.
+// The host opened the image's backing chain (qemu does so before checking); without it the
+// guest stops with kHasBackingFile, before any write, when the image has a backing file.
+inline constexpr uint32_t kCheckBackingChecked = 1u << 0;
 
 // Bytes a repair may grow the image by (the host's write limit on the device): a rebuilt
 // refcount structure is a small fraction of the file, plus a few clusters of the largest
@@ -79,8 +84,10 @@ enum class CheckError : uint32_t {
   // The qcow2 header failed one of qemu's open-time checks the codes above do not name; the
   // host asks the info operation for qemu's exact message (one place knows them all).
   kQcow2HeaderRefused = 29,
+  kDataFileRawWithoutDataFile = 30,  // the data-file-raw autoclear bit, no external data file
+  kHasBackingFile = 31,           // the host must open the backing chain first (see flags)
 };
-inline constexpr uint32_t kCheckErrorCount = 30;
+inline constexpr uint32_t kCheckErrorCount = 32;
 
 // What a check run ended with besides the counts: qemu's check returned an errno.
 enum class CheckFailure : uint32_t {

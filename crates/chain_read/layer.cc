@@ -5,6 +5,7 @@
 #include "crates/base/endian.h"
 #include "crates/chain_read/inflate.h"
 #include "crates/chain_read/internal/block_cache.h"
+#include "crates/chain_read/internal/piece.h"
 #include "crates/chain_read/internal/qcow2_mapping.h"
 #include "crates/chain_read/internal/vmdk_mapping.h"
 
@@ -69,27 +70,42 @@ base::Result<Layer*, ReadError> Layer::Open(ImageFormat format, const base::Imag
   return Fail(ReadError::kOutOfRange, static_cast<uint64_t>(format));
 }
 
-base::Result<Extent, ReadError> Layer::Map(uint64_t guest_offset, uint64_t max_length) {
+base::Result<internal::Piece, ReadError> Layer::PieceAt(uint64_t guest_offset) {
   switch (format_) {
-    case ImageFormat::kRaw: {
-      if (guest_offset >= virtual_size_ || max_length == 0) {
-        return Fail(ReadError::kOutOfRange, guest_offset);
-      }
-      Extent e;
-      e.kind = ExtentKind::kData;
-      e.length = Min(max_length, virtual_size_ - guest_offset);
-      e.host_offset = guest_offset;
-      return e;
-    }
-    case ImageFormat::kQcow2: {
-      TRY(const internal::Qcow2Run run,
-          internal::MapQcow2(*qcow2_, *cache_, guest_offset, max_length));
-      return run.extent;
-    }
+    case ImageFormat::kQcow2:
+      return internal::Qcow2PieceAt(*qcow2_, *cache_, guest_offset);
     case ImageFormat::kVmdk:
-      return internal::MapVmdk(*vmdk_, *cache_, guest_offset, max_length);
+      return internal::VmdkPieceAt(*vmdk_, *cache_, guest_offset);
+    case ImageFormat::kRaw:
+      break;
   }
-  return Fail(ReadError::kOutOfRange, guest_offset);
+  internal::Piece piece;
+  piece.kind = ExtentKind::kData;
+  piece.host = guest_offset;
+  piece.length = virtual_size_ - guest_offset;
+  return piece;
+}
+
+base::Result<Extent, ReadError> Layer::Map(uint64_t guest_offset, uint64_t max_length) {
+  if (guest_offset >= virtual_size_ || max_length == 0) {
+    return Fail(ReadError::kOutOfRange, guest_offset);
+  }
+  const uint64_t limit = Min(max_length, virtual_size_ - guest_offset);
+  TRY(const internal::Piece first, PieceAt(guest_offset));
+  uint64_t length = first.length;
+  // Extend across entries that continue the same kind (and, for data, the same host range);
+  // compressed clusters stay one per run.
+  while (first.kind != ExtentKind::kCompressed && length < limit) {
+    TRY(const internal::Piece next, PieceAt(guest_offset + length));
+    if (next.kind != first.kind) break;
+    if (first.kind == ExtentKind::kData && next.host != first.host + length) break;
+    length += next.length;
+  }
+  Extent e;
+  e.kind = first.kind;
+  e.length = Min(length, limit);
+  e.host_offset = first.host;
+  return e;
 }
 
 base::Status<ReadError> Layer::Read(uint64_t guest_offset, uint64_t length, uint8_t* out) {
@@ -158,8 +174,8 @@ base::Status<ReadError> Layer::ReadCompressed(uint64_t guest_offset, const Exten
     const uint64_t cluster = qcow2_->geometry.cluster_size;
     within = guest_offset & (cluster - 1);
     if (decompressed_host_ != host) {
-      TRY(const internal::Qcow2Run run, internal::MapQcow2(*qcow2_, *cache_, guest_offset, 1));
-      const uint64_t n = Min(run.compressed_bytes, compressed_in_bytes_);
+      TRY(const internal::Piece piece, internal::Qcow2PieceAt(*qcow2_, *cache_, guest_offset));
+      const uint64_t n = Min(piece.compressed_bytes, compressed_in_bytes_);
       TRY_STATUS(ReadData(host, n, compressed_in_));
       decompressed_host_ = ~0ull;
       auto inflated = Inflate(base::ByteView(compressed_in_, n), InflateWrapper::kRaw,

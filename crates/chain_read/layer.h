@@ -25,7 +25,10 @@
 // the tables say, and the part of a data run past the end of the file reads as zeros (qemu's
 // file driver zero-fills short reads). Metadata qemu would follow past the end of the file
 // (an L2 table, a grain table, the start of a data or compressed cluster) is kCorrupt here.
-// Corrupt-flagged and dirty qcow2 images are read (qemu opens them read-only). Freestanding.
+// Corrupt-flagged and dirty qcow2 images are read (qemu opens them read-only). A qcow2
+// compressed cluster is inflated from at most cluster_size + 512 of the bytes its entry
+// states (everything qemu's writer produces; qemu itself reads up to 2 x cluster_size).
+// Freestanding.
 #pragma once
 
 #include <stdint.h>
@@ -39,6 +42,7 @@ namespace instar::chain_read {
 
 namespace internal {
 class BlockCache;
+struct Piece;
 struct Qcow2Mapping;
 struct VmdkMapping;
 }  // namespace internal
@@ -72,8 +76,10 @@ class Layer {
   // Opens the image. The reader (copied) must stay valid as long as the layer; `reader.size`
   // is the file size. `budget` bytes are taken from `arena` (see the header comment). Refuses,
   // with distinct codes: invalid headers (qemu's open checks, via crates/qcow2 and
-  // crates/vmdk), encrypted qcow2, external data files, zstd compression, text-descriptor
-  // (multi-file) vmdk, and metadata outside the file.
+  // crates/vmdk), encrypted qcow2, external data files, text-descriptor (multi-file) vmdk,
+  // a stream footer qemu would not accept. Later, Map and Read refuse what they meet: tables
+  // and clusters outside the file (kCorrupt), zstd-compressed clusters, broken compressed
+  // data.
   static base::Result<Layer*, ReadError> Open(ImageFormat format, const base::ImageReader& reader,
                                               base::Arena& arena,
                                               uint64_t budget = kDefaultLayerBudget);
@@ -107,8 +113,7 @@ class Layer {
   Layer() = default;  // for the arena; use Open
 
  private:
-  base::Result<Extent, ReadError> MapQcow2(uint64_t guest_offset, uint64_t max_length);
-  base::Result<Extent, ReadError> MapVmdk(uint64_t guest_offset, uint64_t max_length);
+  base::Result<internal::Piece, ReadError> PieceAt(uint64_t guest_offset);
   base::Status<ReadError> ReadData(uint64_t host_offset, uint64_t length, uint8_t* out);
   base::Status<ReadError> ReadCompressed(uint64_t guest_offset, const Extent& extent,
                                          uint8_t* out);

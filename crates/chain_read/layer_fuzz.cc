@@ -32,7 +32,7 @@ bool ReadImage(void* context, uint64_t offset, uint64_t length, uint8_t* out) {
   return true;
 }
 
-constexpr uint64_t kMaxSteps = 2048;
+constexpr uint64_t kMaxSteps = 512;
 constexpr uint64_t kPiece = 64 * 1024;
 
 }  // namespace
@@ -73,7 +73,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto chain = Chain::Of(layers, 2);
   if (!chain.ok()) std::abort();
   pos = 0;
-  for (uint64_t step = 0; step < 64 && pos < end; ++step) {
+  for (uint64_t step = 0; step < 16 && pos < end; ++step) {
     const uint64_t n = kPiece - 1000;
     if (!chain.value().Read(pos, n, buffer.data()).ok()) break;
     pos += n;

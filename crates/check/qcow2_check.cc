@@ -308,6 +308,9 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   auto opened = OpenQcow2(base::ByteView(head, head_bytes), file_size);
   if (!opened.ok()) return opened.error();
   s->image = opened.value();
+  if (s->image.header.backing_file.length != 0 && !options.backing_checked) {
+    return Fail(CheckError::kHasBackingFile);
+  }
   if (s->image.bitmaps_inconsistent) {
     sink.Emit(FindingKind::kBitmapsInconsistent);
     if (s->writable && !DropBitmapsExtension(io, head, head_bytes, s->image.header)) {

@@ -25,6 +25,9 @@ namespace instar::check {
 struct CheckOptions {
   abi::CheckRepair repair = abi::CheckRepair::kNone;
   uint64_t max_clusters_per_pass = 0;  // 0: as many as the arena holds
+  // The host opened the backing chain; otherwise an image with a backing file stops the check
+  // with kHasBackingFile before anything is read past the header or written.
+  bool backing_checked = false;
 };
 
 // Fills `result` like qemu-img check (including the double check after a repair that fixed

@@ -49,9 +49,10 @@ base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uin
   const qcow2::Header& h = image.header;
   image.geometry = qcow2::GeometryOf(h);
   image.file_size = file_size;
+  if (h.data_file_raw_without_data_file()) return Fail(CheckError::kDataFileRawWithoutDataFile);
   if (h.crypt_method != 0) return Fail(CheckError::kEncrypted, h.crypt_method);
-  if ((h.incompatible_features & qcow2::kIncompatExternalData) != 0 ||
-      h.external_data_file.length != 0) {
+  // qemu ignores a data-file extension unless the incompatible bit says the data is there.
+  if ((h.incompatible_features & qcow2::kIncompatExternalData) != 0) {
     return Fail(CheckError::kExternalDataFile);
   }
   const uint64_t cs = image.cluster_size();

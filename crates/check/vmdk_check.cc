@@ -29,11 +29,31 @@ base::Result<vmdk::SparseHeader, CheckError> ReadHeader(const ImageAccess& io) {
   return parsed.value();
 }
 
+// qemu reads a sparse extent's embedded descriptor at sector 1, 20 sectors long; a parent
+// hint there is a backing file qemu opens before checking.
+base::Status<CheckError> RefuseUncheckedParent(const ImageAccess& io, base::Arena& arena) {
+  constexpr uint64_t kDescriptorOffset = kSector, kDescriptorBytes = 20 * kSector;
+  const uint64_t file_size = io.Size();
+  if (file_size <= kDescriptorOffset) return {};
+  const uint64_t length = file_size - kDescriptorOffset < kDescriptorBytes
+                              ? file_size - kDescriptorOffset
+                              : kDescriptorBytes;
+  const uint64_t mark = arena.used();
+  uint8_t* text = arena.Allocate(length, 8);
+  if (text == nullptr) return Fail(CheckError::kScratchTooSmall);
+  if (!io.Read(kDescriptorOffset, length, text)) return Fail(CheckError::kIoError);
+  const bool has_parent =
+      vmdk::ReadDescriptorKeys(base::ByteView(text, length)).parent_file_name_hint.present();
+  arena.Rewind(mark);
+  if (has_parent) return Fail(CheckError::kHasBackingFile);
+  return {};
+}
+
 }  // namespace
 
 base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sink,
                                    base::Arena& arena, abi::CheckRepair repair,
-                                   abi::CheckResult* result) {
+                                   bool backing_checked, abi::CheckResult* result) {
   uint8_t head[64];
   const uint64_t file_size = io.Size();
   if (!io.Read(0, sizeof head, head)) return Fail(CheckError::kIoError);
@@ -42,6 +62,9 @@ base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sin
   }
   vmdk::SparseHeader h;
   TRY(h, ReadHeader(io));
+  if (!backing_checked) {
+    TRY_STATUS(RefuseUncheckedParent(io, arena));
+  }
   if (repair != abi::CheckRepair::kNone) {
     return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(abi::ImageFormat::kVmdk));
   }

@@ -170,7 +170,9 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
     limit = limit == 0 ? 0 : limit - 1;
     if (limit > kMaxBackingFileBytes) limit = kMaxBackingFileBytes;
     if (f.backing_size > limit) return Fail(HeaderError::kBackingFileTooLong, f.backing_size);
-    if (!bytes.Has(f.backing_offset, f.backing_size)) {
+    // Within the first cluster by now; a caller that passed less than the whole cluster
+    // parses again with all of it (see ParseHeader).
+    if (!bytes.Has(f.backing_offset, f.backing_size) && bytes.size() >= h.cluster_size) {
       return Fail(HeaderError::kBackingFileTooLong, f.backing_size);
     }
     h.backing_file = {f.backing_offset, f.backing_size};

@@ -121,6 +121,12 @@ struct Header {
   bool has_crypto_extension = false;
 
   uint32_t refcount_bits() const { return 1u << refcount_order; }
+  // The data-file-raw autoclear bit without an external data file: qemu refuses to open such
+  // an image for I/O ("data-file-raw requires a data file"), though info describes it.
+  bool data_file_raw_without_data_file() const {
+    return (incompatible_features & kIncompatExternalData) == 0 &&
+           (autoclear_features & kAutoclearDataFileRaw) != 0;
+  }
 };
 
 // Parses `bytes`, the first cluster of the file (zero-filled past its end; at least 4 KiB or

@@ -119,6 +119,16 @@ TEST(Qcow2Header, ExtensionRunningPastTheClusterIsRefused) {
   EXPECT_EQ(ErrorOf(HeaderBuilder().Be64(8, 109).Be32(16, 1)), HeaderError::kBadExtension);
 }
 
+TEST(Qcow2Header, BackingNameBeyondAPartialFirstRead) {
+  HeaderBuilder b;
+  b.Be64(8, 0x1000).Be32(16, 8).Bytes(0x1000, "base.img");
+  // The first 4 KiB only: the name lies past them, to be read with the whole cluster.
+  EXPECT_TRUE(ParseHeader(b.view().Sub(0, 4096)).ok());
+  auto whole = ParseHeader(b.view());
+  ASSERT_TRUE(whole.ok());
+  EXPECT_EQ(whole.value().backing_file.offset, 0x1000u);
+}
+
 TEST(Qcow2Header, LuksNeedsItsExtension) {
   EXPECT_EQ(ErrorOf(HeaderBuilder().Be32(32, kCryptLuks)), HeaderError::kCryptoHeaderMissing);
   HeaderBuilder small;

@@ -174,10 +174,13 @@ CheckStatus Check(const instar::abi::CallTable* table, const instar::abi::CheckC
       instar::check::CheckOptions options;
       options.repair = repair;
       options.max_clusters_per_pass = config.max_clusters_per_pass;
+      options.backing_checked = (config.flags & instar::abi::kCheckBackingChecked) != 0;
       return instar::check::CheckQcow2(io, sink, arena, options, &g_result);
     }
     case ImageFormat::kVmdk:
-      return instar::check::CheckVmdk(io, sink, arena, repair, &g_result);
+      return instar::check::CheckVmdk(io, sink, arena, repair,
+                                      (config.flags & instar::abi::kCheckBackingChecked) != 0,
+                                      &g_result);
     case ImageFormat::kRaw:
       return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(ImageFormat::kRaw));
     case ImageFormat::kAuto: break;

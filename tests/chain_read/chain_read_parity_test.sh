@@ -121,6 +121,15 @@ done
 qemu-img create -q -f qcow2 odd.qcow2 $(( 16 * 1048576 + 5 * 512 ))
 qemu-io -c "write -P 0x77 $(( 16 * 1048576 )) 2560" odd.qcow2 >/dev/null
 compare_view odd.qcow2
+# A header size that is not a whole number of sectors (qemu rounds it down), and the corrupt
+# flag (qemu reads such images read-only).
+qemu-img create -q -f qcow2 odd_header.qcow2 4096
+qemu-io -c "write -P 0x78 0 4096" odd_header.qcow2 >/dev/null
+printf '\x00\x00\x00\x00\x00\x00\x0b\xb8' | dd of=odd_header.qcow2 bs=1 seek=24 conv=notrunc status=none
+compare_view odd_header.qcow2
+cp c65536.qcow2 flagged.qcow2
+printf '\x02' | dd of=flagged.qcow2 bs=1 seek=79 conv=notrunc status=none
+compare_view flagged.qcow2
 
 # --- compressed clusters ---
 SMALL=220000

@@ -145,6 +145,54 @@ cp q/huge.qcow2 i/huge.qcow2
 run_both q i check huge.qcow2
 run_both q i check --output=json huge.qcow2
 
+# --- Header details qemu's check opens past -----------------------------------------------
+# A data-file extension without the incompatible bit is ignored; a backing name past the first
+# 4 KiB of the header cluster is read with the whole cluster; data-file-raw alone is refused.
+qemu-img create -q -f qcow2 q/hdr.qcow2 4M
+python3 - q/hdr.qcow2 <<'PY'
+import shutil, struct, sys
+base = sys.argv[1]
+def variant(name, edits):
+    path = base.replace("hdr.qcow2", name)
+    shutil.copyfile(base, path)
+    with open(path, "r+b") as f:
+        for offset, data in edits:
+            f.seek(offset)
+            f.write(data)
+name = b"../elsewhere/base.qcow2"
+variant("datafile-ext.qcow2", [(112, struct.pack(">II", 0x44415441, 8) + b"data.raw")])
+variant("backing-far.qcow2", [(8, struct.pack(">QI", 0x1000, len(name))), (0x1000, name)])
+variant("datafile-raw.qcow2", [(88, struct.pack(">Q", 2))])
+PY
+for f in datafile-ext backing-far datafile-raw; do
+  cp q/$f.qcow2 i/
+  run_both q i check $f.qcow2
+done
+
+# qemu opens the backing chain before it checks: a missing layer fails the check (and a
+# repair writes nothing); a present one is opened and the overlay checked.
+for d in q i; do
+  qemu-img create -q -f qcow2 $d/chain-base.qcow2 4M
+  qemu-img create -q -f qcow2 -b chain-base.qcow2 -F qcow2 $d/chain-mid.qcow2
+  qemu-img create -q -f qcow2 -b chain-mid.qcow2 -F qcow2 $d/chain-top.qcow2
+  qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 $d/orphan.qcow2 4M
+  qemu-img create -q -f qcow2 -u -b gone.qcow2 -F qcow2 $d/chain-gone-mid.qcow2 4M
+  qemu-img create -q -f qcow2 -b chain-gone-mid.qcow2 -F qcow2 $d/deep-orphan.qcow2 4M -u
+  qemu-img create -q -f vmdk $d/vbase.vmdk 4M
+  qemu-img create -q -f vmdk -b vbase.vmdk -F vmdk $d/vover.vmdk
+  qemu-img create -q -f vmdk $d/vgone.vmdk 4M
+  qemu-img create -q -f vmdk -b vgone.vmdk -F vmdk $d/vorphan.vmdk
+  rm $d/vgone.vmdk
+done
+cp i/orphan.qcow2 orphan-before.qcow2 || fail "the orphan image was not made"
+for args in "check chain-top.qcow2" "check --output=json chain-top.qcow2" "check orphan.qcow2" \
+            "check deep-orphan.qcow2" "check -r all orphan.qcow2" "check vover.vmdk" \
+            "check vorphan.vmdk"; do
+  # shellcheck disable=SC2086
+  run_both q i $args
+done
+check "a repair over a missing backing file writes nothing" cmp -s orphan-before.qcow2 i/orphan.qcow2
+
 # --- Other formats and errors --------------------------------------------------------------
 qemu-img create -q -f raw q/disk.raw 1M
 qemu-img create -q -f vmdk q/disk.vmdk 64M

@@ -52,6 +52,7 @@ crafted header-short 100 '>I' 100
 crafted header-long 100 '>I' 70000
 crafted crypt3 32 '>I' 3
 crafted crypto-ext-without-luks 112 '>I' 0x0537BE77 116 '>I' 16
+crafted data-file-raw-alone 88 '>Q' 2   # qemu describes it (check and resize refuse it)
 crafted unknown-incompat 72 '>Q' 0x20
 crafted unknown-high 72 '>Q' 0x8000000000000000
 # Feature name table entries renamed onto unknown bits: qemu names them.

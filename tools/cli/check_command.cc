@@ -41,6 +41,8 @@ void PrintHelp() {
       "  -q, --quiet          no report on stdout\n"
       "  -U, --force-share    accepted for compatibility (refused with -r)\n"
       "  -T CACHE             accepted for compatibility\n"
+      "  --allow-dir DIR      also let backing files live in DIR (repeatable; qemu-img check\n"
+      "                       opens the backing chain, and so does instar, in fresh VMs)\n"
       "  --verbose            show the guest's debug text and timings on stderr\n"
       "  --deadline MS        stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
       "  --max-exits N        stop the guest after N exits (INSTAR_MAX_EXITS)\n"
@@ -117,9 +119,12 @@ int CheckCommand(int argc, char** argv) {
                "': force-share=on can only be used with read-only images");
     return kExitError;
   }
+  const auto allowed_dirs = AllowedDirsFor(filename, guest);
+  if (!allowed_dirs) return kExitError;
   request.path = filename;
   request.force_share = force_share;
   request.limits = guest.limits;
+  request.allowed_dirs = *allowed_dirs;
   if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
   ShowGuestText(guest, &request.hooks);
 

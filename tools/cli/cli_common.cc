@@ -117,9 +117,26 @@ OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options) {
       }
       options->limits.max_exits = v;
       return OptionOutcome::kTaken;
+    case kOptAllowDir:
+      options->extra_allowed_dirs.push_back(arg);
+      return OptionOutcome::kTaken;
     default:
       return OptionOutcome::kNotOurs;
   }
+}
+
+std::optional<std::vector<std::string>> AllowedDirsFor(const std::string& filename,
+                                                       const GuestOptions& options) {
+  auto configured = vmm::LoadConfiguredAllowDirs();
+  if (!configured.ok()) {
+    PrintError(configured.status().message());
+    return std::nullopt;
+  }
+  std::vector<std::string> allowed = {vmm::DirectoryOf(filename)};
+  allowed.insert(allowed.end(), options.extra_allowed_dirs.begin(),
+                 options.extra_allowed_dirs.end());
+  allowed.insert(allowed.end(), configured->begin(), configured->end());
+  return allowed;
 }
 
 bool ResolveFormatName(const std::string& filename, const std::string& name,
@@ -132,19 +149,6 @@ bool ResolveFormatName(const std::string& filename, const std::string& name,
   }
   *format = *parsed;
   return true;
-}
-
-std::optional<std::vector<std::string>> AllowedDirsOrReport(
-    const std::string& filename, const std::vector<std::string>& extra_dirs) {
-  auto configured = vmm::LoadConfiguredAllowDirs();
-  if (!configured.ok()) {
-    PrintError(configured.status().message());
-    return std::nullopt;
-  }
-  std::vector<std::string> allowed = {vmm::DirectoryOf(filename)};
-  allowed.insert(allowed.end(), extra_dirs.begin(), extra_dirs.end());
-  allowed.insert(allowed.end(), configured->begin(), configured->end());
-  return allowed;
 }
 
 void PrintLaunchTimings(const vmm::LaunchTimings& timings) {

@@ -38,17 +38,20 @@ std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice = ""
 void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox);
 
 // The options of instar's own every command takes: --verbose (guest debug text and timings
-// on stderr), --deadline MS and --max-exits N (bounds on the guest). Their getopt values are
-// fixed here so each command's option table can list them with INSTAR_GUEST_LONG_OPTIONS.
-enum GuestOptionId { kOptVerbose = 1000, kOptDeadline, kOptMaxExits };
+// on stderr), --deadline MS and --max-exits N (bounds on the guest), --allow-dir DIR (where
+// backing and extent files may also live). Their getopt values are fixed here so each
+// command's option table can list them with INSTAR_GUEST_LONG_OPTIONS.
+enum GuestOptionId { kOptVerbose = 1000, kOptDeadline, kOptMaxExits, kOptAllowDir };
 #define INSTAR_GUEST_LONG_OPTIONS                                              \
   {"verbose", no_argument, nullptr, ::instar::cli::kOptVerbose},               \
       {"deadline", required_argument, nullptr, ::instar::cli::kOptDeadline},   \
-      {"max-exits", required_argument, nullptr, ::instar::cli::kOptMaxExits}
+      {"max-exits", required_argument, nullptr, ::instar::cli::kOptMaxExits},  \
+      {"allow-dir", required_argument, nullptr, ::instar::cli::kOptAllowDir}
 
 struct GuestOptions {
   bool verbose = false;
   vmm::VmLimits limits;  // from the environment, then the flags
+  std::vector<std::string> extra_allowed_dirs;  // --allow-dir, in order
 };
 GuestOptions GuestOptionsFromEnvironment();
 
@@ -57,15 +60,16 @@ enum class OptionOutcome { kNotOurs, kTaken, kInvalid };
 // the usage error.
 OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options);
 
+// Where the backing (and extent) files of `filename` may live: its own directory, the
+// --allow-dir ones, then the operator's ('allow DIR' lines in $INSTAR_CONFIG or
+// /etc/instar/config). nullopt, with the error printed, when the configuration is unreadable.
+std::optional<std::vector<std::string>> AllowedDirsFor(const std::string& filename,
+                                                       const GuestOptions& options);
+
 // -f NAME for `filename`: false (after qemu-img's "Unknown driver" line) for a name instar
 // does not know.
 bool ResolveFormatName(const std::string& filename, const std::string& name,
                        abi::ImageFormat* format);
-
-// Where backing files may live: FILE's own directory, then --allow-dir's, then the operator's
-// configured ones. Null (after printing why) when the configuration is malformed.
-std::optional<std::vector<std::string>> AllowedDirsOrReport(
-    const std::string& filename, const std::vector<std::string>& extra_dirs);
 
 // --verbose's line about the guest's run, on stderr.
 void PrintLaunchTimings(const vmm::LaunchTimings& timings);

@@ -24,7 +24,6 @@ constexpr std::chrono::milliseconds kCommitDeadline{1800000};
 enum LongOnly {
   kOptObject = 256,
   kOptImageOpts,
-  kOptAllowDir,
 };
 
 void PrintHelp() {
@@ -85,12 +84,10 @@ int CommitCommand(int argc, char** argv) {
       {"object", required_argument, nullptr, kOptObject},
       {"image-opts", no_argument, nullptr, kOptImageOpts},
       INSTAR_GUEST_LONG_OPTIONS,
-      {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name;
   std::string cache = "unsafe";  // qemu-img commit's default
-  std::vector<std::string> extra_dirs;
   bool quiet = false;
   vmm::CommitRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
@@ -118,7 +115,6 @@ int CommitCommand(int argc, char** argv) {
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
         return kExitError;
-      case kOptAllowDir: extra_dirs.push_back(optarg); break;
       case ':': return OptionError(optopt, argv[optind - 1], true);
       default: return OptionError(optopt, argv[optind - 1], false);
     }
@@ -131,7 +127,7 @@ int CommitCommand(int argc, char** argv) {
     PrintError("Invalid cache option: " + cache);
     return kExitError;
   }
-  auto allowed = AllowedDirsOrReport(filename, extra_dirs);
+  auto allowed = AllowedDirsFor(filename, guest);
   if (!allowed) return kExitError;
   request.allowed_dirs = std::move(*allowed);
   request.path = filename;

@@ -19,7 +19,6 @@ enum LongOnly {
   kOptBackingChain,
   kOptObject,
   kOptImageOpts,
-  kOptAllowDir,
 };
 
 void PrintHelp() {
@@ -65,12 +64,10 @@ int InfoCommand(int argc, char** argv) {
       {"image-opts", no_argument, nullptr, kOptImageOpts},
       {"force-share", no_argument, nullptr, 'U'},
       INSTAR_GUEST_LONG_OPTIONS,
-      {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name, output = "human";
   bool backing_chain = false, force_share = false;
-  std::vector<std::string> extra_dirs;
   GuestOptions guest = GuestOptionsFromEnvironment();
   opterr = 0;
   optind = 1;
@@ -86,7 +83,6 @@ int InfoCommand(int argc, char** argv) {
       case 'U': force_share = true; break;
       case kOptOutput: output = optarg; break;
       case kOptBackingChain: backing_chain = true; break;
-      case kOptAllowDir: extra_dirs.push_back(optarg); break;
       case kOptObject:
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
@@ -102,8 +98,9 @@ int InfoCommand(int argc, char** argv) {
     return kExitError;
   }
 
-  const auto allowed = AllowedDirsOrReport(filename, extra_dirs);
-  if (!allowed) return kExitError;
+  const auto allowed_dirs = AllowedDirsFor(filename, guest);
+  if (!allowed_dirs) return kExitError;
+  const std::vector<std::string>& allowed = *allowed_dirs;
 
   vmm::InfoRequest request;
   request.path = filename;

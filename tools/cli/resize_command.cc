@@ -18,7 +18,6 @@ enum LongOnly {
   kOptImageOpts,
   kOptPreallocation,
   kOptShrink,
-  kOptAllowDir,
 };
 
 void PrintHelp() {
@@ -72,11 +71,9 @@ int ResizeCommand(int argc, char** argv) {
       {"preallocation", required_argument, nullptr, kOptPreallocation},
       {"shrink", no_argument, nullptr, kOptShrink},
       INSTAR_GUEST_LONG_OPTIONS,
-      {"allow-dir", required_argument, nullptr, kOptAllowDir},
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name;
-  std::vector<std::string> extra_dirs;
   bool quiet = false;
   vmm::ResizeRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
@@ -103,7 +100,6 @@ int ResizeCommand(int argc, char** argv) {
       case kOptImageOpts:
         PrintError("--object and --image-opts are not supported by instar");
         return kExitError;
-      case kOptAllowDir: extra_dirs.push_back(optarg); break;
       case ':': return OptionError(optopt, argv[optind - 1], true);
       default: return OptionError(optopt, argv[optind - 1], false);
     }
@@ -127,9 +123,9 @@ int ResizeCommand(int argc, char** argv) {
       PrintError("Value '" + size.number + "' is out of range for parameter 'size'");
       return kExitError;
   }
-  auto allowed = AllowedDirsOrReport(filename, extra_dirs);
-  if (!allowed) return kExitError;
-  request.allowed_dirs = std::move(*allowed);
+  const auto allowed_dirs = AllowedDirsFor(filename, guest);
+  if (!allowed_dirs) return kExitError;
+  request.allowed_dirs = *allowed_dirs;
   request.path = filename;
   request.size = size.bytes;
   request.size_mode = size.sign == SizeSign::kPlus    ? abi::ResizeSizeMode::kGrowBy

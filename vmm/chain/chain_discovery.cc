@@ -21,7 +21,8 @@ abi::ImageFormat BackingFormat(const abi::InfoResult& r) {
 
 StatusOr<std::vector<ChainLayer>> DiscoverChain(const Sandbox& sandbox, const InfoRequest& top,
                                                 const ChainPolicy& policy,
-                                                std::string* failed_filename) {
+                                                std::string* failed_filename,
+                                                uint32_t* failed_depth) {
   std::vector<std::string> dirs = policy.allowed_dirs;
   if (dirs.empty()) dirs.push_back(DirectoryOf(top.path));
   const Allowlist allowlist(dirs);
@@ -34,6 +35,7 @@ StatusOr<std::vector<ChainLayer>> DiscoverChain(const Sandbox& sandbox, const In
   StatusOr<std::string> top_canonical = Allowlist({"/"}).Admit(top.path);
   std::string canonical = top_canonical.ok() ? *top_canonical : top.path;
   *failed_filename = top.path;
+  if (failed_depth != nullptr) *failed_depth = 0;
   for (;;) {
     seen.insert(canonical);
     ChainLayer layer;
@@ -47,6 +49,7 @@ StatusOr<std::vector<ChainLayer>> DiscoverChain(const Sandbox& sandbox, const In
     const std::string name(r.backing_file, r.backing_file_len);
     const std::string next = CombinePath(request.path, name);
     *failed_filename = next;
+    if (failed_depth != nullptr) *failed_depth = static_cast<uint32_t>(chain.size());
     if (IsPseudoPath(name)) {
       return Status(StatusCode::kImageRejected,
                     "backing file names a protocol or json: pseudo-path, which instar refuses");

@@ -32,9 +32,11 @@ struct ChainLayer {
 // `top` is the request for the top image; its limits, hooks and format apply to it, and each
 // lower layer is opened with the format its parent names (probed when it names none). On
 // failure the status carries the text after "Could not open 'NAME': " and `failed_filename`
-// is NAME, the layer that could not be opened.
+// is NAME, the layer that could not be opened, and `failed_depth` (when given) its depth (0 for
+// the top image, 1 for its backing file, ...).
 StatusOr<std::vector<ChainLayer>> DiscoverChain(const Sandbox& sandbox, const InfoRequest& top,
                                                 const ChainPolicy& policy,
-                                                std::string* failed_filename);
+                                                std::string* failed_filename,
+                                                uint32_t* failed_depth = nullptr);
 
 }  // namespace instar::vmm

@@ -235,6 +235,9 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
     case CheckError::kNotSupportedByFormat: return "This image format does not support checks";
     case CheckError::kL1ReadFailed: return "Could not read L1 table: Input/output error";
     case CheckError::kQcow2HeaderRefused: return "the check guest refused the qcow2 header";
+    case CheckError::kDataFileRawWithoutDataFile: return "data-file-raw requires a data file";
+    case CheckError::kHasBackingFile:
+      return "the check guest asked for the backing chain to be opened twice";
     case CheckError::kVmdkSeparateExtents:
       return "VMDK images with separate extent files are not supported by instar check";
   }

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ops/check/check_image.h"
+#include "vmm/chain/backing_check.h"
 #include "vmm/operations/check_messages.h"
 #include "vmm/operations/info_request.h"
 #include "vmm/safety/libvirt_guard.h"
@@ -62,7 +63,12 @@ Status ValidateCheckResult(const abi::CheckResult& r) {
   return Status::Ok();
 }
 
-StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& request) {
+namespace {
+
+// One run of the check guest. Without `backing_checked`, an image with a backing file ends the
+// run early (before any write) with `*needs_backing` set.
+StatusOr<CheckOutcome> RunCheckOnce(const Sandbox& sandbox, const CheckRequest& request,
+                                    bool backing_checked, bool* needs_backing) {
   const bool repair = request.repair != abi::CheckRepair::kNone;
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image, OpenDevice(request.path, repair, abi::DeviceRole::kImage));
@@ -82,6 +88,7 @@ StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& requ
   config.requested_format = static_cast<uint32_t>(request.format);
   config.repair = static_cast<uint32_t>(request.repair);
   config.max_clusters_per_pass = request.max_clusters_per_pass;
+  if (backing_checked) config.flags |= abi::kCheckBackingChecked;
   OperationLaunch launch;
   launch.operation = &images::check;
   launch.SetConfig(config);
@@ -105,6 +112,10 @@ StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& requ
       return GuestFailed("check guest reported unknown error code " + std::to_string(code));
     }
     const auto error = static_cast<abi::CheckError>(code);
+    if (error == abi::CheckError::kHasBackingFile && !backing_checked) {
+      *needs_backing = true;  // a second request for it is reported as a guest error below
+      return out;
+    }
     if (error == abi::CheckError::kQcow2HeaderRefused ||
         error == abi::CheckError::kVmdkBadHeader) {
       // qemu's open-time message, from the info operation (which knows them all).
@@ -134,6 +145,26 @@ StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& requ
   INSTAR_RETURN_IF_ERROR(ValidateCheckResult(out.result));
   out.findings_truncated = (out.result.flags & abi::kCheckResultFindingsTruncated) != 0;
   return out;
+}
+
+}  // namespace
+
+StatusOr<CheckOutcome> RunCheck(const Sandbox& sandbox, const CheckRequest& request) {
+  bool needs_backing = false;
+  INSTAR_ASSIGN_OR_RETURN(CheckOutcome out,
+                          RunCheckOnce(sandbox, request, /*backing_checked=*/false, &needs_backing));
+  if (!needs_backing) return out;
+  // qemu opens the backing chain with the image: a layer that does not open fails the check.
+  InfoRequest top;
+  top.path = request.path;
+  top.format = request.format;
+  top.limits = request.limits;
+  top.force_share = true;  // the first run has released the image and its locks
+  ChainPolicy policy;
+  policy.allowed_dirs = request.allowed_dirs;
+  INSTAR_ASSIGN_OR_RETURN(BackingChainCheck chain, CheckBackingChain(sandbox, top, policy));
+  if (chain.refusal) return Status(StatusCode::kImageRejected, *chain.refusal);
+  return RunCheckOnce(sandbox, request, /*backing_checked=*/true, &needs_backing);
 }
 
 }  // namespace instar::vmm

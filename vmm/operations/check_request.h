@@ -23,6 +23,8 @@ struct CheckRequest {
   abi::CheckRepair repair = abi::CheckRepair::kNone;
   uint64_t max_clusters_per_pass = 0;  // 0: the guest decides
   bool force_share = false;  // -U: take no QEMU image locks (and ignore theirs)
+  // Where backing files may live (empty: the image's directory).
+  std::vector<std::string> allowed_dirs;
   VmLimits limits;
   ServerHooks hooks;
 };

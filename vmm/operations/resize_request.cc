@@ -6,7 +6,7 @@
 
 #include "crates/probe/probe.h"
 #include "ops/resize/resize_image.h"
-#include "vmm/chain/chain_discovery.h"
+#include "vmm/chain/backing_check.h"
 #include "vmm/operations/info_request.h"
 #include "vmm/safety/libvirt_guard.h"
 #include "vmm/safety/qemu_image_lock.h"
@@ -245,17 +245,9 @@ StatusOr<uint64_t> CheckBackingFile(const Sandbox& sandbox, const ResizeRequest&
   top.force_share = true;  // instar's own resize run has just released the image
   ChainPolicy policy;
   policy.allowed_dirs = request.allowed_dirs;
-  std::string failed;
-  auto chain = DiscoverChain(sandbox, top, policy, &failed);
-  if (!chain.ok()) {
-    if (failed == request.path) return chain.status();
-    *refusal = ResizeMessage{{"Could not open backing file: " + chain.status().message()}, true};
-    return uint64_t{0};
-  }
-  if (chain->size() < 2) {
-    return GuestFailed("the resize guest reported a backing file the info guest did not see");
-  }
-  return (*chain)[1].info.result.virtual_size;
+  INSTAR_ASSIGN_OR_RETURN(BackingChainCheck check, CheckBackingChain(sandbox, top, policy));
+  if (check.refusal) *refusal = ResizeMessage{{*check.refusal}, true};
+  return check.backing_virtual_size;
 }
 
 }  // namespace

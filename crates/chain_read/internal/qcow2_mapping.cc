@@ -43,16 +43,10 @@ base::Result<qcow2::Header, ReadError> ParseHead(const base::ImageReader& reader
   return parsed.value();
 }
 
-// A stretch from the queried offset to the end of what one table entry (or one L1 entry's
-// absence) decides.
-struct Piece {
-  ExtentKind kind = ExtentKind::kUnallocated;
-  uint64_t host = 0;    // kData: host offset of the queried byte; kCompressed: data start
-  uint64_t length = 0;
-  uint64_t compressed_bytes = 0;
-};
+}  // namespace
 
-base::Result<Piece, ReadError> PieceAt(const Qcow2Mapping& m, BlockCache& cache, uint64_t pos) {
+base::Result<Piece, ReadError> Qcow2PieceAt(const Qcow2Mapping& m, BlockCache& cache,
+                                            uint64_t pos) {
   const qcow2::Geometry& g = m.geometry;
   const uint64_t per_l2 = qcow2::BytesPerL2(g);
   const uint64_t l1_index = pos / per_l2;
@@ -127,8 +121,6 @@ base::Result<Piece, ReadError> PieceAt(const Qcow2Mapping& m, BlockCache& cache,
   return piece;
 }
 
-}  // namespace
-
 base::Result<Qcow2Mapping, ReadError> OpenQcow2Mapping(const base::ImageReader& reader,
                                                        base::Arena& arena) {
   const uint64_t mark = arena.used();
@@ -154,31 +146,6 @@ base::Result<Qcow2Mapping, ReadError> OpenQcow2Mapping(const base::ImageReader& 
 
 uint64_t Qcow2CacheBlock(const Qcow2Mapping& m) {
   return m.geometry.cluster_size < kMaxCacheBlock ? m.geometry.cluster_size : kMaxCacheBlock;
-}
-
-base::Result<Qcow2Run, ReadError> MapQcow2(const Qcow2Mapping& m, BlockCache& cache,
-                                           uint64_t guest_offset, uint64_t max_length) {
-  if (guest_offset >= m.virtual_size || max_length == 0) {
-    return Fail(ReadError::kOutOfRange, guest_offset);
-  }
-  const uint64_t limit = m.virtual_size - guest_offset < max_length
-                             ? m.virtual_size - guest_offset
-                             : max_length;
-  TRY(const Piece first, PieceAt(m, cache, guest_offset));
-  uint64_t length = first.length;
-  // Extend across entries that continue the same kind (and, for data, the same host range).
-  while (first.kind != ExtentKind::kCompressed && length < limit) {
-    TRY(const Piece next, PieceAt(m, cache, guest_offset + length));
-    if (next.kind != first.kind) break;
-    if (first.kind == ExtentKind::kData && next.host != first.host + length) break;
-    length += next.length;
-  }
-  Qcow2Run run;
-  run.extent.kind = first.kind;
-  run.extent.length = length < limit ? length : limit;
-  run.extent.host_offset = first.host;
-  run.compressed_bytes = first.compressed_bytes;
-  return run;
 }
 
 }  // namespace instar::chain_read::internal

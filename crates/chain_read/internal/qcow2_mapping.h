@@ -11,7 +11,7 @@
 #include "crates/base/image_reader.h"
 #include "crates/base/result.h"
 #include "crates/chain_read/internal/block_cache.h"
-#include "crates/chain_read/layer.h"
+#include "crates/chain_read/internal/piece.h"
 #include "crates/chain_read/read_error.h"
 #include "crates/qcow2/geometry.h"
 
@@ -33,13 +33,8 @@ base::Result<Qcow2Mapping, ReadError> OpenQcow2Mapping(const base::ImageReader& 
 // The cache block size for this image's tables.
 uint64_t Qcow2CacheBlock(const Qcow2Mapping& m);
 
-struct Qcow2Run {
-  Extent extent;
-  uint64_t compressed_bytes = 0;  // kCompressed: bytes to read at extent.host_offset
-};
-
-// Layer::Map for qcow2 (same contract).
-base::Result<Qcow2Run, ReadError> MapQcow2(const Qcow2Mapping& m, BlockCache& cache,
-                                           uint64_t guest_offset, uint64_t max_length);
+// The piece at `guest_offset` (below the virtual size).
+base::Result<Piece, ReadError> Qcow2PieceAt(const Qcow2Mapping& m, BlockCache& cache,
+                                            uint64_t guest_offset);
 
 }  // namespace instar::chain_read::internal

@@ -9,7 +9,7 @@
 #include "crates/base/image_reader.h"
 #include "crates/base/result.h"
 #include "crates/chain_read/internal/block_cache.h"
-#include "crates/chain_read/layer.h"
+#include "crates/chain_read/internal/piece.h"
 #include "crates/chain_read/read_error.h"
 
 namespace instar::chain_read::internal {
@@ -31,9 +31,9 @@ base::Result<VmdkMapping, ReadError> OpenVmdkMapping(const base::ImageReader& re
 // The cache block size for grain directory and grain table entries.
 inline constexpr uint64_t kVmdkCacheBlock = 4096;
 
-// Layer::Map for vmdk (same contract); compressed grains are kCompressed with the grain's
-// file offset (its marker, if any) as host_offset.
-base::Result<Extent, ReadError> MapVmdk(const VmdkMapping& m, BlockCache& cache,
-                                        uint64_t guest_offset, uint64_t max_length);
+// The piece at `guest_offset` (below the virtual size): one grain, or the span of an absent
+// grain table. A compressed grain's host is its file offset (its marker, if any).
+base::Result<Piece, ReadError> VmdkPieceAt(const VmdkMapping& m, BlockCache& cache,
+                                           uint64_t guest_offset);
 
 }  // namespace instar::chain_read::internal
