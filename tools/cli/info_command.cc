@@ -106,7 +106,7 @@ int InfoCommand(int argc, char** argv) {
   request.path = filename;
   request.force_share = force_share;
   request.limits = guest.limits;
-  request.allowed_dirs = *allowed;
+  request.allowed_dirs = allowed;
   if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
   ShowGuestText(guest, &request.hooks);
 
@@ -114,7 +114,7 @@ int InfoCommand(int argc, char** argv) {
   if (sandbox == nullptr) return kExitError;
   if (backing_chain) {
     vmm::ChainPolicy policy;
-    policy.allowed_dirs = *allowed;
+    policy.allowed_dirs = allowed;
     std::string failed;
     auto chain = vmm::DiscoverChain(*sandbox, request, policy, &failed);
     if (!chain.ok()) {
