@@ -8,6 +8,7 @@
 #include "abi/call_table.h"
 #include "abi/chain_config.h"
 #include "abi/check.h"
+#include "abi/commit.h"
 #include "abi/guest_image.h"
 #include "abi/info.h"
 #include "abi/info_records.h"
@@ -23,7 +24,7 @@ namespace {
 
 TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(Request), 72u);
-  EXPECT_EQ(sizeof(CallTable), 192u);
+  EXPECT_EQ(sizeof(CallTable), 200u);
   EXPECT_EQ(sizeof(CheckConfig), 64u);
   EXPECT_EQ(sizeof(CheckResult), 272u);
   EXPECT_EQ(sizeof(CheckFinding), 32u);
@@ -31,6 +32,12 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(CheckSnapshotFinding), 24u + 2u * kSnapshotTextBytes);
   EXPECT_EQ(sizeof(ResizeConfig), 64u);
   EXPECT_EQ(sizeof(ResizeResult), 256u);
+  EXPECT_EQ(sizeof(CommitConfig), 64u);
+  EXPECT_EQ(sizeof(CommitResult), 256u);
+  EXPECT_EQ(offsetof(CommitConfig, layers_below_base), 12u);
+  EXPECT_EQ(offsetof(CommitResult, bytes_committed), 32u);
+  EXPECT_EQ(kCommitErrorCount, 15u);
+  EXPECT_EQ(kCommitUnsupportedCount, 6u);
   EXPECT_EQ(offsetof(ResizeConfig, size_mode), 24u);
   EXPECT_EQ(offsetof(ResizeConfig, backing_size), 32u);
   EXPECT_EQ(sizeof(RebaseConfig), 1136u);
@@ -91,6 +98,7 @@ TEST(AbiLayout, CallTableIsAppendOnly) {
       offsetof(CallTable, send_record),            offsetof(CallTable, set_output_size),
       offsetof(CallTable, send_check_result),      offsetof(CallTable, send_resize_result),
       offsetof(CallTable, send_records),           offsetof(CallTable, send_rebase_result),
+      offsetof(CallTable, send_commit_result),
   };
   for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); ++i) {
     EXPECT_EQ(slots[i], 16 + 8 * i) << "entry " << i;
@@ -135,8 +143,9 @@ TEST(AbiLayout, MagicsAreDistinct) {
       kCallTableMagic,   kRequestMagic,     kChainConfigMagic,  kGuestImageMagic,
       kInfoConfigMagic,  kInfoResultMagic,  kCheckConfigMagic,  kCheckResultMagic,
       kResizeConfigMagic, kResizeResultMagic, kCheckFindingBatchMagic,
-      kCheckSnapshotFindingMagic, kRebaseConfigMagic, kRebaseResultMagic};
-  EXPECT_EQ(magics.size(), 14u);
+      kCheckSnapshotFindingMagic, kRebaseConfigMagic, kRebaseResultMagic,
+      kCommitConfigMagic, kCommitResultMagic};
+  EXPECT_EQ(magics.size(), 16u);
 }
 
 TEST(AbiLayout, MemoryMapHasThePlansValues) {

@@ -9,6 +9,7 @@
 
 #include "abi/chain_config.h"
 #include "abi/check.h"
+#include "abi/commit.h"
 #include "abi/info.h"
 #include "abi/rebase.h"
 #include "abi/resize.h"
@@ -59,6 +60,7 @@ struct CallTable {
   int32_t (*send_records)(const void* records, uint32_t length);
   // Version 4.
   int32_t (*send_rebase_result)(const RebaseResult* result);
+  int32_t (*send_commit_result)(const CommitResult* result);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);
 static_assert(offsetof(CallTable, read_input_sector) == 24);
@@ -82,7 +84,8 @@ static_assert(offsetof(CallTable, send_check_result) == 160);
 static_assert(offsetof(CallTable, send_resize_result) == 168);
 static_assert(offsetof(CallTable, send_records) == 176);
 static_assert(offsetof(CallTable, send_rebase_result) == 184);
-static_assert(sizeof(CallTable) == 192);
+static_assert(offsetof(CallTable, send_commit_result) == 192);
+static_assert(sizeof(CallTable) == 200);
 static_assert(sizeof(CallTable) <= kCallTable.size);
 
 // True when `table` is a call table this operation can use: right magic, a version at least

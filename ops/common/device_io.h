@@ -19,6 +19,7 @@ class DeviceIo {
   DeviceIo(const abi::CallTable* table, uint32_t device);
 
   uint64_t size() const { return size_; }
+  uint32_t device() const { return device_; }
   // Reads [offset, offset+length) into `out`; bytes past the end of the device read as zeros
   // up to the end of its last sector, beyond that the read fails with kPastEnd.
   base::Status<IoError> Read(uint64_t offset, uint64_t length, uint8_t* out);

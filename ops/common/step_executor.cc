@@ -1,5 +1,7 @@
 #include "ops/common/step_executor.h"
 
+#include "abi/transport.h"
+
 namespace instar::ops {
 
 StepExecutor::StepExecutor(const abi::CallTable* table, DeviceIo& device,
@@ -39,7 +41,7 @@ bool StepExecutor::Run(const image_write::Step& step) {
       }
       return true;
     case image_write::StepKind::kSetSize:
-      return table_->set_output_size(step.length) == 0;
+      return device_.device() == abi::kOutputDevice && table_->set_output_size(step.length) == 0;
   }
   return false;
 }

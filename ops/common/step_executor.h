@@ -1,5 +1,6 @@
-// StepExecutor: applies a planner's steps to the output device, in order, as they arrive
-// (image_write::StepSink). Copies and zero fills go through fixed buffers, one transfer cap per
+// StepExecutor: applies a planner's or writer's steps to one device, in order, as they arrive
+// (image_write::StepSink); resize and commit share it. A file-size change is only possible on
+// the output device. Copies and zero fills go through fixed buffers, one transfer cap per
 // write. Guest-only; the buffers come from the arena given at construction.
 #pragma once
 

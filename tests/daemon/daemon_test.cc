@@ -184,6 +184,30 @@ TEST_F(DaemonTest, InfoMatchesTheCliAndStatusCounts) {
   EXPECT_GT(status["result"]["latency_ms"]["p50"].get<double>(), 0.0);
 }
 
+TEST_F(DaemonTest, CommitWritesTheBaseAndAnswersLikeTheCli) {
+  const std::string base = (dir_ / "base.qcow2").string();
+  const std::string top = (dir_ / "top.qcow2").string();
+  const std::string expected = (dir_ / "expected.qcow2").string();
+  ASSERT_EQ(std::system(("qemu-img create -q -f qcow2 " + base + " 4M && qemu-io -c 'write -P 1 0 4M' " +
+                         base + " >/dev/null && qemu-img create -q -f qcow2 -b base.qcow2 -F qcow2 " +
+                         top + " && qemu-io -c 'write -P 2 1M 64k' " + top + " >/dev/null && " +
+                         "qemu-img convert -O qcow2 " + top + " " + expected)
+                            .c_str()),
+            0);
+  Start();
+  Client c(socket_);
+  ASSERT_TRUE(c.connected());
+  const Json reply = c.Call({{"op", "commit"}, {"args", {{"filename", top}, {"drop", true}}}});
+  ASSERT_EQ(reply["ok"], true) << reply.dump();
+  EXPECT_EQ(reply["exit"], 0);
+  EXPECT_EQ(reply["stdout"], "Image committed.\n");
+  EXPECT_EQ(std::system(("qemu-img compare -q " + expected + " " + base).c_str()), 0);
+  const Json refused = c.Call({{"op", "commit"}, {"args", {{"filename", base}}}});
+  EXPECT_EQ(refused["exit"], 1) << refused.dump();
+  EXPECT_NE(refused.dump().find("Image does not have a backing file"), std::string::npos)
+      << refused.dump();
+}
+
 TEST_F(DaemonTest, MalformedAndUnknownRequestsGetClearErrors) {
   Start();
   Client c(socket_);

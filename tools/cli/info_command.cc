@@ -9,7 +9,6 @@
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_output.h"
 #include "vmm/chain/chain_discovery.h"
-#include "vmm/chain/path_policy.h"
 #include "vmm/operations/info_request.h"
 
 namespace instar::cli {
@@ -52,7 +51,6 @@ void PrintWarnings(const vmm::ImageInfo& info) {
                  "fix.");  // qemu ends this one without a newline
   }
 }
-
 
 }  // namespace
 

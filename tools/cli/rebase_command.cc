@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "tools/cli/cli_common.h"
-#include "tools/cli/progress_printer.h"
+#include "tools/cli/progress_output.h"
 #include "vmm/operations/rebase_request.h"
 
 namespace instar::cli {
@@ -122,7 +122,8 @@ int RebaseCommand(int argc, char** argv) {
   request.limits = guest.limits;
   if (!ResolveFormatName(filename, format_name, &request.format)) return kExitError;
   ShowGuestText(guest, &request.hooks);
-  ProgressPrinter printer(progress);
+  ProgressOutput printer(progress, /*min_step=*/2.f);
+  printer.Start();
   if (progress) {
     request.hooks.on_progress = [&printer](uint64_t done, uint64_t total) {
       printer.Update(done, total);
@@ -153,7 +154,7 @@ int RebaseCommand(int argc, char** argv) {
     PrintRefusal(filename, outcome->refusal->lines, outcome->refusal->while_opening);
     return kExitError;
   }
-  printer.Finish();
+  printer.End(/*opened=*/true, /*completed=*/true);
   return kExitOk;
 }
 

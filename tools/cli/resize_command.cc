@@ -8,7 +8,6 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/resize_size.h"
-#include "vmm/chain/path_policy.h"
 #include "vmm/operations/resize_request.h"
 
 namespace instar::cli {
@@ -134,9 +133,7 @@ int ResizeCommand(int argc, char** argv) {
     ReportOpenError(filename, outcome.status());
     return kExitError;
   }
-  if (guest.verbose) {
-    PrintTimings(outcome->timings);
-  }
+  if (guest.verbose) PrintTimings(outcome->timings);
   if (request.format == abi::ImageFormat::kAuto && outcome->result &&
       outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
     PrintRawProbeWarning(filename);

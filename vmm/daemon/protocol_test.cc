@@ -37,6 +37,18 @@ TEST(ParseRequest, ObjectArgsMirrorTheFlags) {
                                                     "--unsafe", "o.qcow2"}));
 }
 
+TEST(ParseRequest, CommitObjectArgsAreItsLongOptions) {
+  auto r = ParseRequest(R"({"op": "commit", "args": {"filename": "top.qcow2", "base": "b.qcow2",
+                                                      "drop": true, "progress": false,
+                                                      "format": "qcow2"}})");
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->argv, (std::vector<std::string>{"--base=b.qcow2", "--drop", "--format=qcow2",
+                                               "top.qcow2"}));
+  auto positional = ParseRequest(R"({"op": "commit", "args": ["-d", "-b", "b", "top"]})");
+  ASSERT_TRUE(positional.ok());
+  EXPECT_EQ(positional->argv, (std::vector<std::string>{"-d", "-b", "b", "top"}));
+}
+
 TEST(ParseRequest, FilesMapNamesToDescriptorIndices) {
   auto r = ParseRequest(R"({"op": "info", "args": ["img"], "files": {"img": 0}})");
   ASSERT_TRUE(r.ok());

@@ -1,6 +1,7 @@
 #include "vmm/images/operation_registry.h"
 
 #include "ops/check/check_image.h"
+#include "ops/commit/commit_image.h"
 #include "ops/info/info_image.h"
 #include "ops/rebase/rebase_image.h"
 #include "ops/resize/resize_image.h"
@@ -13,6 +14,7 @@ const RegisteredOperation kOperations[] = {
     {"check", &images::check},
     {"resize", &images::resize},
     {"rebase", &images::rebase},
+    {"commit", &images::commit},
 };
 
 }  // namespace

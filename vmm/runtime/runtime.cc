@@ -160,6 +160,9 @@ int32_t SendResizeResult(const instar::abi::ResizeResult* result) {
 int32_t SendRebaseResult(const instar::abi::RebaseResult* result) {
   return SendResult(instar::abi::kRebaseResultMagic, result, sizeof(*result));
 }
+int32_t SendCommitResult(const instar::abi::CommitResult* result) {
+  return SendResult(instar::abi::kCommitResultMagic, result, sizeof(*result));
+}
 int32_t SendRecord(uint32_t magic, const void* record, uint32_t size) {
   Request* r = Begin(RequestKind::kRecord);
   r->arg0 = magic;
@@ -210,6 +213,7 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->send_resize_result = SendResizeResult;
   table->send_records = SendRecords;
   table->send_rebase_result = SendRebaseResult;
+  table->send_commit_result = SendCommitResult;
 
   // The host verified the operation's header before loading it.
   const auto* op =

@@ -77,6 +77,8 @@ abi::ChainConfig DescribeDevices(const DeviceSet& devices) {
     cd.flags = d.limits.writable ? abi::kDeviceWritable : 0;
     cd.sector_size = d.limits.sector_size;
     cd.capacity = d.limits.size;
+    cd.virtual_size = d.virtual_size;
+    cd.cluster_size = d.cluster_size;
     return cd;
   };
   for (size_t i = 0; i < devices.inputs.size() && i < abi::kMaxInputDevices; ++i) {

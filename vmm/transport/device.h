@@ -29,6 +29,8 @@ struct Device {
   DeviceLimits limits;
   abi::DeviceRole role = abi::DeviceRole::kImage;
   abi::ImageFormat format = abi::ImageFormat::kAuto;
+  uint64_t virtual_size = 0;  // bytes, 0 when the host does not know it
+  uint32_t cluster_size = 0;  // bytes, 0 when unknown or not clustered
 };
 
 struct DeviceSet {
