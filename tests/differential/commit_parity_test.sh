@@ -277,8 +277,10 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
   reset_chain
   layer base.qcow2 qcow2 1M "" "write -P 0xd1 0 64k"
   layer top.qcow2 qcow2 1M "backing_file=base.qcow2,$B" "write -P 0xd2 0 64k"
-  ro="$WORK/ro" && rm -rf "$ro" && cp -r src "$ro" && cp "$INSTAR" "$ro/instar"
-  chown -R 65534:65534 "$ro" && chmod 444 "$ro/base.qcow2" && chmod 755 "$WORK"
+  # Outside the test's own tree: instar canonicalises every backing path (the allowlist), which
+  # an unprivileged user cannot do below an untraversable ancestor such as /root.
+  ro="$(mktemp -d /tmp/instar-commit-ro.XXXXXX)" && cp -r src/. "$ro" && cp "$INSTAR" "$ro/instar"
+  chown -R 65534:65534 "$ro" && chmod 755 "$ro" && chmod 444 "$ro/base.qcow2"
   as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
   for sandbox in $SANDBOXES; do
     [ "$sandbox" = kvm ] && continue  # /dev/kvm is root's here
@@ -291,6 +293,7 @@ if command -v setpriv >/dev/null && [ "$(id -u)" = 0 ]; then
       fail "($sandbox) read-only base"
     fi
   done
+  rm -rf "$ro"
 fi
 
 finish
