@@ -1,9 +1,11 @@
 #!/bin/bash
-# Runs every operation on every image of the hostile corpus (make_hostile_images.py) in every
-# sandbox. Each run must end within its deadline with either success or a clear error: an exit
-# code the command documents, and, on failure, a first stderr line starting "instar: " (check's
-# exit codes 2 and 3 report findings on stdout instead). No run may change any file other than
-# the copy it was given to write. Also prints how often instar's exit code matched qemu-img's
+# Runs every operation (info, check, check -r all, resize, rebase -u, safe rebase, commit) on
+# every image of the hostile corpus (make_hostile_images.py) in every sandbox; writing
+# operations get a fresh copy. Each run must end within its deadline with either success or a
+# clear error: an exit code the command documents and, on failure, a stderr line starting
+# "instar: " (qemu's warnings and check's findings may come first; check's exit codes 2 and 3
+# report findings without one). No run may change any file other than the copy it was given.
+# With HOSTILE_COMPARE=1 it also prints every exit code that differs from qemu-img's
 # (information, not a pass criterion: parity is asserted by tests/differential).
 source "${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/lib/testlib.sh"
 GENERATOR="${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/hostile/make_hostile_images.py"
@@ -76,6 +78,9 @@ for sandbox in $SANDBOXES; do
     run_one "$sandbox" "$image" 0 check
     run_one "$sandbox" "$image" 1 check -r all
     run_one "$sandbox" "$image" 1 resize "+1M"
+    run_one "$sandbox" "$image" 1 rebase -u -b ""
+    run_one "$sandbox" "$image" 1 rebase -b ""
+    run_one "$sandbox" "$image" 1 commit
   done
 done
 
