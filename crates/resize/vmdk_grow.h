@@ -39,9 +39,22 @@ struct VmdkGrowSummary {
   bool directories_relocated = false;
 };
 
+// How the file is extended for new tables: by a size change (the output device), or by
+// writing the zeros (an extent attached as an input device, which only writes can extend).
+enum class ExtendBy { kSetSize, kWritingZeros };
+
 // `new_size` must be larger than the capacity and a multiple of 512.
 base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, uint64_t new_size,
                                                       const ImageReader& reader,
                                                       base::Arena& arena, const StepSink& sink);
+
+// Grows one sparse extent of a descriptor file (twoGbMaxExtentSparse) to `new_capacity`
+// sectors (larger than its capacity): the same tables and header as PlanVmdkGrow, no
+// embedded descriptor, the file extended by writing. `image.descriptor` is not used.
+base::Result<VmdkGrowSummary, PlanError> PlanSparseExtentGrow(const VmdkImage& image,
+                                                              uint64_t new_capacity,
+                                                              const ImageReader& reader,
+                                                              base::Arena& arena,
+                                                              const StepSink& sink);
 
 }  // namespace instar::resize
