@@ -34,16 +34,9 @@ struct Directory {
 bool IsMonolithicSparse(const VmdkImage& image) {
   const vmdk::Descriptor& d = *image.descriptor;
   if (d.extent_count != 1 || d.extents[0].type != vmdk::ExtentType::kSparse) return false;
-  const base::ByteView t = image.descriptor_text.Sub(d.keys.create_type.offset, d.keys.create_type.length);
-  const char* want = "monolithicSparse";
-  uint64_t start = t.size() >= 2 && t.data()[0] == '"' ? 1 : 0;
-  uint64_t length = t.size() - 2 * start;
-  for (uint64_t i = 0; want[i] != '\0' || i < length; ++i) {
-    if (i >= length || want[i] == '\0' || t.data()[start + i] != static_cast<uint8_t>(want[i])) {
-      return false;
-    }
-  }
-  return true;
+  return CreateTypeIs(
+      image.descriptor_text.Sub(d.keys.create_type.offset, d.keys.create_type.length),
+      "monolithicSparse");
 }
 
 namespace {

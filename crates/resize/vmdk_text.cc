@@ -125,6 +125,17 @@ bool RewriteVmdkDescriptor(base::ByteView text, const DescriptorSizes& sizes, ui
   return true;
 }
 
+bool CreateTypeIs(base::ByteView value, const char* want) {
+  const uint64_t start = value.size() >= 2 && value.data()[0] == '"' ? 1 : 0;
+  const uint64_t length = value.size() - 2 * start;
+  for (uint64_t i = 0; want[i] != '\0' || i < length; ++i) {
+    if (i >= length || want[i] == '\0' || value.data()[start + i] != static_cast<uint8_t>(want[i])) {
+      return false;
+    }
+  }
+  return true;
+}
+
 bool RewriteVmdkSize(base::ByteView text, uint64_t sectors, uint8_t* out, uint64_t capacity) {
   DescriptorSizes sizes;
   sizes.total_sectors = sectors;

@@ -30,6 +30,9 @@ struct DescriptorSizes {
 bool RewriteVmdkDescriptor(base::ByteView text, const DescriptorSizes& sizes, uint8_t* out,
                            uint64_t capacity, uint64_t* length);
 
+// True when the createType value (`value`, a range of the text, quoted or not) is `want`.
+bool CreateTypeIs(base::ByteView value, const char* want);
+
 // A one-extent descriptor (monolithicSparse): its extent and the geometry become `sectors`.
 bool RewriteVmdkSize(base::ByteView text, uint64_t sectors, uint8_t* out, uint64_t capacity);
 

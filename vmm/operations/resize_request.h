@@ -46,6 +46,7 @@ struct ResizeOutcome {
   // Set when the guest refused or failed.
   std::optional<ResizeMessage> refusal;
   std::optional<abi::ResizeError> error;
+  uint64_t error_detail = 0;
   LaunchTimings timings;
   std::string debug_text;
 };
