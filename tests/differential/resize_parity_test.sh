@@ -195,6 +195,25 @@ resize_pair src/over.qcow2 IMG +1M
 resize_pair src/over.qcow2 --shrink IMG 3M
 resize_pair src/over.qcow2 IMG 2x
 
+# Dirty images (lazy refcounts, left dirty by a killed writer, or the bit alone): qemu-img
+# repairs them as check -r all would, printing the findings on stderr, then resizes.
+for opts in cluster_size=65536 cluster_size=4096,refcount_bits=1; do
+  qemu-img create -q -f qcow2 -o "lazy_refcounts=on,$opts" src/dirty.qcow2 64M
+  (qemu-io -c "write -P 1 0 1M" -c "write -P 2 10M 64k" -c "write -P 3 63M 1M" -c abort \
+    src/dirty.qcow2) >/dev/null 2>&1
+  [ "$(od -An -tx1 -j79 -N1 src/dirty.qcow2 | tr -d ' ')" = 01 ] || fail "dirty image setup"
+  resize_pair src/dirty.qcow2 IMG 128M
+  resize_pair src/dirty.qcow2 --shrink IMG 12M
+  resize_pair src/dirty.qcow2 IMG 10G
+done
+qemu-img create -q -f qcow2 -o lazy_refcounts=on src/dirtybit.qcow2 64M
+qemu-io -c "write -P 1 0 1M" src/dirtybit.qcow2 >/dev/null
+printf '\x01' | dd of=src/dirtybit.qcow2 bs=1 seek=79 conv=notrunc status=none
+resize_pair src/dirtybit.qcow2 IMG 100M
+for f in q/*.qcow2 i/*.qcow2; do
+  [ "$(od -An -tx1 -j79 -N1 "$f" | tr -d ' ')" = 00 ] || fail "$f left dirty"
+done
+
 # vmdk: qemu-img refuses every resize; instar refuses the same way except growing
 # monolithicSparse and twoGbMaxExtentSparse, checked below against a raw copy that qemu-img
 # resized.

@@ -9,6 +9,7 @@
 #include "ops/resize/resize_image.h"
 #include "vmm/chain/backing_check.h"
 #include "vmm/chain/path_policy.h"
+#include "vmm/operations/check_request.h"
 #include "vmm/operations/info_request.h"
 #include "vmm/operations/vmdk_extent_files.h"
 #include "vmm/safety/libvirt_guard.h"
@@ -102,8 +103,8 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
                   PreallocationName(detail) + " for this format yet");
     case ResizeError::kFileTooLarge: return Line("Could not resize file: File too large");
     case ResizeError::kDirtyImage:
-      return Line("the image is marked dirty (lazy refcounts); instar does not repair "
-                  "refcounts: run 'qemu-img check -r all' on it first", open);
+      // Still dirty after the repair RunResize runs first.
+      return Line("Could not repair dirty image: Input/output error", open);
     case ResizeError::kExternalDataFile:
       return Line("instar cannot resize images with an external data file", open);
     case ResizeError::kEncrypted: return Line("instar cannot resize encrypted images", open);
@@ -355,8 +356,58 @@ Status HeaderRefusal(const Sandbox& sandbox, const ResizeRequest& request,
   return GuestFailed("the resize guest refused a header the info guest accepts");
 }
 
+namespace {
+
+// qemu opens a dirty image (lazy refcounts) read/write only after repairing it as
+// `qemu-img check -r all` would, printing the findings on stderr; the check operation does
+// the repair. Empty when it worked, else qemu's refusal.
+StatusOr<std::optional<ResizeMessage>> RepairDirtyImage(const Sandbox& sandbox,
+                                                        const ResizeRequest& request,
+                                                        std::string* messages) {
+  CheckRequest check;
+  check.path = request.path;
+  check.format = abi::ImageFormat::kQcow2;
+  check.repair = abi::CheckRepair::kAll;
+  check.allowed_dirs = request.allowed_dirs;
+  check.limits = request.limits;
+  INSTAR_ASSIGN_OR_RETURN(CheckOutcome repaired, RunCheck(sandbox, check));
+  *messages = std::move(repaired.messages);
+  if (repaired.format_unsupported || repaired.result.failure != 0 ||
+      repaired.result.check_errors != 0) {
+    return std::optional<ResizeMessage>(
+        DescribeResizeError(abi::ResizeError::kDirtyImage, 0, abi::ImageFormat::kQcow2));
+  }
+  return std::optional<ResizeMessage>();
+}
+
+// RunResize; `repaired` once the image was repaired (a second dirty report is a refusal).
+StatusOr<ResizeOutcome> RunResizeAfterRepair(const Sandbox& sandbox, const ResizeRequest& request,
+                                             bool repaired);
+
+}  // namespace
+
 StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& request) {
+  return RunResizeAfterRepair(sandbox, request, false);
+}
+
+namespace {
+
+StatusOr<ResizeOutcome> RunResizeAfterRepair(const Sandbox& sandbox, const ResizeRequest& request,
+                                             bool repaired) {
   INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome, RunResizeOnce(sandbox, request, std::nullopt));
+  if (outcome.error == abi::ResizeError::kDirtyImage && !repaired) {
+    std::string messages;
+    INSTAR_ASSIGN_OR_RETURN(std::optional<ResizeMessage> refusal,
+                            RepairDirtyImage(sandbox, request, &messages));
+    if (refusal) {
+      outcome.refusal = std::move(refusal);
+      outcome.repair_messages = std::move(messages);
+      return outcome;
+    }
+    INSTAR_ASSIGN_OR_RETURN(outcome, RunResizeAfterRepair(sandbox, request, true));
+    outcome.repair_messages = messages + outcome.repair_messages;
+    return outcome;
+  }
   if (outcome.error == abi::ResizeError::kQcow2HeaderRefused) {
     return HeaderRefusal(sandbox, request, abi::ImageFormat::kQcow2);
   }
@@ -379,5 +430,7 @@ StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& r
   }
   return outcome;
 }
+
+}  // namespace
 
 }  // namespace instar::vmm
