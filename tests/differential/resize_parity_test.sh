@@ -214,6 +214,18 @@ for f in q/*.qcow2 i/*.qcow2; do
   [ "$(od -An -tx1 -j79 -N1 "$f" | tr -d ' ')" = 00 ] || fail "$f left dirty"
 done
 
+# Encrypted images: qemu-img needs the secret (--object, which instar refuses) to open them.
+qemu-img create -q -f qcow2 --object secret,id=s0,data=abc \
+  -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 src/luks.qcow2 16M
+qemu-img create -q -f qcow2 --object secret,id=s0,data=abc -o encryption=on,encrypt.key-secret=s0 \
+  src/aes.qcow2 16M 2>/dev/null
+qemu-img create -q -f luks --object secret,id=s0,data=abc -o key-secret=s0,iter-time=10 \
+  src/plain.luks 16M
+resize_pair src/luks.qcow2 IMG 32M
+resize_pair src/aes.qcow2 IMG 32M
+resize_pair src/plain.luks IMG 32M
+resize_pair src/luks.qcow2 --shrink IMG 1M
+
 # vmdk: qemu-img refuses every resize; instar refuses the same way except growing
 # monolithicSparse and twoGbMaxExtentSparse, checked below against a raw copy that qemu-img
 # resized.

@@ -56,6 +56,10 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
     case ResizeError::kIoError: return Line("Could not resize image: Input/output error");
     case ResizeError::kBadConfig: return Line("the resize operation did not understand its request");
     case ResizeError::kUnsupportedFormat: {
+      // qemu-img opens a LUKS image only with its secret (--object, which instar refuses).
+      if (detail == static_cast<uint64_t>(probe::Format::kLuks)) {
+        return Line("Parameter 'key-secret' is required for cipher", open);
+      }
       const char* name = detail < probe::kFormatCount
                              ? probe::FormatName(static_cast<probe::Format>(detail))
                              : "unknown";
@@ -106,8 +110,11 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
       // Still dirty after the repair RunResize runs first.
       return Line("Could not repair dirty image: Input/output error", open);
     case ResizeError::kExternalDataFile:
-      return Line("instar cannot resize images with an external data file", open);
-    case ResizeError::kEncrypted: return Line("instar cannot resize encrypted images", open);
+      return Line("instar cannot resize a qcow2 image with an external data file (qemu-img "
+                  "resizes the data file with it)", open);
+    // qemu-img opens an encrypted image only with its secret (--object, which instar refuses).
+    case ResizeError::kEncrypted:
+      return Line("Parameter 'encrypt.key-secret' is required for cipher", open);
     case ResizeError::kHasBackingFile:
       return Line("the resize guest needs the backing file checked first (host error)");
     case ResizeError::kQcow2HeaderRefused:
