@@ -1,4 +1,5 @@
-// Plans growing a monolithicSparse VMDK (qemu-img 7.2 resizes no VMDK; this is instar's own):
+// Plans growing a sparse VMDK extent (qemu-img 7.2 resizes no VMDK; this is instar's own): a
+// monolithicSparse image, or the last extent of a twoGbMaxExtentSparse one (PlanSparseExtentGrow):
 // the capacity in the header and in the embedded descriptor, grain tables for the new range
 // (zero-filled by extending the file), grain-directory entries pointing to them in the
 // primary and the redundant directory (extended in place when their sectors have room, else
