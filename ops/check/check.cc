@@ -86,6 +86,8 @@ bool WriteImage(void* context, uint64_t offset, uint64_t length, const uint8_t* 
 
 uint64_t ImageSize(void* context) { return static_cast<Io*>(context)->device->size(); }
 
+bool FlushImage(void* context) { return static_cast<Io*>(context)->device->Flush().ok(); }
+
 class RecordSink {
  public:
   explicit RecordSink(const instar::abi::CallTable* table) : table_(table) {
@@ -146,6 +148,7 @@ CheckStatus Check(const instar::abi::CallTable* table, const instar::abi::CheckC
   io.read = ReadImage;
   io.write = WriteImage;
   io.size = ImageSize;
+  io.flush = FlushImage;
   instar::base::Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
                             instar::abi::kScratchMemSize);
   io_context.window = arena.Allocate(kReadAheadBytes, kSector);
