@@ -331,7 +331,8 @@ const char* ConfigString(const char* field, uint64_t capacity) {
 }
 
 // Applies a planner's steps to one attached device through an executor built over `memory`
-// (one at a time: executors for many devices would not fit the arena).
+// (one at a time: executors for many devices would not fit the arena), then flushes the
+// device: what a later device's steps point to is durable first.
 template <class Planner>
 ResizeStatus ApplyOn(const instar::abi::CallTable* table, instar::ops::DeviceIo& device,
                      Region memory, Planner&& plan) {
@@ -343,6 +344,7 @@ ResizeStatus ApplyOn(const instar::abi::CallTable* table, instar::ops::DeviceIo&
   const bool ok = plan(arena, executor.sink(), &error, &detail);
   g_result.writes += executor.steps_applied();
   if (!ok) return Fail(FromPlan(error), detail);
+  if (!device.Flush().ok()) return Fail(ResizeError::kIoError);
   return {};
 }
 
