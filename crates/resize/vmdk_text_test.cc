@@ -74,6 +74,20 @@ TEST(VmdkText, GrowsTheLastExtentAndAddsLines) {
   EXPECT_TRUE(terminated);
 }
 
+TEST(VmdkText, RewritesTheLineOfTheNamedExtent) {
+  // qemu skips an RW line of an unknown type: the last extent is the one before it.
+  const std::string text = "RW 8 SPARSE \"a.vmdk\"\nRW 4 ZERO \"z\"\n";
+  DescriptorSizes sizes;
+  sizes.total_sectors = 16;
+  sizes.last_extent_sectors = 16;
+  sizes.last_extent_at = text.find("a.vmdk");
+  std::string out(64, 'x');
+  uint64_t length = 0;
+  ASSERT_TRUE(RewriteVmdkDescriptor(View(text), sizes, reinterpret_cast<uint8_t*>(out.data()),
+                                    out.size(), &length));
+  EXPECT_EQ(out.substr(0, length), "RW 16 SPARSE \"a.vmdk\"\nRW 4 ZERO \"z\"\n");
+}
+
 TEST(VmdkText, AddsLinesAfterAFinalExtentLine) {
   const std::string b = "b.vmdk";
   const NewExtentLine added[] = {{2, View(b)}};

@@ -376,7 +376,7 @@ ResizeStatus GrowSplitVmdk(const instar::abi::CallTable* table, instar::ops::Dev
   const char* stem = ConfigString(config.extent_stem, sizeof config.extent_stem);
   const char* suffix = ConfigString(config.extent_suffix, sizeof config.extent_suffix);
   if (config.new_extent_count != growth.new_extents || stem == nullptr || suffix == nullptr ||
-      config.first_extent_number > instar::vmdk::kMaxExtents ||
+      config.first_extent_number > instar::vmdk::kMaxExtents + 1 ||
       table->get_input_device_count() != k + growth.new_extents) {
     return Fail(ResizeError::kBadConfig);
   }
@@ -420,6 +420,7 @@ ResizeStatus GrowSplitVmdk(const instar::abi::CallTable* table, instar::ops::Dev
   sizes.last_extent_sectors = growth.last_extent_sectors;
   sizes.added = lines;
   sizes.added_count = growth.new_extents;
+  sizes.last_extent_at = descriptor.extents[k - 1].filename.offset;
   const uint64_t room =
       instar::base::DivRoundUp(text.size() + growth.new_extents * (kNameBytes + 64) + 64, kSector) *
       kSector;
