@@ -1,8 +1,8 @@
-// The check operation end to end on the host (RunCheck over a FakeCallTable): the input's
-// prefix chooses the request, the rest is the image. Asserts the host's invariants (the fake),
-// that the findings and the result pass the host's checks, and for a repair of a qcow2 image
-// crates/check called clean, that it is still clean afterwards. Prefix: [0] format, [1]
-// repair (none, leaks, all), [2] bit 0 backing checked, [3] clusters per pass / 64 (0: any).
+// The check operation end to end on the host (RunCheck over a ops::testing::FakeCallTable): the
+// input's prefix chooses the request, the rest is the image. Asserts the host's invariants (the
+// fake), that the findings and the result pass the host's checks, and for a repair of a qcow2 image
+// crates/check called clean, that it is still clean afterwards. Prefix: [0] format, [1] repair
+// (none, leaks, all), [2] bit 0 backing checked, [3] clusters per pass / 64 (0: any).
 #include <cstddef>
 #include <cstdint>
 
@@ -12,14 +12,7 @@
 #include "ops/testing/operation_fuzz.h"
 #include "vmm/operations/check_request.h"
 
-namespace {
-
 using namespace instar;
-using ops::testing::FakeCallTable;
-using ops::testing::FakeDevice;
-using ops::testing::Violation;
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ops::testing::FuzzInput input =
@@ -31,16 +24,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   config.flags = (input.Byte(2) & 1) != 0 ? abi::kCheckBackingChecked : 0;
   config.max_clusters_per_pass = uint64_t{input.Byte(3)} * 64;
 
-  FakeDevice image = FakeDevice::Of(input.devices[0]);
+  ops::testing::FakeDevice image = ops::testing::FakeDevice::Of(input.devices[0]);
   if (config.repair != static_cast<uint32_t>(abi::CheckRepair::kNone)) {
     image.writable = true;
     image.write_limit = image.size + abi::RepairGrowthLimit(image.size);
   }
   const bool was_clean = image.writable && ops::testing::Qcow2Clean(image);
-  std::vector<FakeDevice> devices;
+  std::vector<ops::testing::FakeDevice> devices;
   devices.push_back(std::move(image));
-  FakeCallTable fake(
-      {reinterpret_cast<const uint8_t*>(&config), sizeof config}, std::move(devices),
+  ops::testing::FakeCallTable fake(
+      ops::testing::ConfigBytes(config), std::move(devices),
       std::nullopt,
       {abi::kCheckResultMagic,
        sizeof(abi::CheckResult),
@@ -48,20 +41,21 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         {abi::kCheckSnapshotFindingMagic, sizeof(abi::CheckSnapshotFinding),
          abi::kMaxSnapshotFindings}}});
   base::Arena scratch = ops::testing::FreshScratch();
-  ops::testing::ExpectOutcome("check", fake, ops::RunCheck(fake.table(), scratch), abi::kCheckErrorCount);
+  ops::testing::ExpectOutcome("check", fake, ops::RunCheck(fake.table(), scratch),
+                              abi::kCheckErrorCount);
 
   vmm::CheckOutcome outcome;
   if (const auto findings = vmm::CollectCheckFindings(fake.report().records, &outcome);
       !findings.ok()) {
-    Violation("findings the host refuses: " + findings.message());
+    ops::testing::Violation("findings the host refuses: " + findings.message());
   }
   const auto result = ops::testing::TypedResult<abi::CheckResult>(fake.report());
   if (fake.report().error.has_value() == result.has_value()) {
-    Violation("check must send a result exactly when it succeeds");
+    ops::testing::Violation("check must send a result exactly when it succeeds");
   }
   if (result) {
     if (const auto valid = vmm::ValidateCheckResult(*result); !valid.ok()) {
-      Violation("a check result the host refuses: " + valid.message());
+      ops::testing::Violation("a check result the host refuses: " + valid.message());
     }
   }
   ops::testing::ExpectStillClean(was_clean, fake.inputs()[0], "the repaired image");

@@ -1,10 +1,10 @@
-// The commit operation end to end on the host (RunCommit over a FakeCallTable): the input's
-// prefix chooses the request, its files are the chain top first; the one at the prefix's base
-// index is the base (the output device), the others are inputs described by the info
-// operation as the host's chain discovery describes them (the top writable only when it is
-// emptied). Asserts the host's invariants (the fake), a result the host accepts, and for qcow2
-// files it writes that crates/check called clean, that they are still clean afterwards.
-// Prefix: [0] bit 0 empty the top, bit 1 -p, [1] base index (1 ..).
+// The commit operation end to end on the host (RunCommit over a ops::testing::FakeCallTable): the
+// input's prefix chooses the request, its files are the chain top first; the one at the prefix's
+// base index is the base (the output device), the others are inputs described by the info operation
+// as the host's chain discovery describes them (the top writable only when it is emptied). Asserts
+// the host's invariants (the fake), a result the host accepts, and for qcow2 files it writes that
+// crates/check called clean, that they are still clean afterwards. Prefix: [0] bit 0 empty the top,
+// bit 1 -p, [1] base index (1 ..).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -15,14 +15,7 @@
 #include "ops/testing/operation_fuzz.h"
 #include "vmm/operations/commit_request.h"
 
-namespace {
-
 using namespace instar;
-using ops::testing::FakeCallTable;
-using ops::testing::FakeDevice;
-using ops::testing::Violation;
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ops::testing::FuzzInput input =
@@ -39,10 +32,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   config.layers_above_base = above;
   config.layers_below_base = layers - above - 1;
 
-  std::vector<FakeDevice> inputs;
-  FakeDevice base;
+  std::vector<ops::testing::FakeDevice> inputs;
+  ops::testing::FakeDevice base;
   for (uint32_t i = 0; i < layers; ++i) {
-    FakeDevice layer = ops::testing::DescribedLayer(input.devices[i]);
+    ops::testing::FakeDevice layer = ops::testing::DescribedLayer(input.devices[i]);
     if (i == above) {
       base = std::move(layer);
     } else {
@@ -62,16 +55,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const bool base_qcow2 = base.format == abi::ImageFormat::kQcow2;
   const bool top_qcow2 = inputs[0].format == abi::ImageFormat::kQcow2;
 
-  FakeCallTable fake({reinterpret_cast<const uint8_t*>(&config), sizeof config},
+  ops::testing::FakeCallTable fake(ops::testing::ConfigBytes(config),
                      std::move(inputs), std::move(base),
                      {abi::kCommitResultMagic, sizeof(abi::CommitResult), {}});
   base::Arena scratch = ops::testing::FreshScratch();
   ops::testing::ExpectOutcome("commit", fake, ops::RunCommit(fake.table(), scratch),
                               abi::kCommitErrorCount);
   const auto result = ops::testing::TypedResult<abi::CommitResult>(fake.report());
-  if (!result) Violation("commit sent no result");
+  if (!result) ops::testing::Violation("commit sent no result");
   if (const auto valid = vmm::ValidateCommitResult(*result, layers); !valid.ok()) {
-    Violation("a commit result the host refuses: " + valid.message());
+    ops::testing::Violation("a commit result the host refuses: " + valid.message());
   }
   if (base_qcow2) ops::testing::ExpectStillClean(base_was_clean, *fake.output(), "the base");
   if (top_qcow2) ops::testing::ExpectStillClean(top_was_clean, fake.inputs()[0], "the top");

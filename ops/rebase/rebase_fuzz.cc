@@ -1,11 +1,11 @@
-// The rebase operation end to end on the host (RunRebase over a FakeCallTable): the input's
-// prefix chooses the request, its first file is the overlay (the output device) and the others
-// are the backing layers, attached read-only and described by the info operation as the host's
-// chain discovery describes them. Asserts the host's invariants (the fake), a result the host
-// accepts, and for a qcow2 overlay crates/check called clean, that it is still clean
-// afterwards. Prefix: [0] overlay format, [1] bit 0 -u, bit 1 -p, [2] old chain length,
-// [3] first slot of the new chain, [4] its length (0: none attached), [5] new backing name
-// (none, a file name, 1023 bytes), [6] -F (none, qcow2, raw, vmdk).
+// The rebase operation end to end on the host (RunRebase over a ops::testing::FakeCallTable): the
+// input's prefix chooses the request, its first file is the overlay (the output device) and the
+// others are the backing layers, attached read-only and described by the info operation as the
+// host's chain discovery describes them. Asserts the host's invariants (the fake), a result the
+// host accepts, and for a qcow2 overlay crates/check called clean, that it is still clean
+// afterwards. Prefix: [0] overlay format, [1] bit 0 -u, bit 1 -p, [2] old chain length, [3] first
+// slot of the new chain, [4] its length (0: none attached), [5] new backing name (none, a file
+// name, 1023 bytes), [6] -F (none, qcow2, raw, vmdk).
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -18,12 +18,9 @@
 #include "ops/testing/operation_fuzz.h"
 #include "vmm/operations/rebase_request.h"
 
-namespace {
-
 using namespace instar;
-using ops::testing::FakeCallTable;
-using ops::testing::FakeDevice;
-using ops::testing::Violation;
+
+namespace {
 
 void CopyName(const std::string& name, char* out, uint32_t* length) {
   std::memcpy(out, name.data(), name.size());
@@ -35,7 +32,7 @@ void CopyName(const std::string& name, char* out, uint32_t* length) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ops::testing::FuzzInput input =
       ops::testing::SplitFuzzInput({data, size}, /*prefix_bytes=*/8, /*max_devices=*/6);
-  std::vector<FakeDevice> layers;
+  std::vector<ops::testing::FakeDevice> layers;
   for (size_t i = 1; i < input.devices.size(); ++i) {
     layers.push_back(ops::testing::DescribedLayer(input.devices[i]));
   }
@@ -63,7 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (!format_name.empty()) config.flags |= abi::kRebaseHasFormat;
   CopyName(format_name, config.new_format_name, &config.new_format_name_length);
 
-  FakeDevice overlay = FakeDevice::Of(input.devices[0]);
+  ops::testing::FakeDevice overlay = ops::testing::FakeDevice::Of(input.devices[0]);
   const std::optional<abi::InfoResult> info = ops::testing::DescribeImage(overlay.bytes);
   overlay.writable = true;
   overlay.write_limit =
@@ -71,16 +68,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   overlay.format = static_cast<abi::ImageFormat>(config.requested_format);
   const bool was_clean = ops::testing::Qcow2Clean(overlay);
 
-  FakeCallTable fake({reinterpret_cast<const uint8_t*>(&config), sizeof config},
+  ops::testing::FakeCallTable fake(ops::testing::ConfigBytes(config),
                      std::move(layers), std::move(overlay),
                      {abi::kRebaseResultMagic, sizeof(abi::RebaseResult), {}});
   base::Arena scratch = ops::testing::FreshScratch();
   ops::testing::ExpectOutcome("rebase", fake, ops::RunRebase(fake.table(), scratch),
                               abi::kRebaseErrorCount);
   const auto result = ops::testing::TypedResult<abi::RebaseResult>(fake.report());
-  if (!result) Violation("rebase sent no result");
+  if (!result) ops::testing::Violation("rebase sent no result");
   if (const auto valid = vmm::ValidateRebaseResult(*result); !valid.ok()) {
-    Violation("a rebase result the host refuses: " + valid.message());
+    ops::testing::Violation("a rebase result the host refuses: " + valid.message());
   }
   if (result->format == static_cast<uint32_t>(abi::ImageFormat::kQcow2)) {
     ops::testing::ExpectStillClean(was_clean, *fake.output(), "the rebased overlay");

@@ -1,7 +1,7 @@
-// The resize operation end to end on the host (RunResize over a FakeCallTable): the input's
-// prefix chooses the request, the rest is the image. Asserts the host's invariants (the fake),
-// a result the host accepts, and for a qcow2 image that crates/check called clean, that it is
-// still clean afterwards. Prefix: [0] format, [1] size mode, [2] preallocation, [3] bit 0
+// The resize operation end to end on the host (RunResize over a ops::testing::FakeCallTable): the
+// input's prefix chooses the request, the rest is the image. Asserts the host's invariants (the
+// fake), a result the host accepts, and for a qcow2 image that crates/check called clean, that it
+// is still clean afterwards. Prefix: [0] format, [1] size mode, [2] preallocation, [3] bit 0
 // --shrink, [4] bit 0 backing checked, [8, 16) size, [16, 24) backing file's size.
 #include <cstddef>
 #include <cstdint>
@@ -13,13 +13,7 @@
 #include "ops/testing/operation_fuzz.h"
 #include "vmm/operations/resize_request.h"
 
-namespace {
-
 using namespace instar;
-using ops::testing::FakeCallTable;
-using ops::testing::FakeDevice;
-
-}  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const ops::testing::FuzzInput input =
@@ -31,25 +25,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   request.allow_shrink = (input.Byte(3) & 1) != 0;
   request.size = input.U64(8);
 
-  abi::ResizeConfig config{};
-  config.magic = abi::kResizeConfigMagic;
-  config.requested_format = static_cast<uint32_t>(request.format);
-  config.flags = request.allow_shrink ? abi::kResizeAllowShrink : 0;
-  config.preallocation = static_cast<uint32_t>(request.preallocation);
-  config.new_size = request.size;
-  config.size_mode = static_cast<uint32_t>(request.size_mode);
-  if ((input.Byte(4) & 1) != 0) {
-    config.backing_flags = abi::kResizeBackingChecked;
-    config.backing_size = input.U64(16);
-  }
+  std::optional<uint64_t> backing_size;
+  if ((input.Byte(4) & 1) != 0) backing_size = input.U64(16);
+  const abi::ResizeConfig config = vmm::MakeResizeConfig(request, backing_size);
 
-  FakeDevice image = FakeDevice::Of(input.devices[0]);
+  ops::testing::FakeDevice image = ops::testing::FakeDevice::Of(input.devices[0]);
   image.writable = true;
   image.write_limit = vmm::ResizeWriteLimit(image.size, request);
   image.format = request.format;
   const bool was_clean = ops::testing::Qcow2Clean(image);
 
-  FakeCallTable fake({reinterpret_cast<const uint8_t*>(&config), sizeof config}, {},
+  ops::testing::FakeCallTable fake(ops::testing::ConfigBytes(config), {},
                      std::move(image), {abi::kResizeResultMagic, sizeof(abi::ResizeResult), {}});
   base::Arena scratch = ops::testing::FreshScratch();
   ops::testing::ExpectOutcome("resize", fake, ops::RunResize(fake.table(), scratch),

@@ -72,14 +72,16 @@ std::optional<abi::InfoResult> DescribeImage(const std::vector<uint8_t>& bytes) 
   config.magic = abi::kInfoConfigMagic;
   std::vector<FakeDevice> inputs;
   inputs.push_back(FakeDevice::Of(bytes));
-  FakeCallTable fake({reinterpret_cast<const uint8_t*>(&config), sizeof config},
+  FakeCallTable fake(ConfigBytes(config),
                      std::move(inputs), std::nullopt,
                      {abi::kInfoResultMagic, sizeof(abi::InfoResult), {}});
   base::Arena scratch = FreshScratch();
   ExpectOutcome("info (layer description)", fake, RunInfo(fake.table(), scratch),
                 abi::kInfoErrorCount);
   const std::optional<abi::InfoResult> result = TypedResult<abi::InfoResult>(fake.report());
-  if (result && !vmm::ValidateInfoResult(*result).ok()) Violation("an info result the host refuses");
+  if (result && !vmm::ValidateInfoResult(*result).ok()) {
+    Violation("an info result the host refuses");
+  }
   return result;
 }
 

@@ -33,6 +33,12 @@ struct FuzzInput {
 };
 FuzzInput SplitFuzzInput(std::span<const uint8_t> data, size_t prefix_bytes, size_t max_devices);
 
+// A config struct's bytes, for FakeCallTable.
+template <class Config>
+std::span<const uint8_t> ConfigBytes(const Config& config) {
+  return {reinterpret_cast<const uint8_t*>(&config), sizeof config};
+}
+
 // The guest's scratch region (abi::kScratchMemSize, page aligned), zeroed as a fresh VM's is.
 base::Arena FreshScratch();
 
