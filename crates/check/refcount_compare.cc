@@ -23,8 +23,8 @@ bool StoredRefcount(CheckState& s, uint64_t cluster, uint64_t* refcount) {
   return false;
 }
 
-// qemu discards a cluster whose refcount a repair drops to zero (the file then reads zeros
-// there); it is unreferenced, so overwriting it is safe. Clipped to the file.
+}  // namespace
+
 void DiscardCluster(CheckState& s, uint64_t cluster) {
   const uint64_t offset = cluster << s.cluster_bits();
   const uint64_t size = s.io->Size();
@@ -33,8 +33,6 @@ void DiscardCluster(CheckState& s, uint64_t cluster) {
   __builtin_memset(s.chunk, 0, length);
   if (!s.io->Write(offset, length, s.chunk)) s.io_failed = true;
 }
-
-}  // namespace
 
 void CompareRefcounts(CheckState& s, uint32_t fix, uint64_t* highest) {
   const uint64_t end = s.window.end() < s.domain_end ? s.window.end() : s.domain_end;
