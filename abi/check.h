@@ -86,8 +86,9 @@ enum class CheckError : uint32_t {
   kQcow2HeaderRefused = 29,
   kDataFileRawWithoutDataFile = 30,  // the data-file-raw autoclear bit, no external data file
   kHasBackingFile = 31,           // the host must open the backing chain first (see flags)
+  kVmdkVersion3ReadOnly = 32,     // a repair opens the image for writing
 };
-inline constexpr uint32_t kCheckErrorCount = 32;
+inline constexpr uint32_t kCheckErrorCount = 33;
 
 // What a check run ended with besides the counts: qemu's check returned an errno.
 enum class CheckFailure : uint32_t {
@@ -147,8 +148,12 @@ enum class FindingKind : uint32_t {
   kSnapshotIncomplete = 40,    // a entry index; flags
   kSnapshotTableReadError = 41,
   kSnapshotTableUpdateFailed = 42,  // a SnapshotUpdateFailure
+  // A repair's write would overwrite other metadata (after kOverlapCorruptEvent): the check
+  // stops. The L2 entry of an unaligned preallocated cluster; a whole L2 table.
+  kL2EntryOverlap = 43,
+  kL2TableOverlap = 44,
 };
-inline constexpr uint32_t kFindingKindMax = 42;
+inline constexpr uint32_t kFindingKindMax = 44;
 
 // Why rewriting the snapshot table failed (kSnapshotTableUpdateFailed).
 enum class SnapshotUpdateFailure : uint64_t {

@@ -11,19 +11,16 @@
 #include "crates/check/image_access.h"
 #include "crates/qcow2/geometry.h"
 #include "crates/qcow2/header.h"
+#include "crates/qcow2/snapshots.h"
 
 namespace instar::check {
 
 inline constexpr uint64_t kL1EntryReservedMask = 0x7F000000000001FFull;
 inline constexpr uint64_t kL2StandardReservedMask = 0x3F000000000001FEull;
 inline constexpr uint64_t kReftableReservedMask = 0x1FFull;
-inline constexpr uint32_t kMaxSnapshots = 65536;
-inline constexpr uint32_t kSnapshotHeaderBytes = 40;
-// qemu's limits on one entry's extra data and on the whole table (QCOW_MAX_SNAPSHOT_EXTRA_DATA,
-// QCOW_MAX_SNAPSHOTS_SIZE), the extra data a v3 entry must have (VM state size, disk size),
-// and the extra data qemu knows and writes (those and the instruction count).
-inline constexpr uint32_t kMaxSnapshotExtraData = 1024;
-inline constexpr uint64_t kMaxSnapshotTableBytes = uint64_t{kMaxSnapshotExtraData} * kMaxSnapshots;
+inline constexpr uint32_t kSnapshotHeaderBytes = qcow2::kSnapshotFixedBytes;
+// The extra data a v3 snapshot entry must have (VM state size, disk size), and the extra data
+// qemu knows and writes (those and the instruction count).
 inline constexpr uint32_t kSnapshotRequiredExtraData = 16;
 inline constexpr uint32_t kSnapshotKnownExtraData = 24;
 inline constexpr uint64_t kAutoclearBitmaps = 1u << 0;

@@ -22,7 +22,8 @@ constexpr uint64_t kFreeSearchSlack = 1u << 20;
 uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t{7}; }
 
 uint32_t KeptExtra(const SnapshotEntry& e) {
-  return e.extra_bytes < kMaxSnapshotExtraData ? e.extra_bytes : kMaxSnapshotExtraData;
+  return e.extra_bytes < qcow2::kMaxSnapshotExtraData ? e.extra_bytes
+                                                      : qcow2::kMaxSnapshotExtraData;
 }
 
 void Stop(CheckState& s, CheckFailure failure) {
@@ -57,7 +58,9 @@ bool TextLength(CheckState& s, uint64_t offset, uint32_t size, uint32_t* length)
 // Streams the new table into consecutive bytes from `offset`, a cluster at a time.
 class TableWriter {
  public:
-  TableWriter(CheckState& s, uint64_t offset) : s_(s), offset_(offset) { s_.l2_buffered = UINT64_MAX; }
+  TableWriter(CheckState& s, uint64_t offset) : s_(s), offset_(offset) {
+    s_.l2_buffered = UINT64_MAX;
+  }
   bool Put(const uint8_t* bytes, uint64_t n) {
     while (n > 0) {
       const uint64_t room = s_.cluster_size() - filled_;
@@ -114,7 +117,7 @@ bool WriteEntry(CheckState& s, const SnapshotEntry& e, uint32_t id_len, uint32_t
   if (kept >= 8) vm_state = base::LoadBe64(known);
   const uint64_t disk_size =
       kept >= 16 ? base::LoadBe64(known + 8) : (s.image.header.size / 512) * 512;
-  const uint64_t icount = kept >= 24 ? base::LoadBe64(known + 16) : UINT64_MAX;
+  const uint64_t icount = kept >= 24 ? base::LoadBe64(known + 16) : qcow2::kNoIcount;
   base::StoreBe32(header + 32, vm_state <= 0xFFFFFFFFull ? static_cast<uint32_t>(vm_state) : 0);
   base::StoreBe32(header + 36, kept > kSnapshotKnownExtraData ? kept : kSnapshotKnownExtraData);
   base::StoreBe16(header + 12, static_cast<uint16_t>(id_len));
@@ -185,13 +188,13 @@ bool ReadSnapshotTable(CheckState& s, uint32_t fix) {
   uint32_t count = base::LoadBe32(pointer);
   const uint64_t offset = base::LoadBe64(pointer + 4);
   int64_t reduced = 0, dropped = 0;
-  if (count > kMaxSnapshots && repair) {
-    s.sink->Emit(FindingKind::kSnapshotsOverhanging, count - kMaxSnapshots);
-    reduced += count - kMaxSnapshots;
-    count = kMaxSnapshots;
+  if (count > qcow2::kMaxSnapshots && repair) {
+    s.sink->Emit(FindingKind::kSnapshotsOverhanging, count - qcow2::kMaxSnapshots);
+    reduced += count - qcow2::kMaxSnapshots;
+    count = qcow2::kMaxSnapshots;
   }
-  if (count > kMaxSnapshots) {
-    s.sink->Emit(FindingKind::kSnapshotTableTooLarge, count - kMaxSnapshots);
+  if (count > qcow2::kMaxSnapshots) {
+    s.sink->Emit(FindingKind::kSnapshotTableTooLarge, count - qcow2::kMaxSnapshots);
     Stop(s, CheckFailure::kFileTooLarge);
     return false;
   }
@@ -210,7 +213,7 @@ bool ReadSnapshotTable(CheckState& s, uint32_t fix) {
       Stop(s, CheckFailure::kIoError);
       return false;
     }
-    if (entry.extra_bytes > kMaxSnapshotExtraData) {
+    if (entry.extra_bytes > qcow2::kMaxSnapshotExtraData) {
       s.sink->Emit(FindingKind::kSnapshotExtraTooLarge, i, entry.extra_bytes, 0, flags);
       if (!repair) {
         Stop(s, CheckFailure::kFileTooLarge);
@@ -218,9 +221,9 @@ bool ReadSnapshotTable(CheckState& s, uint32_t fix) {
       }
       ++dropped;
     }
-    table_length = Align8(table_length) + kSnapshotHeaderBytes + KeptExtra(entry) +
-                   entry.id_size + entry.name_size;
-    if (table_length > kMaxSnapshotTableBytes || entry.end - offset > kIntMax) {
+    table_length = Align8(table_length) + kSnapshotHeaderBytes + KeptExtra(entry) + entry.id_size +
+                   entry.name_size;
+    if (table_length > qcow2::kMaxSnapshotTableBytes || entry.end - offset > kIntMax) {
       s.sink->Emit(FindingKind::kSnapshotTableTooBig, count - i, 0, 0, flags);
       if (!repair) {
         Stop(s, CheckFailure::kFileTooLarge);
@@ -276,9 +279,9 @@ void FixSnapshotTable(CheckState& s, uint32_t fix) {
       }
       const uint32_t kept = KeptExtra(entry);
       size = Align8(size) + kSnapshotHeaderBytes +
-             (kept > kSnapshotKnownExtraData ? kept : kSnapshotKnownExtraData) + id_len +
-             name_len;
-      if (size > kMaxSnapshotTableBytes) return UpdateFailed(s, SnapshotUpdateFailure::kTooLarge);
+             (kept > kSnapshotKnownExtraData ? kept : kSnapshotKnownExtraData) + id_len + name_len;
+      if (size > qcow2::kMaxSnapshotTableBytes)
+        return UpdateFailed(s, SnapshotUpdateFailure::kTooLarge);
     }
     if (reader.io_failed()) return UpdateFailed(s, SnapshotUpdateFailure::kIoError);
     old_bytes = reader.table_bytes();

@@ -207,6 +207,10 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
                  "does not allocate\n";
       }
       return "ERROR failed to update snapshot table\n";
+    case FindingKind::kL2EntryOverlap: return "ERROR: Overlap check failed\n";
+    case FindingKind::kL2TableOverlap:
+      return "ERROR: Could not write L2 table; metadata overlap check failed: Input/output "
+             "error\n";
     case FindingKind::kRebuildWriteFailed:
       // qemu reports this through error_report: with the program name.
       return Format("instar: ERROR writing %s: Input/output error\n",
@@ -278,6 +282,7 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
     case CheckError::kDataFileRawWithoutDataFile: return "data-file-raw requires a data file";
     case CheckError::kHasBackingFile:
       return "the check guest asked for the backing chain to be opened twice";
+    case CheckError::kVmdkVersion3ReadOnly: return "VMDK version 3 must be read only";
     case CheckError::kVmdkSeparateExtents:
       return "VMDK images with separate extent files are not supported by instar check";
   }
