@@ -169,6 +169,22 @@ uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request) {
   return target > limit ? target : limit;
 }
 
+abi::ResizeConfig MakeResizeConfig(const ResizeRequest& request,
+                                   std::optional<uint64_t> backing_size) {
+  abi::ResizeConfig config{};
+  config.magic = abi::kResizeConfigMagic;
+  config.requested_format = static_cast<uint32_t>(request.format);
+  config.flags = request.allow_shrink ? abi::kResizeAllowShrink : 0;
+  config.preallocation = static_cast<uint32_t>(request.preallocation);
+  config.new_size = request.size;
+  config.size_mode = static_cast<uint32_t>(request.size_mode);
+  if (backing_size) {
+    config.backing_flags = abi::kResizeBackingChecked;
+    config.backing_size = *backing_size;
+  }
+  return config;
+}
+
 namespace {
 
 // One run of the resize guest; `backing_size` is set when the host has checked the backing
@@ -185,20 +201,9 @@ StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeReques
   image.format = request.format;
   devices.output = std::move(image);
 
-  abi::ResizeConfig config{};
-  config.magic = abi::kResizeConfigMagic;
-  config.requested_format = static_cast<uint32_t>(request.format);
-  config.flags = request.allow_shrink ? abi::kResizeAllowShrink : 0;
-  config.preallocation = static_cast<uint32_t>(request.preallocation);
-  config.new_size = request.size;
-  config.size_mode = static_cast<uint32_t>(request.size_mode);
-  if (backing_size) {
-    config.backing_flags = abi::kResizeBackingChecked;
-    config.backing_size = *backing_size;
-  }
   OperationLaunch launch;
   launch.operation = &images::resize;
-  launch.SetConfig(config);
+  launch.SetConfig(MakeResizeConfig(request, backing_size));
   launch.expected_result = {abi::kResizeResultMagic, sizeof(abi::ResizeResult)};
   launch.limits = request.limits;
   launch.hooks = request.hooks;
