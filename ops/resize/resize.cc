@@ -4,11 +4,12 @@
 // planner runs twice: a dry run that reads and validates everything it will touch, so a
 // corrupt image is refused untouched, then the real run. The ResizeResult is sent even on
 // failure (the host needs the probed format for qemu-img's raw-probing warning).
+#include "ops/resize/resize.h"
+
 #include <stdint.h>
 
 #include "abi/call_table.h"
 #include "abi/image_format.h"
-#include "abi/memory_map.h"
 #include "abi/resize.h"
 #include "abi/transport.h"
 #include "crates/base/arena.h"
@@ -16,7 +17,6 @@
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
 #include "crates/base/result.h"
-#include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
 #include "crates/image_write/plan_error.h"
 #include "crates/resize/qcow2_grow.h"
@@ -31,6 +31,7 @@
 #include "crates/vmdk/extent_name.h"
 #include "crates/vmdk/sparse_header.h"
 #include "ops/common/device_io.h"
+#include "ops/common/finish_operation.h"
 #include "ops/common/step_executor.h"
 
 namespace {
@@ -566,14 +567,12 @@ ResizeStatus ResizeVmdk(const instar::abi::CallTable* table, instar::ops::Device
                          });
 }
 
-ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& config) {
+ResizeStatus Resize(const instar::abi::CallTable* table, Arena& arena, const ResizeConfig& config) {
   if (config.preallocation > static_cast<uint32_t>(Preallocation::kFull) ||
       config.size_mode > static_cast<uint32_t>(instar::abi::ResizeSizeMode::kShrinkBy)) {
     return Fail(ResizeError::kBadConfig);
   }
   instar::ops::DeviceIo image(table, instar::abi::kOutputDevice);
-  Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
-              instar::abi::kScratchMemSize);
   instar::ops::StepExecutor executor(table, image, arena);
   if (!executor.ready()) return Fail(ResizeError::kScratchTooSmall);
   ByteView probe_head;
@@ -605,24 +604,14 @@ ResizeStatus Resize(const instar::abi::CallTable* table, const ResizeConfig& con
 
 }  // namespace
 
-extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
-    const instar::abi::CallTable* table) {
+int instar::ops::RunResize(const instar::abi::CallTable* table, Arena& scratch) {
   if (!instar::abi::CallTableUsable(table)) return 1;
   const auto* config =
       static_cast<const ResizeConfig*>(table->get_operation_config(nullptr));
+  g_result = {};
   g_result.magic = instar::abi::kResizeResultMagic;
-  ResizeStatus status = config->magic == instar::abi::kResizeConfigMagic
-                            ? Resize(table, *config)
-                            : ResizeStatus(Fail(ResizeError::kBadConfig));
-  table->send_resize_result(&g_result);
-  if (!status.ok()) {
-    table->send_error(static_cast<uint32_t>(status.error().code), status.error().detail);
-    table->send_complete(1);
-    return 1;
-  }
-  table->send_complete(0);
-  return 0;
+  const ResizeStatus status = config->magic == instar::abi::kResizeConfigMagic
+                                  ? Resize(table, scratch, *config)
+                                  : ResizeStatus(Fail(ResizeError::kBadConfig));
+  return FinishOperation(table, table->send_resize_result, &g_result, status);
 }
-
-INSTAR_GUEST_IMAGE(instar::abi::GuestImageKind::kOperation, instar::abi::kOperationLoadAddr,
-                   instar_entry);

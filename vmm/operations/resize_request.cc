@@ -189,6 +189,22 @@ uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request) {
   return target > limit ? target : limit;
 }
 
+abi::ResizeConfig MakeResizeConfig(const ResizeRequest& request,
+                                   std::optional<uint64_t> backing_size) {
+  abi::ResizeConfig config{};
+  config.magic = abi::kResizeConfigMagic;
+  config.requested_format = static_cast<uint32_t>(request.format);
+  config.flags = request.allow_shrink ? abi::kResizeAllowShrink : 0;
+  config.preallocation = static_cast<uint32_t>(request.preallocation);
+  config.new_size = request.size;
+  config.size_mode = static_cast<uint32_t>(request.size_mode);
+  if (backing_size) {
+    config.backing_flags = abi::kResizeBackingChecked;
+    config.backing_size = *backing_size;
+  }
+  return config;
+}
+
 namespace {
 
 // The extents of a twoGbMaxExtentSparse image being grown, for the second run: the existing
@@ -215,17 +231,7 @@ StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeReques
   image.format = request.format;
   devices.output = std::move(image);
 
-  abi::ResizeConfig config{};
-  config.magic = abi::kResizeConfigMagic;
-  config.requested_format = static_cast<uint32_t>(request.format);
-  config.flags = request.allow_shrink ? abi::kResizeAllowShrink : 0;
-  config.preallocation = static_cast<uint32_t>(request.preallocation);
-  config.new_size = request.size;
-  config.size_mode = static_cast<uint32_t>(request.size_mode);
-  if (backing_size) {
-    config.backing_flags = abi::kResizeBackingChecked;
-    config.backing_size = *backing_size;
-  }
+  abi::ResizeConfig config = MakeResizeConfig(request, backing_size);
   if (extents != nullptr) {
     config.extent_flags = abi::kResizeExtentsAttached;
     config.new_extent_count = extents->new_count;

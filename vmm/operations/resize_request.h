@@ -67,4 +67,8 @@ Status ValidateResizeResult(const abi::ResizeResult& result);
 // metadata a qcow2 grow can need, or the requested size when that is larger.
 uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request);
 
+// The guest's config for `request`; `backing_size` when the host checked the backing file.
+abi::ResizeConfig MakeResizeConfig(const ResizeRequest& request,
+                                   std::optional<uint64_t> backing_size);
+
 }  // namespace instar::vmm
