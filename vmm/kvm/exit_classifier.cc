@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "abi/memory_map.h"
+#include "vmm/base/text_format.h"
 #include "vmm/kvm/machine_layout.h"
 
 namespace instar::vmm {
@@ -55,17 +56,14 @@ FaultReport InterpretHalt(const GuestRam& ram, uint64_t halt_rip, uint64_t halt_
 }
 
 std::string DescribeExit(const ExitEvent& event) {
-  char buf[160];
   switch (event.kind) {
     case ExitKind::kMmioViolation:
-      std::snprintf(buf, sizeof buf, "guest made a stray %u-byte MMIO %s at 0x%" PRIx64,
-                    event.length, event.is_write ? "write" : "read", event.address);
-      return buf;
+      return Format("guest made a stray %u-byte MMIO %s at 0x%" PRIx64, event.length,
+                    event.is_write ? "write" : "read", event.address);
     case ExitKind::kShutdown:
       return "guest triple-faulted";
     default:
-      std::snprintf(buf, sizeof buf, "guest stopped with unexpected KVM exit %u", event.reason);
-      return buf;
+      return Format("guest stopped with unexpected KVM exit %u", event.reason);
   }
 }
 
