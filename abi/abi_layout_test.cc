@@ -24,13 +24,13 @@ namespace {
 
 TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(Request), 72u);
-  EXPECT_EQ(sizeof(CallTable), 200u);
+  EXPECT_EQ(sizeof(CallTable), 208u);
   EXPECT_EQ(sizeof(CheckConfig), 64u);
   EXPECT_EQ(sizeof(CheckResult), 272u);
   EXPECT_EQ(sizeof(CheckFinding), 32u);
   EXPECT_EQ(sizeof(CheckFindingBatch), 1000u);
   EXPECT_EQ(sizeof(CheckSnapshotFinding), 24u + 2u * kSnapshotTextBytes);
-  EXPECT_EQ(sizeof(ResizeConfig), 64u);
+  EXPECT_EQ(sizeof(ResizeConfig), 352u);
   EXPECT_EQ(sizeof(ResizeResult), 256u);
   EXPECT_EQ(sizeof(CommitConfig), 64u);
   EXPECT_EQ(sizeof(CommitResult), 256u);
@@ -98,7 +98,7 @@ TEST(AbiLayout, CallTableIsAppendOnly) {
       offsetof(CallTable, send_record),            offsetof(CallTable, set_output_size),
       offsetof(CallTable, send_check_result),      offsetof(CallTable, send_resize_result),
       offsetof(CallTable, send_records),           offsetof(CallTable, send_rebase_result),
-      offsetof(CallTable, send_commit_result),
+      offsetof(CallTable, send_commit_result),     offsetof(CallTable, flush),
   };
   for (size_t i = 0; i < sizeof(slots) / sizeof(slots[0]); ++i) {
     EXPECT_EQ(slots[i], 16 + 8 * i) << "entry " << i;

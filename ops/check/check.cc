@@ -2,12 +2,13 @@
 // table, probes or takes its format, and runs qemu-img check's logic from crates/check. The
 // findings stream to the host in batches of records; the counts go back in a CheckResult.
 // Everything read is hostile; all work is bounded by the file size.
+#include "ops/check/check.h"
+
 #include <stdint.h>
 
 #include "abi/call_table.h"
 #include "abi/check.h"
 #include "abi/image_format.h"
-#include "abi/memory_map.h"
 #include "crates/base/arena.h"
 #include "crates/base/bytes.h"
 #include "crates/base/checked.h"
@@ -16,9 +17,9 @@
 #include "crates/check/image_access.h"
 #include "crates/check/qcow2_check.h"
 #include "crates/check/vmdk_check.h"
-#include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
 #include "ops/common/device_io.h"
+#include "ops/common/finish_operation.h"
 
 namespace {
 
@@ -86,6 +87,8 @@ bool WriteImage(void* context, uint64_t offset, uint64_t length, const uint8_t* 
 
 uint64_t ImageSize(void* context) { return static_cast<Io*>(context)->device->size(); }
 
+bool FlushImage(void* context) { return static_cast<Io*>(context)->device->Flush().ok(); }
+
 class RecordSink {
  public:
   explicit RecordSink(const instar::abi::CallTable* table) : table_(table) {
@@ -137,8 +140,8 @@ class RecordSink {
   bool truncated_ = false;
 };
 
-CheckStatus Check(const instar::abi::CallTable* table, const instar::abi::CheckConfig& config,
-                  RecordSink& records) {
+CheckStatus Check(const instar::abi::CallTable* table, instar::base::Arena& arena,
+                  const instar::abi::CheckConfig& config, RecordSink& records) {
   instar::ops::DeviceIo device(table, 0);
   Io io_context{&device};
   instar::check::ImageAccess io;
@@ -146,8 +149,7 @@ CheckStatus Check(const instar::abi::CallTable* table, const instar::abi::CheckC
   io.read = ReadImage;
   io.write = WriteImage;
   io.size = ImageSize;
-  instar::base::Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
-                            instar::abi::kScratchMemSize);
+  io.flush = FlushImage;
   io_context.window = arena.Allocate(kReadAheadBytes, kSector);
   const auto repair = static_cast<instar::abi::CheckRepair>(config.repair);
   if (config.repair > static_cast<uint32_t>(instar::abi::CheckRepair::kAll)) {
@@ -190,28 +192,20 @@ CheckStatus Check(const instar::abi::CallTable* table, const instar::abi::CheckC
 
 }  // namespace
 
-extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
-    const instar::abi::CallTable* table) {
+int instar::ops::RunCheck(const instar::abi::CallTable* table, instar::base::Arena& scratch) {
   if (!instar::abi::CallTableUsable(table)) return 1;
   const auto* config = static_cast<const instar::abi::CheckConfig*>(
       table->get_operation_config(nullptr));
+  g_result = {};
   g_result.magic = instar::abi::kCheckResultMagic;
+  g_batch = {};
   RecordSink records(table);
   CheckStatus status = config->magic == instar::abi::kCheckConfigMagic
-                           ? Check(table, *config, records)
+                           ? Check(table, scratch, *config, records)
                            : CheckStatus(Fail(CheckError::kBadConfig));
   records.Flush();
-  if (!status.ok()) {
-    table->send_error(static_cast<uint32_t>(status.error().code), status.error().detail);
-    table->send_complete(1);
-    return 1;
-  }
   if (records.truncated()) g_result.flags |= instar::abi::kCheckResultFindingsTruncated;
   g_result.magic = instar::abi::kCheckResultMagic;
-  table->send_check_result(&g_result);
-  table->send_complete(0);
-  return 0;
+  return FinishOperation(table, table->send_check_result, status.ok() ? &g_result : nullptr,
+                         status);
 }
-
-INSTAR_GUEST_IMAGE(instar::abi::GuestImageKind::kOperation, instar::abi::kOperationLoadAddr,
-                   instar_entry);

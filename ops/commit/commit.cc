@@ -6,13 +6,14 @@
 // keep it, empties a qcow2 top with a second writer (qemu's make_empty: every cluster
 // discarded, so the top reads through to the base). Nothing is parsed on trust: the host's
 // formats and sizes are checked against what the images say.
+#include "ops/commit/commit.h"
+
 #include <stdint.h>
 
 #include "abi/call_table.h"
 #include "abi/chain_config.h"
 #include "abi/commit.h"
 #include "abi/image_format.h"
-#include "abi/memory_map.h"
 #include "abi/transport.h"
 #include "crates/base/arena.h"
 #include "crates/base/image_reader.h"
@@ -22,12 +23,12 @@
 #include "crates/chain_read/read_error.h"
 #include "crates/commit/commit_plan.h"
 #include "crates/commit/commit_target.h"
-#include "crates/freestanding/guest_image.h"
 #include "crates/image_write/qcow2_writer.h"
 #include "crates/image_write/step.h"
 #include "crates/image_write/vmdk_writer.h"
 #include "crates/image_write/write_error.h"
 #include "ops/common/device_io.h"
+#include "ops/common/finish_operation.h"
 #include "ops/common/step_executor.h"
 
 namespace {
@@ -268,7 +269,7 @@ CommitStatus EmptyTop(const instar::abi::CallTable* table, Arena& arena) {
   return {};
 }
 
-CommitStatus Commit(const instar::abi::CallTable* table, const CommitConfig& config) {
+CommitStatus Commit(const instar::abi::CallTable* table, Arena& arena, const CommitConfig& config) {
   const instar::abi::ChainConfig* chain = table->get_chain_config();
   const uint32_t above = config.layers_above_base;
   const uint32_t below = config.layers_below_base;
@@ -279,8 +280,6 @@ CommitStatus Commit(const instar::abi::CallTable* table, const CommitConfig& con
       table->get_input_device_count() != above + below) {
     return Fail(CommitError::kBadConfig);
   }
-  Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
-              instar::abi::kScratchMemSize);
   OpenLayers open;
   // Guest-view index of input i: the base sits between the layers above and below it.
   for (uint32_t i = 0; i < above + below; ++i) {
@@ -349,25 +348,15 @@ CommitStatus Commit(const instar::abi::CallTable* table, const CommitConfig& con
 
 }  // namespace
 
-extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
-    const instar::abi::CallTable* table) {
+int instar::ops::RunCommit(const instar::abi::CallTable* table, Arena& scratch) {
   if (!instar::abi::CallTableUsable(table)) return 1;
   uint32_t size = 0;
   const auto* config = static_cast<const CommitConfig*>(table->get_operation_config(&size));
+  g_result = {};
   g_result.magic = instar::abi::kCommitResultMagic;
-  CommitStatus status = size >= sizeof(CommitConfig) &&
-                                config->magic == instar::abi::kCommitConfigMagic
-                            ? Commit(table, *config)
-                            : CommitStatus(Fail(CommitError::kBadConfig));
-  table->send_commit_result(&g_result);
-  if (!status.ok()) {
-    table->send_error(static_cast<uint32_t>(status.error().code), status.error().detail);
-    table->send_complete(1);
-    return 1;
-  }
-  table->send_complete(0);
-  return 0;
+  const CommitStatus status =
+      size >= sizeof(CommitConfig) && config->magic == instar::abi::kCommitConfigMagic
+          ? Commit(table, scratch, *config)
+          : CommitStatus(Fail(CommitError::kBadConfig));
+  return FinishOperation(table, table->send_commit_result, &g_result, status);
 }
-
-INSTAR_GUEST_IMAGE(instar::abi::GuestImageKind::kOperation, instar::abi::kOperationLoadAddr,
-                   instar_entry);

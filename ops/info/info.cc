@@ -2,19 +2,20 @@
 // format's describer, and sends its records and InfoResult, or an InfoError through
 // send_error. Everything it reads is hostile: each read is bounded by the device size and a
 // fixed cap.
+#include "ops/info/info.h"
+
 #include <stdint.h>
 
 #include "abi/call_table.h"
 #include "abi/image_format.h"
 #include "abi/info.h"
-#include "abi/memory_map.h"
 #include "crates/base/arena.h"
 #include "crates/base/bytes.h"
 #include "crates/base/checked.h"
 #include "crates/base/result.h"
-#include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
 #include "ops/common/device_io.h"
+#include "ops/common/finish_operation.h"
 #include "ops/info/info_context.h"
 
 namespace {
@@ -63,32 +64,21 @@ InfoStatus Describe(InfoContext& ctx) {
 
 }  // namespace
 
-extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
-    const instar::abi::CallTable* table) {
+int instar::ops::RunInfo(const instar::abi::CallTable* table, instar::base::Arena& scratch) {
   if (!instar::abi::CallTableUsable(table)) return 1;
   const auto* config = static_cast<const instar::abi::InfoConfig*>(
       table->get_operation_config(nullptr));
+  g_result = {};
   g_result.magic = instar::abi::kInfoResultMagic;
   instar::ops::DeviceIo image(table, 0);
-  instar::base::Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
-                            instar::abi::kScratchMemSize);
-  instar::ops::info::RecordWriter records(table, arena);
-  InfoContext ctx{table, *config, image, arena, g_result, records};
+  instar::ops::info::RecordWriter records(table, scratch);
+  InfoContext ctx{table, *config, image, scratch, g_result, records};
   InfoStatus status = config->magic == instar::abi::kInfoConfigMagic
                                 ? Describe(ctx)
                                 : InfoStatus(Fail(InfoError::kBadConfig));
   // Records go first: on a refusal they carry what the message needs (feature names).
   const InfoStatus flushed = records.Flush();
   if (status.ok() && !flushed.ok()) status = flushed;
-  if (!status.ok()) {
-    table->send_error(static_cast<uint32_t>(status.error().code), status.error().detail);
-    table->send_complete(1);
-    return 1;
-  }
-  table->send_info_result(&g_result);
-  table->send_complete(0);
-  return 0;
+  return FinishOperation(table, table->send_info_result, status.ok() ? &g_result : nullptr,
+                         status);
 }
-
-INSTAR_GUEST_IMAGE(instar::abi::GuestImageKind::kOperation, instar::abi::kOperationLoadAddr,
-                   instar_entry);

@@ -5,11 +5,12 @@
 // chain's content wherever it differs from the new chain's (crates/rebase CopyDifferences).
 // Last, it rewrites the backing file reference: the qcow2 header cluster as qemu rewrites it,
 // or the VMDK descriptor's parent lines. The RebaseResult is sent even on failure.
+#include "ops/rebase/rebase.h"
+
 #include <stdint.h>
 
 #include "abi/call_table.h"
 #include "abi/image_format.h"
-#include "abi/memory_map.h"
 #include "abi/rebase.h"
 #include "abi/transport.h"
 #include "crates/base/arena.h"
@@ -20,7 +21,6 @@
 #include "crates/chain_read/layer.h"
 #include "crates/image_write/qcow2_writer.h"
 #include "crates/image_write/vmdk_writer.h"
-#include "crates/freestanding/guest_image.h"
 #include "crates/probe/probe.h"
 #include "crates/qcow2/header.h"
 #include "crates/rebase/new_backing.h"
@@ -32,6 +32,7 @@
 #include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
 #include "ops/common/device_io.h"
+#include "ops/common/finish_operation.h"
 #include "ops/common/step_executor.h"
 
 namespace {
@@ -380,11 +381,9 @@ bool ConfigValid(const instar::abi::CallTable* table, const RebaseConfig& config
          range_ok(config.new_chain_first, config.new_chain_count);
 }
 
-RebaseStatus Rebase(const instar::abi::CallTable* table, const RebaseConfig& config) {
+RebaseStatus Rebase(const instar::abi::CallTable* table, Arena& arena, const RebaseConfig& config) {
   if (!ConfigValid(table, config)) return Fail(RebaseError::kBadConfig);
   DeviceIo overlay(table, instar::abi::kOutputDevice);
-  Arena arena(reinterpret_cast<uint8_t*>(instar::abi::kScratchMemBase),
-              instar::abi::kScratchMemSize);
   ByteView probe_head;
   TRY(probe_head, ReadZeroFilled(overlay, arena, 0, instar::probe::kProbeBytes));
   ImageFormat format = static_cast<ImageFormat>(config.requested_format);
@@ -425,23 +424,13 @@ RebaseStatus Rebase(const instar::abi::CallTable* table, const RebaseConfig& con
 
 }  // namespace
 
-extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
-    const instar::abi::CallTable* table) {
+int instar::ops::RunRebase(const instar::abi::CallTable* table, Arena& scratch) {
   if (!instar::abi::CallTableUsable(table)) return 1;
   const auto* config = static_cast<const RebaseConfig*>(table->get_operation_config(nullptr));
+  g_result = {};
   g_result.magic = instar::abi::kRebaseResultMagic;
-  RebaseStatus status = config->magic == instar::abi::kRebaseConfigMagic
-                            ? Rebase(table, *config)
-                            : RebaseStatus(Fail(RebaseError::kBadConfig));
-  table->send_rebase_result(&g_result);
-  if (!status.ok()) {
-    table->send_error(static_cast<uint32_t>(status.error().code), status.error().detail);
-    table->send_complete(1);
-    return 1;
-  }
-  table->send_complete(0);
-  return 0;
+  const RebaseStatus status = config->magic == instar::abi::kRebaseConfigMagic
+                                  ? Rebase(table, scratch, *config)
+                                  : RebaseStatus(Fail(RebaseError::kBadConfig));
+  return FinishOperation(table, table->send_rebase_result, &g_result, status);
 }
-
-INSTAR_GUEST_IMAGE(instar::abi::GuestImageKind::kOperation, instar::abi::kOperationLoadAddr,
-                   instar_entry);

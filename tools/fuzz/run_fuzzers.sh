@@ -3,6 +3,8 @@
 # budget each, starting from its checked-in corpus, and prints executions and crashes per
 # target. Crashing inputs are minimized and copied into the target's corpus directory, where
 # the normal test suite replays them as regression tests (commit them once fixed).
+# An input that runs longer than INSTAR_FUZZ_TIMEOUT seconds (default 25) counts as a crash
+# (a hang). INSTAR_FUZZ_OUTPUT_BASE and INSTAR_FUZZ_JOBS choose Bazel's output base and jobs.
 # usage: tools/fuzz/run_fuzzers.sh [SECONDS_PER_TARGET (default 60)] [TARGET ...]
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -10,7 +12,10 @@ cd "$root"
 tools/setup || exit 1
 budget="${1:-60}"
 shift || true
-base="$HOME/.cache/bazel-instar-fuzz-$(printf %s "$root" | md5sum | cut -c1-12)"
+base="${INSTAR_FUZZ_OUTPUT_BASE:-$HOME/.cache/bazel-instar-fuzz-$(printf %s "$root" | md5sum | cut -c1-12)}"
+timeout="${INSTAR_FUZZ_TIMEOUT:-25}"
+jobs=()
+[ -n "${INSTAR_FUZZ_JOBS:-}" ] && jobs=(--jobs="$INSTAR_FUZZ_JOBS")
 bazel_fuzz() { bazel --output_base="$base" "$@"; }
 
 if [ "$#" -gt 0 ]; then
@@ -18,10 +23,11 @@ if [ "$#" -gt 0 ]; then
 else
   mapfile -t targets < <(bazel_fuzz query 'attr(tags, "fuzz", tests(//crates/... + //ops/... + //vmm/...))' 2>/dev/null)
 fi
-bazel_fuzz build --config=fuzz --noshow_progress "${targets[@]}" 2>&1 | grep -E "ERROR|error:" && exit 1
+bazel_fuzz build --config=fuzz "${jobs[@]}" --noshow_progress "${targets[@]}" 2>&1 | grep -E "ERROR|error:" && exit 1
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
+echo "$(date -u +%Y-%m-%d) ${budget}s per target, timeout ${timeout}s"
 printf '%-40s %12s %10s %8s\n' target executions exec/s crashes
 total_crashes=0
 for target in "${targets[@]}"; do
@@ -29,25 +35,40 @@ for target in "${targets[@]}"; do
   pkg="${pkg#//}"
   name="${target##*:}"
   binary="$(bazel_fuzz info --config=fuzz bazel-bin 2>/dev/null)/$pkg/$name"
-  corpus_src="$(sed -n 's/.*corpus = "\([^"]*\)".*/\1/p' <(grep -A3 "name = \"$name\"" "$pkg/BUILD.bazel") | head -1)"
+  corpus_src="$(grep -A6 "name = \"$name\"" "$pkg/BUILD.bazel" | sed -n 's/.*corpus = "\([^"]*\)".*/\1/p' | head -1)"
   corpus="$work/$name"
   mkdir -p "$corpus" "$work/$name-crashes"
   cp -r "$pkg/$corpus_src/." "$corpus/" 2>/dev/null
-  log="$work/$name.log"
-  "$binary" "$corpus" -max_total_time="$budget" -artifact_prefix="$work/$name-crashes/" \
-    -print_final_stats=1 >"$log" 2>&1
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
-  speed=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-  crashes=$(find "$work/$name-crashes" -type f | wc -l)
+  # libFuzzer stops at a crash: run again for what is left of the budget (up to 5 crashes).
+  execs=0
+  crashes=0
+  start=$(date +%s)
+  while :; do
+    left=$((budget - ($(date +%s) - start)))
+    [ "$left" -gt 0 ] && [ "$crashes" -lt 5 ] || break
+    log="$work/$name.log"
+    "$binary" "$corpus" -max_total_time="$left" -timeout="$timeout" \
+      -artifact_prefix="$work/$name-crashes/" -print_final_stats=1 >"$log" 2>&1
+    rc=$?
+    n=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    [ -n "$n" ] || n=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1)
+    execs=$((execs + ${n:-0}))
+    [ "$rc" = 0 ] && break
+    crashes=$((crashes + 1))
+    grep -m1 -E "ERROR: |fake call table: |Assertion|runtime error" "$log" | sed "s|^|  $name: |" >&2
+  done
+  seconds=$(($(date +%s) - start))
+  speed=$((execs / (seconds > 0 ? seconds : 1)))
   for crash in "$work/$name-crashes"/*; do
     [ -f "$crash" ] || continue
     minimized="$pkg/$corpus_src/$(basename "$crash")"
-    "$binary" -minimize_crash=1 -max_total_time=30 -exact_artifact_path="$minimized" "$crash" \
-      >/dev/null 2>&1 || cp "$crash" "$minimized"
+    "$binary" -minimize_crash=1 -max_total_time=30 -timeout="$timeout" \
+      -exact_artifact_path="$minimized" "$crash" >/dev/null 2>&1
+    [ -f "$minimized" ] || cp "$crash" "$minimized"
     echo "  crash kept as $minimized" >&2
   done
   total_crashes=$((total_crashes + crashes))
-  printf '%-40s %12s %10s %8s\n' "$target" "${execs:-?}" "${speed:-?}" "$crashes"
+  printf '%-40s %12s %10s %8s\n' "$target" "$execs" "$speed" "$crashes"
 done
 echo "fuzzing done: ${#targets[@]} targets, ${budget}s each, $total_crashes crashes"
 [ "$total_crashes" = 0 ]

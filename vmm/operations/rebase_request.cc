@@ -154,6 +154,18 @@ Status ValidateRebaseResult(const abi::RebaseResult& r) {
   return Status::Ok();
 }
 
+uint64_t RebaseWriteLimit(uint64_t overlay_file_size, uint64_t overlay_virtual_size,
+                          bool unsafe) {
+  // Unsafe: the header cluster. Safe: at most every guest cluster copied, with its L2 tables
+  // and refcount blocks (1/32 of the data covers 512-byte clusters), and headroom.
+  uint64_t room = kHeaderHeadroom;
+  if (!unsafe) {
+    room = SaturatingAdd(SaturatingAdd(overlay_virtual_size, overlay_virtual_size / 32),
+                         kCopyHeadroom);
+  }
+  return SaturatingAdd(overlay_file_size, room);
+}
+
 StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& request) {
   RebaseOutcome outcome;
   // qemu-img opens the overlay read/write first: never write under a running VM.
@@ -292,14 +304,8 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
     config.new_format = static_cast<uint32_t>(FormatOf(new_top.info));
   }
 
-  // Unsafe: the header cluster. Safe: at most every guest cluster copied, with its L2 tables
-  // and refcount blocks (1/32 of the data covers 512-byte clusters), and headroom.
-  uint64_t room = kHeaderHeadroom;
-  if (!request.unsafe) {
-    const uint64_t guest = overlay_chain[0].info.result.virtual_size;
-    room = SaturatingAdd(SaturatingAdd(guest, guest / 32), kCopyHeadroom);
-  }
-  overlay.limits.write_limit = SaturatingAdd(overlay.limits.size, room);
+  overlay.limits.write_limit = RebaseWriteLimit(
+      overlay.limits.size, overlay_chain[0].info.result.virtual_size, request.unsafe);
   overlay.format = request.format;
   devices.output = std::move(overlay);
   OperationLaunch launch;

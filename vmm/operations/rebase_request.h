@@ -64,6 +64,10 @@ StatusOr<RebaseOutcome> RunRebase(const Sandbox& sandbox, const RebaseRequest& r
 // is "Invalid format name" for -F.
 bool IsQemuFormatName(const std::string& name);
 
+// The overlay's write limit: its file size plus room for what the rebase may add.
+uint64_t RebaseWriteLimit(uint64_t overlay_file_size, uint64_t overlay_virtual_size,
+                          bool unsafe);
+
 // Checks a RebaseResult from the guest: magic, a known format, counters consistent.
 Status ValidateRebaseResult(const abi::RebaseResult& result);
 

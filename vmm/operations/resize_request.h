@@ -46,6 +46,9 @@ struct ResizeOutcome {
   // Set when the guest refused or failed.
   std::optional<ResizeMessage> refusal;
   std::optional<abi::ResizeError> error;
+  uint64_t error_detail = 0;
+  // A dirty image was repaired first: the findings, as qemu-img prints them on stderr.
+  std::string repair_messages;
   LaunchTimings timings;
   std::string debug_text;
 };
@@ -63,5 +66,9 @@ Status ValidateResizeResult(const abi::ResizeResult& result);
 // How far the guest may write or extend the image: its current size plus room for the largest
 // metadata a qcow2 grow can need, or the requested size when that is larger.
 uint64_t ResizeWriteLimit(uint64_t file_size, const ResizeRequest& request);
+
+// The guest's config for `request`; `backing_size` when the host checked the backing file.
+abi::ResizeConfig MakeResizeConfig(const ResizeRequest& request,
+                                   std::optional<uint64_t> backing_size);
 
 }  // namespace instar::vmm
