@@ -268,7 +268,7 @@ Status Server::Run() {
   sigemptyset(&signals);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, sig);
   if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return Errno("sigprocmask");
-  ::signal(SIGPIPE, SIG_IGN);
+  if (::signal(SIGPIPE, SIG_IGN) == SIG_ERR) return Errno("signal");
   UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
   if (!signal_fd.valid()) return Errno("signalfd");
 
@@ -278,7 +278,7 @@ Status Server::Run() {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (staging.size() >= sizeof addr.sun_path) return InvalidArgument("socket path too long");
-  std::strcpy(addr.sun_path, staging.c_str());
+  std::memcpy(addr.sun_path, staging.data(), staging.size());  // NUL: addr{} zeroed it
   struct stat st {};
   if (::lstat(config_.socket_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
     return InvalidArgument(config_.socket_path + " exists and is not a socket");
