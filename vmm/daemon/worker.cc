@@ -146,6 +146,7 @@ int WorkerMain(const ChildSetup& setup, const CommandRunner& runner) {
     SetOpenOverride(f.at(0).get<std::string>(), passed[index].get());
   }
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const int32_t code = runner(static_cast<int>(args.size()), argv.data());

@@ -42,7 +42,7 @@ FaultReport InterpretHalt(const GuestRam& ram, uint64_t halt_rip, uint64_t halt_
   FaultReport f;
   f.rip = halt_rip;
   const uint64_t stubs = abi::kExceptionStubs.base;
-  const uint64_t stubs_end = stubs + kExceptionVectors * kExceptionStubStride;
+  const uint64_t stubs_end = stubs + uint64_t{kExceptionVectors} * kExceptionStubStride;
   if (halt_rip < stubs || halt_rip >= stubs_end || halt_rsp != FaultFrameAddress()) return f;
   const auto frame = ram.Read<FaultFrame>(FaultFrameAddress());
   // The vector the stub pushed must be the stub's own.
