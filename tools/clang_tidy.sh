@@ -1,6 +1,7 @@
 #!/bin/bash
 # Runs clang-tidy with the checked-in .clang-tidy over the host code (every C++ source under
-# vmm/ and tools/ that Bazel compiles for the host, tests excepted), with the exact flags
+# vmm/, tools/cli/ and tools/daemon/ that Bazel compiles for the host, tests excepted; the
+# fuzz targets' corpus-replay main is test tooling), with the exact flags
 # Bazel compiles each file with (from `bazel aquery`), after building those targets so the
 # generated headers exist. Prints each finding and a count per check; exits non-zero when
 # there is any finding or clang-tidy fails. tools/test runs it as one counted test.
@@ -21,8 +22,8 @@ execroot="$("${bazel[@]}" info execution_root 2>/dev/null)"
   "mnemonic('CppCompile', set(${targets[*]}))" >"$work/actions.json" 2>"$work/aquery.log" ||
   { cat "$work/aquery.log" >&2; exit 1; }
 
-# compile_commands.json for the host sources: guest code (freestanding), tests and the fuzz
-# targets' corpus replays are left out. GCC-only options clang does not know are dropped.
+# compile_commands.json for the host sources: guest code (freestanding), tests and fuzzing
+# tooling are left out. GCC-only options clang does not know are dropped.
 python3 - "$work/actions.json" "$execroot" "$work/compile_commands.json" "$work/files" <<'EOF'
 import json, re, sys
 actions = json.load(open(sys.argv[1])).get("actions", [])
@@ -34,7 +35,7 @@ for a in actions:
     if "-ffreestanding" in args or "-c" not in args:
         continue
     src = args[args.index("-c") + 1]
-    if not re.match(r"(vmm|tools)/.*\.cc$", src) or re.search(r"_(test|fuzz)\.cc$", src):
+    if not re.match(r"(vmm|tools/cli|tools/daemon)/.*\.cc$", src) or re.search(r"_(test|fuzz)\.cc$", src):
         continue
     if src in files:
         continue

@@ -161,7 +161,10 @@ std::string SnapshotLine(const vmm::SnapshotInfo& s) {
   char date[64] = "";
   const time_t t = s.date_sec;
   struct tm tm {};
-  if (localtime_r(&t, &tm) != nullptr) std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+  if (localtime_r(&t, &tm) == nullptr ||
+      std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+    date[0] = '\0';
+  }
   const uint64_t secs = s.vm_clock_nsec / 1000000000;
   const std::string clock =
       Format("%02llu:%02llu:%02llu.%03llu", static_cast<unsigned long long>(secs / 3600),
