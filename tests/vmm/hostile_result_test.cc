@@ -17,6 +17,7 @@
 #include "abi/resize.h"
 #include "gtest/gtest.h"
 #include "tests/guests/bad_results_image.h"
+#include "tests/lib/both_sandboxes.h"
 #include "vmm/launcher/operation_launcher.h"
 #include "vmm/launcher/sandbox_factory.h"
 #include "vmm/operations/check_request.h"
@@ -152,12 +153,8 @@ TEST_P(HostileResultTest, EveryBrokenResultIsRefusedWithAClearLine) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(BothSandboxes, HostileResultTest,
-                         ::testing::Values(SandboxChoice::kKvm, SandboxChoice::kProcess),
-                         [](const auto& info) {
-                           return std::string(info.param == SandboxChoice::kKvm ? "Kvm"
-                                                                                 : "Process");
-                         });
+INSTANTIATE_TEST_SUITE_P(BothSandboxes, HostileResultTest, SandboxBackends(),
+                         SandboxTestName);
 
 }  // namespace
 }  // namespace instar::vmm
