@@ -292,15 +292,14 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   s->io = &io;
   s->sink = &sink;
   s->writable = options.repair != abi::CheckRepair::kNone;
-  // The header and its extensions live in the first cluster; its size is in the header.
+  // The header and its extensions live in the first cluster; its size is in the header. Both
+  // reads are zero-filled past the end of a short file, as qemu's are.
   uint8_t probe[kProbeBytes];
   const uint64_t file_size = io.Size();
-  const uint64_t probe_bytes = file_size < kProbeBytes ? file_size : kProbeBytes;
-  if (!io.Read(0, probe_bytes, probe)) return Fail(CheckError::kIoError);
-  auto parsed = qcow2::ParseHeader(base::ByteView(probe, probe_bytes), qcow2::OpenMode::kCheck);
-  if (!parsed.ok()) return OpenQcow2(base::ByteView(probe, probe_bytes), file_size).error();
-  const uint64_t head_bytes =
-      parsed.value().cluster_size < file_size ? parsed.value().cluster_size : file_size;
+  if (!io.Read(0, kProbeBytes, probe)) return Fail(CheckError::kIoError);
+  auto parsed = qcow2::ParseHeader(base::ByteView(probe, kProbeBytes), qcow2::OpenMode::kCheck);
+  if (!parsed.ok()) return OpenQcow2(base::ByteView(probe, kProbeBytes), file_size).error();
+  const uint64_t head_bytes = parsed.value().cluster_size;
   uint8_t* head = arena.Allocate(parsed.value().cluster_size, 512);
   if (head == nullptr) return Fail(CheckError::kScratchTooSmall);
   if (!io.Read(0, head_bytes, head)) return Fail(CheckError::kIoError);

@@ -201,6 +201,63 @@ TEST(Qcow2Check, MultiPassGivesTheSameFindings) {
   }
 }
 
+TEST(Qcow2Check, MissingSnapshotEntriesAreIncompleteAndTheTableIsRewrittenFirst) {
+  Image image(16, 4, 2);
+  // Cluster 7: a table of one entry without extra data; the header counts three.
+  const uint64_t table = 7 * image.cs();
+  image.file.bytes.resize(table + image.cs());
+  image.SetRefcount(7, 1);
+  base::StoreBe32(image.at(60), 3);
+  base::StoreBe64(image.at(64), table);
+  CheckRun run = Check(image);
+  EXPECT_EQ(run.findings.Count(abi::FindingKind::kSnapshotIncomplete), 3u);
+  EXPECT_EQ(run.result.corruptions, 3u);
+  image.file.writes.clear();
+  run = Check(image, abi::CheckRepair::kAll);
+  EXPECT_EQ(run.result.corruptions_fixed, 3u);
+  EXPECT_EQ(run.result.corruptions + run.result.leaks, 0u);
+  // The new table (the first free cluster), its refcount, the header's count and offset, then
+  // the old table's refcount, then its cluster zeroed.
+  const uint64_t moved = base::LoadBe64(image.at(64));
+  ASSERT_EQ(moved, 8 * image.cs());
+  EXPECT_EQ(base::LoadBe32(image.at(60)), 3u);
+  std::vector<uint64_t> order;
+  for (const Write& w : image.file.writes) order.push_back(w.offset);
+  ASSERT_GE(order.size(), 5u);
+  EXPECT_EQ(order[0], moved);
+  EXPECT_EQ(order[1], 2 * image.cs());
+  EXPECT_EQ(order[2], 60u);
+  EXPECT_EQ(order[3], 2 * image.cs());
+  EXPECT_EQ(order[4], table);
+  // Each entry as qemu writes it: 24 bytes of extra data, the image's size, no icount.
+  EXPECT_EQ(base::LoadBe32(image.at(moved + 36)), 24u);
+  EXPECT_EQ(base::LoadBe64(image.at(moved + 48)), base::LoadBe64(image.at(24)));
+  EXPECT_EQ(base::LoadBe64(image.at(moved + 56)), ~uint64_t{0});
+  EXPECT_EQ(base::LoadBe32(image.at(moved + 64 + 36)), 24u);
+  const CheckRun after = Check(image);
+  EXPECT_EQ(after.result.corruptions + after.result.leaks, 0u);
+}
+
+TEST(Qcow2Check, OversizedSnapshotExtraDataFailsTheCheckUnlessRepaired) {
+  Image image(16, 4, 2);
+  const uint64_t table = 7 * image.cs();
+  image.file.bytes.resize(table + image.cs());
+  image.SetRefcount(7, 1);
+  base::StoreBe32(image.at(60), 1);
+  base::StoreBe64(image.at(64), table);
+  base::StoreBe32(image.at(table + 36), 2000);
+  CheckRun run = Check(image);
+  EXPECT_EQ(run.findings.Count(abi::FindingKind::kSnapshotExtraTooLarge), 1u);
+  EXPECT_EQ(run.result.failure, static_cast<uint32_t>(abi::CheckFailure::kFileTooLarge));
+  run = Check(image, abi::CheckRepair::kAll);
+  EXPECT_EQ(run.result.failure, static_cast<uint32_t>(abi::CheckFailure::kNone));
+  EXPECT_EQ(run.result.corruptions_fixed, 1u);
+  const uint64_t moved = base::LoadBe64(image.at(64));
+  EXPECT_EQ(base::LoadBe32(image.at(moved + 36)), 1024u);
+  const CheckRun after = Check(image);
+  EXPECT_EQ(after.result.corruptions + after.result.leaks, 0u);
+}
+
 TEST(Qcow2Check, HostileTablesStayBounded) {
   Image image(9, 4, 2);
   // An L1 of qemu's maximum size far past the end of the file, and a huge snapshot count.

@@ -18,7 +18,8 @@ inline constexpr uint32_t kV3MinHeaderLength = 104;
 inline constexpr uint32_t kMinClusterBits = 9;
 inline constexpr uint32_t kMaxClusterBits = 21;
 inline constexpr uint32_t kMaxBackingFileBytes = 1023;
-inline constexpr uint32_t kMaxFormatNameBytes = 31;
+// qemu keeps the backing format in a 16-byte buffer, NUL included.
+inline constexpr uint32_t kMaxFormatNameBytes = 15;
 // The block layer's largest image: INT64_MAX aligned down to its 1 GiB maximum alignment.
 inline constexpr uint64_t kMaxImageBytes = 0x7FFFFFFFC0000000ull;
 // qemu's table limits: 32 MiB of active L1, 8 MiB of refcount table.

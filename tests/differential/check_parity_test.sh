@@ -172,8 +172,17 @@ name = b"../elsewhere/base.qcow2"
 variant("datafile-ext.qcow2", [(112, struct.pack(">II", 0x44415441, 8) + b"data.raw")])
 variant("backing-far.qcow2", [(8, struct.pack(">QI", 0x1000, len(name))), (0x1000, name)])
 variant("datafile-raw.qcow2", [(88, struct.pack(">Q", 2))])
+# Open-time refusals: a backing format longer than qemu's 15 bytes, an extension running past
+# the header cluster, a file that ends inside the header (read as zeros past its end).
+ext_end = struct.pack(">II", 0, 0)
+variant("format-long.qcow2", [(112, struct.pack(">II", 0xE2792ACA, 16) + b"q" * 16 + ext_end)])
+variant("ext-huge.qcow2", [(112, struct.pack(">II", 0x12345678, 0xFFFFFFFF))])
+with open(base, "rb") as f:
+    head = f.read(50)
+with open(base.replace("hdr.qcow2", "short.qcow2"), "wb") as f:
+    f.write(head)
 PY
-for f in datafile-ext backing-far datafile-raw; do
+for f in datafile-ext backing-far datafile-raw format-long ext-huge short; do
   cp q/$f.qcow2 i/
   run_both q i check $f.qcow2
 done

@@ -246,7 +246,7 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
                     static_cast<ull>(detail));
     case CheckError::kBadEncryptionMethod: return "Unsupported encryption method: " + d;
     case CheckError::kBackingFileTooLong: return "Backing file name too long";
-    case CheckError::kBadHeaderExtension: return "Invalid header extension";
+    case CheckError::kBadHeaderExtension: return "Header extension too large";
     case CheckError::kEncrypted: return "encrypted images are not supported by instar";
     case CheckError::kExternalDataFile:
       return "images with an external data file are not supported by instar";

@@ -252,7 +252,7 @@ std::string DescribeInfoError(abi::InfoError error, uint64_t detail, const InfoR
     case InfoError::kVmdkExtentHeaderInvalid: return "Image not in VMDK format";
     case InfoError::kRecordsTooLarge: return "Image metadata too large for instar to report";
     case InfoError::kBackingFormatTooLong:
-      return "ERROR: ext_backing_format: len=" + d + " too large (>=32)";
+      return "ERROR: ext_backing_format: len=" + d + " too large (>=16)";
   }
   return "unknown info error " + std::to_string(static_cast<uint32_t>(error)) +
          " from the guest";
