@@ -169,4 +169,10 @@ void ExpectStillClean(bool was_clean, const FakeDevice& after, const char* what)
   if (!Qcow2Clean(after)) Violation(std::string(what) + " was clean and is not any more");
 }
 
+void ExpectWritesFit(bool was_clean, const FakeReport& report, const char* what) {
+  if (was_clean && report.refused_writes != 0) {
+    Violation(std::string(what) + " was clean but needed a write past the host's write limit");
+  }
+}
+
 }  // namespace instar::ops::testing
