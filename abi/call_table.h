@@ -18,7 +18,7 @@
 namespace instar::abi {
 
 inline constexpr uint32_t kCallTableMagic = 0x4C435349;  // "ISCL"
-inline constexpr uint32_t kCallTableVersion = 4;
+inline constexpr uint32_t kCallTableVersion = 5;
 
 // Every sector-level entry moves `count` sectors between the device and `buffer`; one call is one
 // host exit, so callers batch whole clusters. Return values are CallStatus.
@@ -61,6 +61,10 @@ struct CallTable {
   // Version 4.
   int32_t (*send_rebase_result)(const RebaseResult* result);
   int32_t (*send_commit_result)(const CommitResult* result);
+  // Version 5. Makes every write to `device` so far durable before any later one (the host's
+  // fdatasync). Writing operations call it where qemu flushes: before a step that depends on
+  // earlier ones, e.g. pointers after the clusters and refcounts they need.
+  int32_t (*flush)(uint32_t device);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);
 static_assert(offsetof(CallTable, read_input_sector) == 24);
@@ -85,7 +89,8 @@ static_assert(offsetof(CallTable, send_resize_result) == 168);
 static_assert(offsetof(CallTable, send_records) == 176);
 static_assert(offsetof(CallTable, send_rebase_result) == 184);
 static_assert(offsetof(CallTable, send_commit_result) == 192);
-static_assert(sizeof(CallTable) == 200);
+static_assert(offsetof(CallTable, flush) == 200);
+static_assert(sizeof(CallTable) == 208);
 static_assert(sizeof(CallTable) <= kCallTable.size);
 
 // True when `table` is a call table this operation can use: right magic, a version at least

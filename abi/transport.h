@@ -43,6 +43,7 @@ enum class RequestKind : uint32_t {
   kRecord = 12,         // arg0 record magic, buffer, length
   kSetSize = 13,        // device, arg0 new size in bytes
   kRecords = 14,        // buffer, length: the operation's variable-length records
+  kFlush = 15,          // device: make its writes so far durable
 };
 
 struct Request {

@@ -18,6 +18,8 @@ struct ImageAccess {
   bool (*read)(void* context, uint64_t offset, uint64_t length, uint8_t* out) = nullptr;
   bool (*write)(void* context, uint64_t offset, uint64_t length, const uint8_t* in) = nullptr;
   uint64_t (*size)(void* context) = nullptr;  // current file size in bytes
+  // Makes the writes so far durable; may be null (in-memory images).
+  bool (*flush)(void* context) = nullptr;
 
   bool Read(uint64_t offset, uint64_t length, uint8_t* out) const {
     if (offset > kBlockLayerMaxLength || length > kBlockLayerMaxLength - offset) return false;
@@ -26,6 +28,7 @@ struct ImageAccess {
   bool Write(uint64_t offset, uint64_t length, const uint8_t* in) const {
     return write != nullptr && write(context, offset, length, in);
   }
+  bool Flush() const { return flush == nullptr || flush(context); }
   uint64_t Size() const { return size(context); }
 };
 

@@ -117,7 +117,9 @@ bool Rebuild::Run() {
   for (uint64_t i = 0; i < table_entries_; ++i) {
     base::StoreBe64(reinterpret_cast<uint8_t*>(&table_[i]), table_[i]);
   }
-  if (!s_.io->Write(table_offset, table_entries_ * 8, reinterpret_cast<uint8_t*>(table_))) {
+  // The new blocks and table must be durable before the header points to them.
+  if (!s_.io->Write(table_offset, table_entries_ * 8, reinterpret_cast<uint8_t*>(table_)) ||
+      !s_.io->Flush()) {
     return false;
   }
   uint8_t header_fields[12];

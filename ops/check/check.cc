@@ -87,6 +87,8 @@ bool WriteImage(void* context, uint64_t offset, uint64_t length, const uint8_t* 
 
 uint64_t ImageSize(void* context) { return static_cast<Io*>(context)->device->size(); }
 
+bool FlushImage(void* context) { return static_cast<Io*>(context)->device->Flush().ok(); }
+
 class RecordSink {
  public:
   explicit RecordSink(const instar::abi::CallTable* table) : table_(table) {
@@ -147,6 +149,7 @@ CheckStatus Check(const instar::abi::CallTable* table, instar::base::Arena& aren
   io.read = ReadImage;
   io.write = WriteImage;
   io.size = ImageSize;
+  io.flush = FlushImage;
   io_context.window = arena.Allocate(kReadAheadBytes, kSector);
   const auto repair = static_cast<instar::abi::CheckRepair>(config.repair);
   if (config.repair > static_cast<uint32_t>(instar::abi::CheckRepair::kAll)) {

@@ -60,6 +60,11 @@ base::Status<IoError> DeviceIo::Write(uint64_t offset, uint64_t length, const ui
   return {};
 }
 
+base::Status<IoError> DeviceIo::Flush() {
+  if (table_->flush(device_) != 0) return base::Fail(IoError::kFlushFailed);
+  return {};
+}
+
 base::Status<IoError> DeviceIo::Read(uint64_t offset, uint64_t length, uint8_t* out) {
   uint64_t end = 0;
   const uint64_t readable = base::DivRoundUp(size_, kSector) * kSector;

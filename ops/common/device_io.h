@@ -11,7 +11,7 @@
 
 namespace instar::ops {
 
-enum class IoError { kReadFailed, kWriteFailed, kPastEnd };
+enum class IoError { kReadFailed, kWriteFailed, kPastEnd, kFlushFailed };
 
 class DeviceIo {
  public:
@@ -26,6 +26,8 @@ class DeviceIo {
   // Writes [offset, offset+length) from `in` (the host enforces the device's write limit).
   // The size seen by Read grows when the write ends past it.
   base::Status<IoError> Write(uint64_t offset, uint64_t length, const uint8_t* in);
+  // Makes the writes so far durable before any later one (the call table's flush).
+  base::Status<IoError> Flush();
 
  private:
   int32_t ReadSectors(uint64_t sector, uint32_t count, void* buffer);

@@ -93,6 +93,7 @@ FakeCallTable::FakeCallTable(std::span<const uint8_t> config, std::vector<FakeDe
   table_.send_records = SendRecords;
   table_.send_rebase_result = SendRebaseResult;
   table_.send_commit_result = SendCommitResult;
+  table_.flush = Flush;
 }
 
 FakeCallTable::~FakeCallTable() { g_current = nullptr; }
@@ -291,6 +292,15 @@ int32_t FakeCallTable::SetOutputSize(uint64_t bytes) {
   d->size = bytes;
   if (d->bytes.size() > bytes) d->bytes.resize(bytes);
   ++self.report_.writes;
+  return Status(abi::CallStatus::kOk);
+}
+
+int32_t FakeCallTable::Flush(uint32_t device) {
+  FakeCallTable& self = Current();
+  self.ExpectRunning("flush");
+  const FakeDevice* d = self.DeviceAt(device);
+  if (d == nullptr || !d->writable) Violation("flush of a device the operation cannot write");
+  ++self.report_.flushes;
   return Status(abi::CallStatus::kOk);
 }
 

@@ -52,6 +52,7 @@ struct FakeReport {
   std::vector<uint8_t> record_buffer;                   // send_records, concatenated
   uint64_t writes = 0;
   uint64_t refused_writes = 0;
+  uint64_t flushes = 0;
 };
 
 class FakeCallTable {
@@ -105,6 +106,7 @@ class FakeCallTable {
   static int32_t SendRecords(const void* records, uint32_t length);
   static int32_t SendRebaseResult(const abi::RebaseResult* result);
   static int32_t SendCommitResult(const abi::CommitResult* result);
+  static int32_t Flush(uint32_t device);
 
   abi::CallTable table_{};
   alignas(16) uint8_t config_[4096] = {};

@@ -196,6 +196,15 @@ bool ResolveFormatName(const std::string& filename, const std::string& name,
   return true;
 }
 
+std::optional<bool> CacheModeFlushes(const std::string& mode) {
+  if (mode == "unsafe") return false;
+  if (mode == "none" || mode == "off" || mode == "directsync" || mode == "writeback" ||
+      mode == "writethrough") {
+    return true;
+  }
+  return std::nullopt;
+}
+
 void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks) {
   if (!options.verbose) return;
   hooks->on_debug_text = [](std::string_view text) {

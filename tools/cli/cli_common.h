@@ -85,6 +85,10 @@ void PrintTimings(const vmm::LaunchTimings& timings);
 // qemu-img's warning after it probed a writable image as raw.
 void PrintRawProbeWarning(const std::string& filename);
 
+// qemu's cache modes (bdrv_parse_cache_mode): whether the mode keeps qemu's flushes (all but
+// `unsafe`; instar has no other page-cache distinctions), nullopt for an unknown mode.
+std::optional<bool> CacheModeFlushes(const std::string& mode);
+
 // With --verbose: shows the guest's debug text on stderr as it arrives.
 void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks);
 

@@ -39,19 +39,14 @@ void PrintHelp() {
       "  -d, --drop             leave FILENAME as it is (by default it is emptied)\n"
       "  -p, --progress         show progress\n"
       "  -q, --quiet            quiet\n"
-      "  -t, --cache CACHE      accepted for compatibility (none, writeback, unsafe,\n"
-      "                         directsync, writethrough); instar always writes through\n"
+      "  -t, --cache CACHE      none, writeback (default), unsafe (no flushes),\n"
+      "                         directsync, writethrough\n"
       "  -r, --rate-limit RATE  accepted for compatibility; instar does not throttle\n"
       "  --allow-dir DIR        also let backing files live in DIR (repeatable)\n"
       "  --verbose              show the guest's debug text and timings on stderr\n"
       "  --deadline MS          stop the guest after MS milliseconds (INSTAR_DEADLINE_MS;\n"
       "                         default 30 minutes)\n"
       "  --max-exits N          stop the guest after N exits (INSTAR_MAX_EXITS)\n");
-}
-
-bool IsCacheMode(const std::string& mode) {
-  return mode == "none" || mode == "off" || mode == "writeback" || mode == "unsafe" ||
-         mode == "directsync" || mode == "writethrough";
 }
 
 // qemu-img's cvtnum("rate limit", ...): a size with qemu's suffixes, 0..INT64_MAX.
@@ -87,7 +82,7 @@ int CommitCommand(int argc, char** argv) {
       {nullptr, 0, nullptr, 0},
   };
   std::string format_name;
-  std::string cache = "unsafe";  // qemu-img commit's default
+  std::string cache = "writeback";
   bool quiet = false;
   vmm::CommitRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
@@ -123,10 +118,12 @@ int CommitCommand(int argc, char** argv) {
   if (quiet) request.progress = false;
   if (optind != argc - 1) return UsageError("Expecting one image file name");
   const std::string filename = argv[optind];
-  if (!IsCacheMode(cache)) {
+  const std::optional<bool> flushes = CacheModeFlushes(cache);
+  if (!flushes) {
     PrintError("Invalid cache option: " + cache);
     return kExitError;
   }
+  request.hooks.durable_writes = *flushes;
   auto allowed = AllowedDirsFor(filename, guest);
   if (!allowed) return kExitError;
   request.allowed_dirs = std::move(*allowed);

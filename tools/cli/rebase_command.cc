@@ -34,17 +34,12 @@ void PrintHelp() {
       "  -p              show progress\n"
       "  -q              quiet\n"
       "  -U              open backing files without taking QEMU's image locks\n"
-      "  -t, -T CACHE    accepted as qemu-img does (instar has no cache modes)\n"
+      "  -t CACHE        the image's cache mode: unsafe skips flushes, the others keep them\n"
+      "  -T CACHE        accepted as qemu-img does (backing files are only read)\n"
       "  --allow-dir DIR also let backing files live in DIR (repeatable)\n"
       "  --verbose       show the guest's debug text and timings on stderr\n"
       "  --deadline MS   stop the guest after MS milliseconds (INSTAR_DEADLINE_MS)\n"
       "  --max-exits N   stop the guest after N exits (INSTAR_MAX_EXITS)\n");
-}
-
-// qemu's cache modes (bdrv_parse_cache_mode).
-bool IsCacheMode(const std::string& mode) {
-  return mode == "none" || mode == "off" || mode == "directsync" || mode == "writeback" ||
-         mode == "unsafe" || mode == "writethrough";
 }
 
 }  // namespace
@@ -107,11 +102,13 @@ int RebaseCommand(int argc, char** argv) {
     return UsageError("Must specify backing file (-b) or use unsafe mode (-u)");
   }
   const std::string filename = argv[optind];
-  if (!IsCacheMode(cache)) {
+  const std::optional<bool> flushes = CacheModeFlushes(cache);
+  if (!flushes) {
     PrintError("Invalid cache option: " + cache);
     return kExitError;
   }
-  if (!IsCacheMode(source_cache)) {
+  request.hooks.durable_writes = *flushes;
+  if (!CacheModeFlushes(source_cache)) {
     PrintError("Invalid source cache option: " + source_cache);
     return kExitError;
   }

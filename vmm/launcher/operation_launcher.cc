@@ -50,6 +50,11 @@ StatusOr<OperationOutcome> RunOperation(const Sandbox& sandbox, DeviceSet& devic
     outcome.report = std::move(server.report());
     if (!run.ok()) return run;
   }
+  // Whatever the outcome, what was written is made durable, as qemu flushes every image it
+  // closes.
+  if (outcome.report.bytes_written != 0 && launch.hooks.durable_writes) {
+    INSTAR_RETURN_IF_ERROR(SyncWritableDevices(devices));
+  }
   outcome.timings.total_us = MicrosSince(t0);
 
   const OperationReport& r = outcome.report;

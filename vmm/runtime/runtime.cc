@@ -177,6 +177,12 @@ int32_t SetOutputSize(uint64_t bytes) {
   return Submit(r);
 }
 
+int32_t Flush(uint32_t device) {
+  Request* r = Begin(RequestKind::kFlush);
+  r->device = device;
+  return Submit(r);
+}
+
 int32_t SendRecords(const void* records, uint32_t length) {
   Request* r = Begin(RequestKind::kRecords);
   r->buffer = reinterpret_cast<uint64_t>(records);
@@ -214,6 +220,7 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->send_records = SendRecords;
   table->send_rebase_result = SendRebaseResult;
   table->send_commit_result = SendCommitResult;
+  table->flush = Flush;
 
   // The host verified the operation's header before loading it.
   const auto* op =

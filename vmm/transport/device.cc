@@ -4,6 +4,7 @@
 #include <linux/fs.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -65,6 +66,25 @@ StatusOr<Device> AttachOpened(UniqueFd fd, bool writable, abi::DeviceRole role) 
   d.limits.write_limit = writable ? d.limits.size : 0;
   d.role = role;
   return d;
+}
+
+Status SyncDevice(const Device& device) {
+  while (::fdatasync(device.fd.get()) != 0) {
+    if (errno != EINTR) {
+      return IoError(std::string("Could not flush image: ") + std::strerror(errno));
+    }
+  }
+  return Status::Ok();
+}
+
+Status SyncWritableDevices(const DeviceSet& devices) {
+  for (const Device& d : devices.inputs) {
+    if (d.limits.writable) INSTAR_RETURN_IF_ERROR(SyncDevice(d));
+  }
+  if (devices.output && devices.output->limits.writable) {
+    INSTAR_RETURN_IF_ERROR(SyncDevice(*devices.output));
+  }
+  return Status::Ok();
 }
 
 abi::ChainConfig DescribeDevices(const DeviceSet& devices) {

@@ -46,6 +46,11 @@ StatusOr<Device> OpenDevice(const std::string& path, bool writable, abi::DeviceR
 // Attaches an already-open descriptor (an invalid `fd` reports errno, as a failed open did).
 StatusOr<Device> AttachOpened(UniqueFd fd, bool writable, abi::DeviceRole role);
 
+// Makes the writes to `device` durable (fdatasync); the error carries the errno text.
+Status SyncDevice(const Device& device);
+// SyncDevice on every writable device of `devices`, as qemu flushes each image it closes.
+Status SyncWritableDevices(const DeviceSet& devices);
+
 // The ChainConfig the guest sees for `devices`.
 abi::ChainConfig DescribeDevices(const DeviceSet& devices);
 

@@ -124,6 +124,16 @@ abi::CallStatus RequestServer::DoSetSize(const abi::Request& request) {
   return abi::CallStatus::kOk;
 }
 
+abi::CallStatus RequestServer::DoFlush(const abi::Request& request) {
+  const Device* dev = DeviceAt(request.device);
+  if (dev == nullptr) return abi::CallStatus::kBadDevice;
+  if (!dev->limits.writable) return abi::CallStatus::kReadOnly;
+  if (!hooks_.durable_writes) return abi::CallStatus::kOk;
+  if (!SyncDevice(*dev).ok()) return abi::CallStatus::kIoError;
+  ++report_.flushes;
+  return abi::CallStatus::kOk;
+}
+
 abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* value, Next* next) {
   const DeviceLimits* output = devices_.output ? &devices_.output->limits : nullptr;
   switch (static_cast<abi::RequestKind>(request.kind)) {
@@ -178,6 +188,8 @@ abi::CallStatus RequestServer::Handle(const abi::Request& request, uint64_t* val
       return DoRecord(request);
     case abi::RequestKind::kSetSize:
       return DoSetSize(request);
+    case abi::RequestKind::kFlush:
+      return DoFlush(request);
     case abi::RequestKind::kRecords: {
       // Before the result, bounded per call and in total; the operation's host side parses
       // and checks them.

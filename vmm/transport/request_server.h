@@ -50,6 +50,7 @@ struct OperationReport {
   uint64_t refused_requests = 0;
   uint64_t bytes_read = 0;
   uint64_t bytes_written = 0;
+  uint64_t flushes = 0;  // flush requests that synced a device
 };
 
 struct ServerHooks {
@@ -57,6 +58,9 @@ struct ServerHooks {
   std::function<void(uint64_t, uint64_t)> on_progress;       // may be empty
   // Test hook for crash-consistency sweeps: fail every write after this many succeeded.
   std::optional<uint64_t> fail_writes_after;
+  // False for qemu's cache mode `unsafe`: flush requests succeed without syncing, and the
+  // launcher does not sync the written devices at the end.
+  bool durable_writes = true;
 };
 
 class RequestServer {
@@ -75,6 +79,7 @@ class RequestServer {
   abi::CallStatus DoIo(const abi::Request& request);
   abi::CallStatus DoRecord(const abi::Request& request);
   abi::CallStatus DoSetSize(const abi::Request& request);
+  abi::CallStatus DoFlush(const abi::Request& request);
   Device* DeviceAt(uint32_t index);
 
   GuestRam ram_;

@@ -187,6 +187,25 @@ TEST_F(RequestServerTest, RecordsOnlyOfDeclaredTypesSizesAndCounts) {
   EXPECT_EQ(server.report().records[0].magic, 0xAABBCCDDu);
 }
 
+TEST_F(RequestServerTest, FlushSyncsOnlyWritableDevicesAndHonoursUnsafe) {
+  auto flush = [&](RequestServer& server, uint32_t device) {
+    Begin(abi::RequestKind::kFlush).device = device;
+    server.Serve();
+    return Slot().status;
+  };
+  RequestServer durable(ram_, devices_, {}, {});
+  EXPECT_EQ(flush(durable, 0), static_cast<int32_t>(abi::CallStatus::kReadOnly));
+  EXPECT_EQ(flush(durable, 7), static_cast<int32_t>(abi::CallStatus::kBadDevice));
+  EXPECT_EQ(flush(durable, abi::kOutputDevice), 0);
+  EXPECT_EQ(durable.report().flushes, 1u);
+
+  ServerHooks unsafe;
+  unsafe.durable_writes = false;
+  RequestServer no_sync(ram_, devices_, {}, unsafe);
+  EXPECT_EQ(flush(no_sync, abi::kOutputDevice), 0);
+  EXPECT_EQ(no_sync.report().flushes, 0u);
+}
+
 TEST_F(RequestServerTest, SetSizeOnlyOnWritableDevicesBelowTheLimit) {
   RequestServer server(ram_, devices_, {}, {});
   auto set = [&](uint32_t device, uint64_t bytes) {
