@@ -30,7 +30,7 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(CheckFinding), 32u);
   EXPECT_EQ(sizeof(CheckFindingBatch), 1000u);
   EXPECT_EQ(sizeof(CheckSnapshotFinding), 24u + 2u * kSnapshotTextBytes);
-  EXPECT_EQ(sizeof(ResizeConfig), 64u);
+  EXPECT_EQ(sizeof(ResizeConfig), 352u);
   EXPECT_EQ(sizeof(ResizeResult), 256u);
   EXPECT_EQ(sizeof(CommitConfig), 64u);
   EXPECT_EQ(sizeof(CommitResult), 256u);
@@ -135,7 +135,7 @@ TEST(AbiLayout, CheckOffsets) {
   EXPECT_EQ(offsetof(CheckFindingBatch, findings), 8u);
   EXPECT_EQ(offsetof(CheckSnapshotFinding, id), 24u);
   EXPECT_EQ(kCheckErrorCount, 32u);
-  EXPECT_EQ(kFindingKindMax, 36u);
+  EXPECT_EQ(kFindingKindMax, 44u);
 }
 
 TEST(AbiLayout, MagicsAreDistinct) {

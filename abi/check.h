@@ -86,8 +86,9 @@ enum class CheckError : uint32_t {
   kQcow2HeaderRefused = 29,
   kDataFileRawWithoutDataFile = 30,  // the data-file-raw autoclear bit, no external data file
   kHasBackingFile = 31,           // the host must open the backing chain first (see flags)
+  kVmdkVersion3ReadOnly = 32,     // a repair opens the image for writing
 };
-inline constexpr uint32_t kCheckErrorCount = 32;
+inline constexpr uint32_t kCheckErrorCount = 33;
 
 // What a check run ended with besides the counts: qemu's check returned an errno.
 enum class CheckFailure : uint32_t {
@@ -139,8 +140,28 @@ enum class FindingKind : uint32_t {
   kL2ReadError = 34,           // an L2 table could not be read: the check stops
   kRebuildTooLarge = 35,       // a rebuild needs the whole count at once; a clusters
   kBitmapsInconsistent = 36,   // bitmaps extension without its autoclear bit (open warning)
+  // The snapshot table stage (qemu's qcow2_check_read_snapshot_table and
+  // qcow2_check_fix_snapshot_table); flags bit 0 where noted: repairing.
+  kSnapshotsOverhanging = 37,  // a entries past qemu's maximum discarded
+  kSnapshotExtraTooLarge = 38, // a entry index, b extra data size; flags
+  kSnapshotTableTooBig = 39,   // a entries from the first that overflows; flags
+  kSnapshotIncomplete = 40,    // a entry index; flags
+  kSnapshotTableReadError = 41,
+  kSnapshotTableUpdateFailed = 42,  // a SnapshotUpdateFailure
+  // A repair's write would overwrite other metadata (after kOverlapCorruptEvent): the check
+  // stops. The L2 entry of an unaligned preallocated cluster; a whole L2 table.
+  kL2EntryOverlap = 43,
+  kL2TableOverlap = 44,
 };
-inline constexpr uint32_t kFindingKindMax = 36;
+inline constexpr uint32_t kFindingKindMax = 44;
+
+// Why rewriting the snapshot table failed (kSnapshotTableUpdateFailed).
+enum class SnapshotUpdateFailure : uint64_t {
+  kTooLarge = 0,        // EFBIG: the rewritten table exceeds qemu's limit
+  kIoError = 1,         // EIO
+  kNeedsRefcountBlock = 2,  // the free clusters have no refcount block (instar allocates none)
+};
+inline constexpr uint64_t kSnapshotUpdateFailureCount = 3;
 
 // Metadata qemu refuses to overwrite (its overlap check), in the order it tests them.
 enum class MetadataKind : uint32_t {

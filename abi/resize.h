@@ -26,6 +26,12 @@ inline constexpr uint32_t kResizeAllowShrink = 1u << 0;  // --shrink
 
 // ResizeConfig::size_mode: how new_size is applied to the current virtual size (qemu-img's
 // "+SIZE" and "-SIZE"); the guest resolves it because only it knows the virtual size.
+inline constexpr uint32_t kResizeExtentStemBytes = 256;
+inline constexpr uint32_t kResizeExtentSuffixBytes = 32;
+
+// ResizeConfig::extent_flags bits.
+inline constexpr uint32_t kResizeExtentsAttached = 1u << 0;
+
 enum class ResizeSizeMode : uint32_t {
   kAbsolute = 0,
   kGrowBy = 1,
@@ -43,9 +49,20 @@ struct ResizeConfig {
   // size; without it the guest refuses images that have one (kBackingFileUnchecked).
   uint32_t backing_flags;
   uint64_t backing_size;
-  uint32_t reserved[6];
+  // twoGbMaxExtentSparse growth (kResizeExtentsAttached): input devices [0, k) are the
+  // descriptor's k extents in order (the last one writable), [k, k + new_extent_count) empty
+  // files the host created for the new extents, named by vmdk::ExtentFileName(extent_stem,
+  // first_extent_number + i, extent_suffix).
+  uint32_t extent_flags;
+  uint32_t new_extent_count;
+  uint32_t first_extent_number;
+  uint32_t reserved[3];
+  char extent_stem[kResizeExtentStemBytes];      // NUL terminated
+  char extent_suffix[kResizeExtentSuffixBytes];  // NUL terminated
 };
-static_assert(sizeof(ResizeConfig) == 64);
+static_assert(sizeof(ResizeConfig) == 64 + kResizeExtentStemBytes + kResizeExtentSuffixBytes);
+static_assert(offsetof(ResizeConfig, extent_flags) == 40);
+static_assert(offsetof(ResizeConfig, extent_stem) == 64);
 static_assert(offsetof(ResizeConfig, new_size) == 16);
 static_assert(offsetof(ResizeConfig, size_mode) == 24);
 static_assert(offsetof(ResizeConfig, backing_flags) == 28);
@@ -104,8 +121,13 @@ enum class ResizeError : uint32_t {
   // host asks the info operation for qemu's exact message (one place knows them all).
   kQcow2HeaderRefused = 39,
   kZeroNotSupported = 40,        // zeroes over a longer backing file on a v2 image
+  // twoGbMaxExtentSparse growth: the host must attach the extents and create `detail` new
+  // extent files (and ask again).
+  kNeedsExtents = 41,
+  kTooManyExtents = 42,          // the growth needs more extents than instar handles
+  kExtentMismatch = 43,          // an extent's header disagrees with the descriptor; detail: index
 };
-inline constexpr uint32_t kResizeErrorCount = 41;
+inline constexpr uint32_t kResizeErrorCount = 44;
 
 struct ResizeResult {
   uint32_t magic;

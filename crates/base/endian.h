@@ -20,6 +20,10 @@ inline uint32_t LoadLe32(const uint8_t* p) {
 inline uint64_t LoadLe64(const uint8_t* p) {
   return uint64_t{LoadLe32(p)} | (uint64_t{LoadLe32(p + 4)} << 32);
 }
+inline void StoreBe16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
 inline void StoreBe32(uint8_t* p, uint32_t v) {
   p[0] = static_cast<uint8_t>(v >> 24);
   p[1] = static_cast<uint8_t>(v >> 16);

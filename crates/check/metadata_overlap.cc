@@ -19,14 +19,19 @@ class Range {
   uint64_t offset_, size_;
 };
 
+// Tables are read a few entries at a time into the caller's stack, so a check in the middle of
+// a walk leaves the state's buffers alone.
+constexpr uint64_t kEntriesPerRead = 256;
+
 bool OverlapsL2Tables(CheckState& s, const Range& r) {
   const uint64_t cs = s.cluster_size();
-  const uint64_t per_chunk = cs / 8;
-  for (uint64_t first = 0; first < s.image.l1_entries; first += per_chunk) {
-    const uint64_t n = s.image.l1_entries - first < per_chunk ? s.image.l1_entries - first : per_chunk;
-    if (!s.io->Read(s.image.l1_offset + first * 8, n * 8, s.chunk)) return false;
+  uint8_t entries[kEntriesPerRead * 8];
+  for (uint64_t first = 0; first < s.image.l1_entries; first += kEntriesPerRead) {
+    const uint64_t left = s.image.l1_entries - first;
+    const uint64_t n = left < kEntriesPerRead ? left : kEntriesPerRead;
+    if (!s.io->Read(s.image.l1_offset + first * 8, n * 8, entries)) return false;
     for (uint64_t i = 0; i < n; ++i) {
-      const uint64_t l2 = base::LoadBe64(s.chunk + i * 8) & qcow2::kOffsetMask;
+      const uint64_t l2 = base::LoadBe64(entries + i * 8) & qcow2::kOffsetMask;
       if (l2 != 0 && r.Overlaps(l2, cs)) return true;
     }
   }
@@ -36,12 +41,13 @@ bool OverlapsL2Tables(CheckState& s, const Range& r) {
 bool OverlapsRefblocks(CheckState& s, const Range& r, uint64_t table_offset,
                        uint64_t table_entries) {
   const uint64_t cs = s.cluster_size();
-  const uint64_t per_chunk = cs / 8;
-  for (uint64_t first = 0; first < table_entries; first += per_chunk) {
-    const uint64_t n = table_entries - first < per_chunk ? table_entries - first : per_chunk;
-    if (!s.io->Read(table_offset + first * 8, n * 8, s.chunk)) return false;
+  uint8_t entries[kEntriesPerRead * 8];
+  for (uint64_t first = 0; first < table_entries; first += kEntriesPerRead) {
+    const uint64_t left = table_entries - first;
+    const uint64_t n = left < kEntriesPerRead ? left : kEntriesPerRead;
+    if (!s.io->Read(table_offset + first * 8, n * 8, entries)) return false;
     for (uint64_t i = 0; i < n; ++i) {
-      const uint64_t block = base::LoadBe64(s.chunk + i * 8) & qcow2::kRefcountTableOffsetMask;
+      const uint64_t block = base::LoadBe64(entries + i * 8) & qcow2::kRefcountTableOffsetMask;
       if (block != 0 && r.Overlaps(block, cs)) return true;
     }
   }
@@ -50,7 +56,8 @@ bool OverlapsRefblocks(CheckState& s, const Range& r, uint64_t table_offset,
 
 }  // namespace
 
-bool OverlapsMetadata(CheckState& s, uint64_t offset, uint64_t size, MetadataKind* kind) {
+bool OverlapsMetadata(CheckState& s, uint64_t offset, uint64_t size, MetadataKind* kind,
+                      uint32_t ignored) {
   if (size == 0) return false;
   const uint64_t cs = s.cluster_size();
   if (offset < cs) {
@@ -64,8 +71,13 @@ bool OverlapsMetadata(CheckState& s, uint64_t offset, uint64_t size, MetadataKin
     *kind = k;
     return true;
   };
-  if (r.Overlaps(im.l1_offset, uint64_t{im.l1_entries} * 8)) return found(MetadataKind::kActiveL1);
-  if (OverlapsL2Tables(s, r)) return found(MetadataKind::kActiveL2);
+  const auto checked = [&](MetadataKind k) { return (ignored & OverlapBit(k)) == 0; };
+  if (checked(MetadataKind::kActiveL1) && r.Overlaps(im.l1_offset, uint64_t{im.l1_entries} * 8)) {
+    return found(MetadataKind::kActiveL1);
+  }
+  if (checked(MetadataKind::kActiveL2) && OverlapsL2Tables(s, r)) {
+    return found(MetadataKind::kActiveL2);
+  }
   if (r.Overlaps(s.original_reftable_offset, s.original_reftable_entries * 8)) {
     return found(MetadataKind::kRefcountTable);
   }

@@ -1,7 +1,7 @@
 // qemu's metadata overlap check (the default "cached" set: header, active L1 and L2 tables,
 // refcount table and blocks, snapshot table, inactive L1 tables, bitmap directory), which a
-// refcount rebuild must pass before each write. Reads the L1 and snapshot tables through the
-// state's chunk buffer. Freestanding; no allocation.
+// repair must pass before each metadata write. Leaves the state's buffers alone.
+// Freestanding; no allocation.
 #pragma once
 
 #include <stdint.h>
@@ -11,8 +11,14 @@
 
 namespace instar::check {
 
-// True when [offset, offset + size), widened to whole clusters, overlaps live metadata; the
-// first kind found (in qemu's order) goes to *kind.
-bool OverlapsMetadata(CheckState& s, uint64_t offset, uint64_t size, abi::MetadataKind* kind);
+// A bit per abi::MetadataKind: structures a write may overlap (the one it rewrites).
+inline constexpr uint32_t OverlapBit(abi::MetadataKind kind) {
+  return 1u << static_cast<uint32_t>(kind);
+}
+
+// True when [offset, offset + size), widened to whole clusters, overlaps live metadata other
+// than the `ignored` kinds; the first kind found (in qemu's order) goes to *kind.
+bool OverlapsMetadata(CheckState& s, uint64_t offset, uint64_t size, abi::MetadataKind* kind,
+                      uint32_t ignored = 0);
 
 }  // namespace instar::check

@@ -7,6 +7,7 @@
 #include "crates/check/reference_walk.h"
 #include "crates/check/refcount_compare.h"
 #include "crates/check/refcount_rebuild.h"
+#include "crates/check/snapshot_table.h"
 
 namespace instar::check {
 namespace {
@@ -217,21 +218,19 @@ RunOutcome Checker::Run(uint32_t fix) {
   s_.failure = abi::CheckFailure::kNone;
   s_.l2_buffered = UINT64_MAX;
   uint64_t highest = 0;
-  // qemu's check reads the snapshot table pointer first and gives up on a bad one.
-  if (s_.image.snapshot_overhang != 0) {
-    s_.sink->Emit(FindingKind::kSnapshotTableTooLarge, s_.image.snapshot_overhang);
-    out.failure = abi::CheckFailure::kFileTooLarge;
-    return out;
-  }
-  if (s_.image.snapshot_table_invalid) {
-    s_.sink->Emit(FindingKind::kSnapshotTableOffsetInvalid);
-    out.failure = abi::CheckFailure::kInvalidArgument;
+  // qemu's qcow2_co_check_locked: the snapshot table, the refcounts, then the snapshot table's
+  // repair, each stage's counts kept apart until the end.
+  if (!ReadSnapshotTable(s_, fix)) {
+    out.counts = s_.snapshot_counts;
+    out.failure = s_.failure;
     return out;
   }
   CheckRefcounts(fix, &highest, &out);
   if (s_.io_failed && s_.failure == abi::CheckFailure::kNone) {
     s_.failure = abi::CheckFailure::kIoError;
   }
+  if (s_.failure == abi::CheckFailure::kNone) FixSnapshotTable(s_, fix);
+  s_.counts = Plus(s_.counts, s_.snapshot_counts);
   if (s_.failure == abi::CheckFailure::kNone && fix != 0 && s_.counts.check_errors == 0 &&
       s_.counts.corruptions == 0) {
     MarkCleanAndConsistent();
@@ -298,7 +297,7 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   const uint64_t file_size = io.Size();
   const uint64_t probe_bytes = file_size < kProbeBytes ? file_size : kProbeBytes;
   if (!io.Read(0, probe_bytes, probe)) return Fail(CheckError::kIoError);
-  auto parsed = qcow2::ParseHeader(base::ByteView(probe, probe_bytes));
+  auto parsed = qcow2::ParseHeader(base::ByteView(probe, probe_bytes), qcow2::OpenMode::kCheck);
   if (!parsed.ok()) return OpenQcow2(base::ByteView(probe, probe_bytes), file_size).error();
   const uint64_t head_bytes =
       parsed.value().cluster_size < file_size ? parsed.value().cluster_size : file_size;

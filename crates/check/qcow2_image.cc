@@ -28,6 +28,8 @@ CheckError FromHeader(qcow2::HeaderError e) {
   return CheckError::kQcow2HeaderRefused;
 }
 
+}  // namespace
+
 // qemu's validate_table_offset: the table must be cluster aligned and its end representable.
 bool TableOffsetValid(uint64_t offset, uint64_t entries, uint64_t entry_bytes,
                       uint64_t cluster_size) {
@@ -39,10 +41,8 @@ bool TableOffsetValid(uint64_t offset, uint64_t entries, uint64_t entry_bytes,
   return (offset & (cluster_size - 1)) == 0;
 }
 
-}  // namespace
-
 base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uint64_t file_size) {
-  auto parsed = qcow2::ParseHeader(first_cluster);
+  auto parsed = qcow2::ParseHeader(first_cluster, qcow2::OpenMode::kCheck);
   if (!parsed.ok()) return Fail(FromHeader(parsed.error().code), parsed.error().detail);
   Qcow2Image image;
   image.header = parsed.value();
@@ -65,12 +65,6 @@ base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uin
   }
   image.reftable_offset = h.refcount_table_offset;
   image.reftable_entries = uint64_t{h.refcount_table_clusters} * (cs / 8);
-  // Snapshot table: qemu's check reports these itself, before anything else.
-  if (h.nb_snapshots > kMaxSnapshots) image.snapshot_overhang = h.nb_snapshots - kMaxSnapshots;
-  image.snapshot_count = h.nb_snapshots > kMaxSnapshots ? kMaxSnapshots : h.nb_snapshots;
-  image.snapshots_offset = h.snapshots_offset;
-  image.snapshot_table_invalid =
-      !TableOffsetValid(h.snapshots_offset, image.snapshot_count, kSnapshotHeaderBytes, cs);
   // Active L1 table. qemu computes the entries a size needs in wrapping 64-bit arithmetic.
   if (h.l1_size > qcow2::kMaxL1Bytes / 8) return Fail(CheckError::kL1TooLarge);
   const uint64_t per_l2 = qcow2::BytesPerL2(image.geometry);
@@ -127,26 +121,31 @@ bool SnapshotReader::ReadText(uint64_t offset, uint32_t length, char* out, uint3
 
 bool SnapshotReader::Next(SnapshotEntry* entry) {
   if (done_ >= count_) return false;
-  uint8_t raw[kSnapshotHeaderBytes];
-  if (!io_.Read(offset_, sizeof raw, raw)) {
+  // Offsets stay below 2^63 + 65536 * (40 + 4 GiB + 128 KiB): no wrap-around; reads past
+  // qemu's block-layer limit fail.
+  if (!io_.Read(offset_, kSnapshotHeaderBytes, entry->header)) {
     io_failed_ = true;
     return false;
   }
-  const base::ByteView v(raw, sizeof raw);
+  const base::ByteView v(entry->header, kSnapshotHeaderBytes);
   uint16_t id_size = 0, name_size = 0;
-  uint32_t extra = 0;
   v.Be64(0, &entry->l1_offset);
   v.Be32(8, &entry->l1_entries);
   v.Be16(12, &id_size);
   v.Be16(14, &name_size);
-  v.Be32(36, &extra);
-  // Each entry is at most 40 + 4 GiB + 128 KiB; the table ends where the last one does.
-  uint64_t at = offset_ + kSnapshotHeaderBytes + extra;
-  if (!ReadText(at, id_size, entry->id, &entry->id_len)) return false;
-  at += id_size;
-  if (!ReadText(at, name_size, entry->name, &entry->name_len)) return false;
-  at += name_size;
-  offset_ = (at + 7) & ~uint64_t{7};
+  v.Be32(36, &entry->extra_bytes);
+  entry->extra_offset = offset_ + kSnapshotHeaderBytes;
+  entry->id_offset = entry->extra_offset + entry->extra_bytes;
+  entry->id_size = id_size;
+  entry->name_offset = entry->id_offset + id_size;
+  entry->name_size = name_size;
+  entry->end = entry->name_offset + name_size;
+  if (!ReadText(entry->id_offset, id_size, entry->id, &entry->id_len) ||
+      !ReadText(entry->name_offset, name_size, entry->name, &entry->name_len)) {
+    return false;
+  }
+  end_ = entry->end;
+  offset_ = (entry->end + 7) & ~uint64_t{7};
   ++done_;
   return true;
 }

@@ -2,12 +2,24 @@
 
 #include "crates/base/endian.h"
 #include "crates/check/corruption_event.h"
+#include "crates/check/metadata_overlap.h"
 #include "crates/qcow2/entries.h"
 
 namespace instar::check {
 namespace {
 
 using abi::FindingKind;
+
+// qemu's overlap check before a repair rewrites part of the structure `own`: on an overlap the
+// corruption event, then the check stops.
+bool WriteWouldOverlap(CheckState& s, uint64_t offset, uint64_t size, abi::MetadataKind own) {
+  abi::MetadataKind overlapped;
+  if (!OverlapsMetadata(s, offset, size, &overlapped, OverlapBit(own))) return false;
+  SignalCorruption(s, FindingKind::kOverlapCorruptEvent, static_cast<uint64_t>(overlapped), 0);
+  ++s.counts.check_errors;
+  s.failure = abi::CheckFailure::kIoError;
+  return true;
+}
 
 // A stored refcount qemu could not read reports its corruption event once (qemu suppresses
 // the later ones); true when the refcount is usable.
@@ -23,8 +35,8 @@ bool StoredRefcount(CheckState& s, uint64_t cluster, uint64_t* refcount) {
   return false;
 }
 
-// qemu discards a cluster whose refcount a repair drops to zero (the file then reads zeros
-// there); it is unreferenced, so overwriting it is safe. Clipped to the file.
+}  // namespace
+
 void DiscardCluster(CheckState& s, uint64_t cluster) {
   const uint64_t offset = cluster << s.cluster_bits();
   const uint64_t size = s.io->Size();
@@ -33,8 +45,6 @@ void DiscardCluster(CheckState& s, uint64_t cluster) {
   __builtin_memset(s.chunk, 0, length);
   if (!s.io->Write(offset, length, s.chunk)) s.io_failed = true;
 }
-
-}  // namespace
 
 void CompareRefcounts(CheckState& s, uint32_t fix, uint64_t* highest) {
   const uint64_t end = s.window.end() < s.domain_end ? s.window.end() : s.domain_end;
@@ -103,6 +113,10 @@ void CheckCopiedFlags(CheckState& s, uint32_t fix) {
           const uint64_t fixed = refcount == 1 ? l1_entry | qcow2::kCopiedFlag
                                                : l1_entry & ~qcow2::kCopiedFlag;
           base::StoreBe64(s.chunk + i * 8, fixed);
+          if (WriteWouldOverlap(s, s.image.l1_offset + (first + i) * 8, 8,
+                                abi::MetadataKind::kActiveL1)) {
+            return;
+          }
           if (!s.io->Write(s.image.l1_offset + (first + i) * 8, 8, s.chunk + i * 8)) {
             ++s.counts.check_errors;
             return;
@@ -135,6 +149,10 @@ void CheckCopiedFlags(CheckState& s, uint32_t fix) {
         }
       }
       if (dirty > 0) {
+        if (WriteWouldOverlap(s, l2_offset, cs, abi::MetadataKind::kActiveL2)) {
+          s.sink->Emit(FindingKind::kL2TableOverlap);
+          return;
+        }
         if (!s.io->Write(l2_offset, cs, s.l2)) {
           ++s.counts.check_errors;
           return;

@@ -16,6 +16,10 @@ namespace instar::check {
 // cluster with a non-zero stored or computed refcount.
 void CompareRefcounts(CheckState& s, uint32_t fix, uint64_t* highest);
 
+// qemu discards a cluster whose refcount a repair drops to zero (the file then reads zeros
+// there); it is unreferenced, so overwriting it is safe. Clipped to the file.
+void DiscardCluster(CheckState& s, uint64_t cluster);
+
 // OFLAG_COPIED on the active L1 and its L2 tables.
 void CheckCopiedFlags(CheckState& s, uint32_t fix);
 

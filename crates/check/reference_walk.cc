@@ -2,7 +2,9 @@
 
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
+#include "crates/check/corruption_event.h"
 #include "crates/check/image_access.h"
+#include "crates/check/metadata_overlap.h"
 #include "crates/qcow2/entries.h"
 
 namespace instar::check {
@@ -130,9 +132,19 @@ void Walk::CheckL1(uint64_t l1_offset, uint64_t entries, bool frag_info) {
 }
 
 // qemu's fix_l2_entry_by_zero: an unaligned preallocated (zero) cluster becomes a plain zero
-// cluster; the entry is written on its own.
+// cluster; the entry is written on its own, unless that would overwrite other metadata (then
+// the check stops).
 bool Walk::FixUnalignedPrealloc(uint64_t l2_offset, uint64_t index) {
   const uint32_t entry_bytes = s_.image.geometry.l2_entry_bytes;
+  abi::MetadataKind overlapped;
+  if (OverlapsMetadata(s_, l2_offset + index * entry_bytes, entry_bytes, &overlapped,
+                       OverlapBit(abi::MetadataKind::kActiveL2))) {
+    SignalCorruption(s_, FindingKind::kOverlapCorruptEvent, static_cast<uint64_t>(overlapped), 0);
+    s_.sink->Emit(FindingKind::kL2EntryOverlap);
+    ++s_.counts.check_errors;
+    s_.failure = abi::CheckFailure::kIoError;
+    return false;
+  }
   uint8_t* e = s_.l2 + index * entry_bytes;
   if (s_.image.geometry.extended_l2) {
     uint64_t bitmap = base::LoadBe64(e + 8);
@@ -217,6 +229,7 @@ void Walk::CheckL2(uint64_t l2_offset, bool frag_info) {
           s_.sink->Emit(FindingKind::kPreallocUnaligned, offset, repairing ? 1 : 0);
         }
         if (repairing && FixUnalignedPrealloc(l2_offset, j)) continue;
+        if (stopped()) return;
       } else {
         Report(FindingKind::kDataUnaligned, offset);
       }

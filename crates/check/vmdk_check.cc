@@ -29,6 +29,27 @@ base::Result<vmdk::SparseHeader, CheckError> ReadHeader(const ImageAccess& io) {
   return parsed.value();
 }
 
+// A sparse header that makes the file a descriptor file (see EmbeddedDescriptorFileOffset):
+// its extents are other files when qemu accepts its create type; otherwise qemu refuses the
+// open, and the host asks the info operation for qemu's message.
+base::Status<CheckError> RefuseDescriptorFile(const ImageAccess& io, base::Arena& arena,
+                                              uint64_t offset) {
+  const uint64_t file_size = io.Size();
+  const uint64_t length = file_size < vmdk::kMaxDescriptorBytes ? file_size
+                                                                 : vmdk::kMaxDescriptorBytes;
+  const uint64_t mark = arena.used();
+  uint8_t* text = arena.Allocate(length, 8);
+  if (text == nullptr) return Fail(CheckError::kScratchTooSmall);
+  if (!io.Read(offset, length, text)) return Fail(CheckError::kVmdkBadHeader, 0);
+  const base::ByteView view(text, length);
+  const vmdk::TextRange type = vmdk::ReadDescriptorKeys(view).create_type;
+  const bool separate_extents =
+      type.present() && vmdk::IsDescriptorFileType(view.Sub(type.offset, type.length));
+  arena.Rewind(mark);
+  return Fail(separate_extents ? CheckError::kVmdkSeparateExtents : CheckError::kVmdkBadHeader,
+              0);
+}
+
 // qemu reads a sparse extent's embedded descriptor at sector 1, 20 sectors long; a parent
 // hint there is a backing file qemu opens before checking.
 base::Status<CheckError> RefuseUncheckedParent(const ImageAccess& io, base::Arena& arena) {
@@ -60,10 +81,24 @@ base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sin
   if (vmdk::LooksLikeDescriptor(base::ByteView(head, file_size < sizeof head ? file_size : sizeof head))) {
     return Fail(CheckError::kVmdkSeparateExtents);
   }
+  const uint64_t descriptor_file = vmdk::EmbeddedDescriptorFileOffset(
+      base::ByteView(head, file_size < sizeof head ? file_size : sizeof head));
+  if (descriptor_file != 0) return RefuseDescriptorFile(io, arena, descriptor_file);
   vmdk::SparseHeader h;
   TRY(h, ReadHeader(io));
+  // qemu's block layer refuses a virtual size past its limit when it opens the image; it
+  // multiplies in 64 bits, so a capacity that wraps around to a small size opens.
+  if (h.capacity_sectors * kSector > vmdk::kMaxImageBytes) {
+    return Fail(CheckError::kVmdkBadHeader, 0);
+  }
   if (!backing_checked) {
     TRY_STATUS(RefuseUncheckedParent(io, arena));
+  }
+  // qemu opens a version 3 extent (changed block tracking) for writing only when it is
+  // streamOptimized.
+  if (repair != abi::CheckRepair::kNone && h.version == 3 &&
+      h.compress_algorithm != vmdk::kCompressionDeflate) {
+    return Fail(CheckError::kVmdkVersion3ReadOnly);
   }
   if (repair != abi::CheckRepair::kNone) {
     return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(abi::ImageFormat::kVmdk));

@@ -118,7 +118,7 @@ uint64_t L1EntriesFor(const Header& h, uint64_t size) {
 
 }  // namespace
 
-base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
+base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes, OpenMode mode) {
   TRY(Fixed f, ParseFixed(bytes));
   Header& h = f.h;
   if (h.compression_type > kCompressionZstd) {
@@ -140,12 +140,13 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes) {
   if (h.refcount_table_clusters > (kMaxRefcountTableBytes >> h.cluster_bits)) {
     return Fail(HeaderError::kRefcountTableTooLarge);
   }
-  if (h.refcount_table_clusters == 0) return Fail(HeaderError::kNoRefcountTable);
+  const bool check_mode = mode == OpenMode::kCheck;
+  if (h.refcount_table_clusters == 0 && !check_mode) return Fail(HeaderError::kNoRefcountTable);
   if (!TableOffsetValid(h, h.refcount_table_offset, h.refcount_table_clusters, h.cluster_size)) {
     return Fail(HeaderError::kRefcountTableOffsetInvalid);
   }
-  if (h.nb_snapshots > 65536) return Fail(HeaderError::kSnapshotTableTooLarge);
-  if (!TableOffsetValid(h, h.snapshots_offset, h.nb_snapshots, 40)) {
+  if (!check_mode && h.nb_snapshots > 65536) return Fail(HeaderError::kSnapshotTableTooLarge);
+  if (!check_mode && !TableOffsetValid(h, h.snapshots_offset, h.nb_snapshots, 40)) {
     return Fail(HeaderError::kSnapshotTableOffsetInvalid);
   }
   if (h.l1_size > kMaxL1Bytes / 8) return Fail(HeaderError::kL1TableTooLarge);

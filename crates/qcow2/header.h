@@ -129,10 +129,16 @@ struct Header {
   }
 };
 
+// Which open-time checks apply. qemu opens an image for `qemu-img check` in check mode
+// (BDRV_O_CHECK), which leaves an empty refcount table and the snapshot table pointer to the
+// check itself.
+enum class OpenMode { kNormal, kCheck };
+
 // Parses `bytes`, the first cluster of the file (zero-filled past its end; at least 4 KiB or
 // the whole cluster, whichever is smaller, so the first call can learn the cluster size).
 // Checks that need the cluster size are repeated when the caller passes the whole cluster.
-base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes);
+base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes,
+                                              OpenMode mode = OpenMode::kNormal);
 
 // Where the feature name table lies in `bytes`, for naming unknown features after
 // ParseHeader refused them; empty when there is none or the extension area is malformed.

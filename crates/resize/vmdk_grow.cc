@@ -34,25 +34,23 @@ struct Directory {
 bool IsMonolithicSparse(const VmdkImage& image) {
   const vmdk::Descriptor& d = *image.descriptor;
   if (d.extent_count != 1 || d.extents[0].type != vmdk::ExtentType::kSparse) return false;
-  const base::ByteView t = image.descriptor_text.Sub(d.keys.create_type.offset, d.keys.create_type.length);
-  const char* want = "monolithicSparse";
-  uint64_t start = t.size() >= 2 && t.data()[0] == '"' ? 1 : 0;
-  uint64_t length = t.size() - 2 * start;
-  for (uint64_t i = 0; want[i] != '\0' || i < length; ++i) {
-    if (i >= length || want[i] == '\0' || t.data()[start + i] != static_cast<uint8_t>(want[i])) {
-      return false;
-    }
-  }
-  return true;
+  return CreateTypeIs(
+      image.descriptor_text.Sub(d.keys.create_type.offset, d.keys.create_type.length),
+      "monolithicSparse");
 }
 
-base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, uint64_t new_size,
-                                                      const ImageReader& reader,
-                                                      base::Arena& arena, const StepSink& sink) {
+namespace {
+
+// Grows one extent to `new_capacity` sectors; `descriptor` (when not null) is the embedded
+// descriptor's new text, written just before the header.
+base::Result<VmdkGrowSummary, PlanError> GrowExtent(const VmdkImage& image,
+                                                    uint64_t new_capacity, ExtendBy extend,
+                                                    const uint8_t* descriptor,
+                                                    const ImageReader& reader,
+                                                    base::Arena& arena, const StepSink& sink) {
   const vmdk::SparseHeader& h = image.header;
   if ((h.flags & (vmdk::kFlagCompressed | vmdk::kFlagMarkers)) != 0 ||
-      h.gd_offset_sectors == vmdk::kGdAtEnd || image.descriptor == nullptr ||
-      h.descriptor_offset_sectors == 0 || !IsMonolithicSparse(image)) {
+      h.gd_offset_sectors == vmdk::kGdAtEnd) {
     return Fail(PlanError::kFormatCannotResize);
   }
   const uint64_t grain = h.grain_sectors;
@@ -60,7 +58,6 @@ base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, ui
   uint64_t span = 0;  // sectors one grain table maps
   if (!base::CheckedMul(per_table, grain, &span)) return Fail(PlanError::kFormatCannotResize);
   const uint64_t old_capacity = h.capacity_sectors;
-  const uint64_t new_capacity = new_size / kSector;
   const uint64_t old_tables = base::DivRoundUp(old_capacity, span);
   const uint64_t new_tables = base::DivRoundUp(new_capacity, span);
   const uint64_t table_sectors = base::DivRoundUp(per_table * 4, kSector);
@@ -112,13 +109,7 @@ base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, ui
   if (next > 0xFFFFFFFFull) return Fail(PlanError::kFormatCannotResize);
   const uint64_t new_end = next * kSector;
 
-  // The new descriptor and header, prepared before anything is written.
-  const uint64_t descriptor_bytes = image.descriptor_text.size();
-  uint8_t* descriptor = arena.Allocate(descriptor_bytes, kSector);
-  if (descriptor == nullptr) return Fail(PlanError::kScratchTooSmall);
-  if (!RewriteVmdkSize(image.descriptor_text, new_capacity, descriptor, descriptor_bytes)) {
-    return Fail(PlanError::kVmdkBadDescriptor);
-  }
+  // The new header, prepared before anything is written.
   uint8_t* header = arena.Allocate(kSector, kSector);
   if (header == nullptr || image.header_bytes.size() < kSector) {
     return Fail(PlanError::kScratchTooSmall);
@@ -136,9 +127,12 @@ base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, ui
   summary.directories_relocated = relocate;
 
   // 1. Zero-filled space for the new tables (and directories): the file grows.
-  if (new_end > image.file_size &&
-      !Emit(sink, StepKind::kSetSize, Phase::kNewMetadata, 0, new_end)) {
-    return Fail(PlanError::kIoError);
+  if (new_end > image.file_size) {
+    const bool ok = extend == ExtendBy::kSetSize
+                        ? Emit(sink, StepKind::kSetSize, Phase::kNewMetadata, 0, new_end)
+                        : Emit(sink, StepKind::kZero, Phase::kNewMetadata, image.file_size,
+                               new_end - image.file_size);
+    if (!ok) return Fail(PlanError::kIoError);
   }
   for (uint32_t c = 0; c < copies; ++c) {
     const uint64_t last = old_tables == 0 ? 0 : base::LoadLe32(dirs[c].entries + 4 * (old_tables - 1));
@@ -166,12 +160,42 @@ base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, ui
     if (!ok) return Fail(PlanError::kIoError);
   }
   // 3. The descriptor, then the header: the capacity qemu reads is the header's.
-  if (!Emit(sink, StepKind::kWrite, Phase::kHeader, h.descriptor_offset_sectors * kSector,
-            descriptor_bytes, descriptor) ||
-      !Emit(sink, StepKind::kWrite, Phase::kHeader, 0, kSector, header)) {
+  if (descriptor != nullptr &&
+      !Emit(sink, StepKind::kWrite, Phase::kHeader, h.descriptor_offset_sectors * kSector,
+            image.descriptor_text.size(), descriptor)) {
+    return Fail(PlanError::kIoError);
+  }
+  if (!Emit(sink, StepKind::kWrite, Phase::kHeader, 0, kSector, header)) {
     return Fail(PlanError::kIoError);
   }
   return summary;
+}
+
+}  // namespace
+
+base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, uint64_t new_size,
+                                                      const ImageReader& reader,
+                                                      base::Arena& arena, const StepSink& sink) {
+  if (image.descriptor == nullptr || image.header.descriptor_offset_sectors == 0 ||
+      !IsMonolithicSparse(image)) {
+    return Fail(PlanError::kFormatCannotResize);
+  }
+  const uint64_t new_capacity = new_size / kSector;
+  const uint64_t descriptor_bytes = image.descriptor_text.size();
+  uint8_t* descriptor = arena.Allocate(descriptor_bytes, kSector);
+  if (descriptor == nullptr) return Fail(PlanError::kScratchTooSmall);
+  if (!RewriteVmdkSize(image.descriptor_text, new_capacity, descriptor, descriptor_bytes)) {
+    return Fail(PlanError::kVmdkBadDescriptor);
+  }
+  return GrowExtent(image, new_capacity, ExtendBy::kSetSize, descriptor, reader, arena, sink);
+}
+
+base::Result<VmdkGrowSummary, PlanError> PlanSparseExtentGrow(const VmdkImage& image,
+                                                              uint64_t new_capacity,
+                                                              const ImageReader& reader,
+                                                              base::Arena& arena,
+                                                              const StepSink& sink) {
+  return GrowExtent(image, new_capacity, ExtendBy::kWritingZeros, nullptr, reader, arena, sink);
 }
 
 }  // namespace instar::resize

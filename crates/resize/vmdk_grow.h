@@ -1,4 +1,5 @@
-// Plans growing a monolithicSparse VMDK (qemu-img 7.2 resizes no VMDK; this is instar's own):
+// Plans growing a sparse VMDK extent (qemu-img 7.2 resizes no VMDK; this is instar's own): a
+// monolithicSparse image, or the last extent of a twoGbMaxExtentSparse one (PlanSparseExtentGrow):
 // the capacity in the header and in the embedded descriptor, grain tables for the new range
 // (zero-filled by extending the file), grain-directory entries pointing to them in the
 // primary and the redundant directory (extended in place when their sectors have room, else
@@ -39,9 +40,22 @@ struct VmdkGrowSummary {
   bool directories_relocated = false;
 };
 
+// How the file is extended for new tables: by a size change (the output device), or by
+// writing the zeros (an extent attached as an input device, which only writes can extend).
+enum class ExtendBy { kSetSize, kWritingZeros };
+
 // `new_size` must be larger than the capacity and a multiple of 512.
 base::Result<VmdkGrowSummary, PlanError> PlanVmdkGrow(const VmdkImage& image, uint64_t new_size,
                                                       const ImageReader& reader,
                                                       base::Arena& arena, const StepSink& sink);
+
+// Grows one sparse extent of a descriptor file (twoGbMaxExtentSparse) to `new_capacity`
+// sectors (larger than its capacity): the same tables and header as PlanVmdkGrow, no
+// embedded descriptor, the file extended by writing. `image.descriptor` is not used.
+base::Result<VmdkGrowSummary, PlanError> PlanSparseExtentGrow(const VmdkImage& image,
+                                                              uint64_t new_capacity,
+                                                              const ImageReader& reader,
+                                                              base::Arena& arena,
+                                                              const StepSink& sink);
 
 }  // namespace instar::resize

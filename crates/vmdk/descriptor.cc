@@ -212,6 +212,17 @@ uint64_t Descriptor::StatedSizeBytes() const {
   return total;
 }
 
+bool IsDescriptorFileType(base::ByteView type) {
+  static constexpr const char* kTypes[] = {"monolithicFlat", "vmfs", "vmfsSparse", "seSparse",
+                                           "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"};
+  for (const char* t : kTypes) {
+    uint32_t n = 0;
+    while (t[n] != '\0') ++n;
+    if (n == type.size() && __builtin_memcmp(t, type.data(), n) == 0) return true;
+  }
+  return false;
+}
+
 bool LooksLikeDescriptor(base::ByteView bytes) {
   const uint8_t* p = bytes.data();
   uint64_t at = 0;

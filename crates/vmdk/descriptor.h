@@ -66,6 +66,10 @@ struct Descriptor {
   uint64_t StatedSizeBytes() const;
 };
 
+// The create types qemu opens as a descriptor file (whose extents are other files); `type` is
+// the value of createType.
+bool IsDescriptorFileType(base::ByteView type);
+
 // qemu's probe for a text descriptor: after comment lines and lines of blanks, the first line
 // is "version=1", "=2" or "=3".
 bool LooksLikeDescriptor(base::ByteView bytes);

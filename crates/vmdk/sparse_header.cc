@@ -73,6 +73,17 @@ base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView b
   return Parse(bytes, file_bytes, /*from_footer=*/false);
 }
 
+uint64_t EmbeddedDescriptorFileOffset(base::ByteView head) {
+  uint32_t magic = 0;
+  uint64_t capacity = 0, descriptor_offset = 0;
+  if (!head.Le32(0, &magic) || magic != kSparseMagic || !head.Le64(12, &capacity) ||
+      !head.Le64(28, &descriptor_offset) || capacity != 0) {
+    return 0;
+  }
+  // Offsets past the block layer's limit read nothing; qemu fails such a read.
+  return descriptor_offset <= kMaxImageBytes / 512 ? descriptor_offset * 512 : 0;
+}
+
 bool DefersToFooter(base::ByteView head) {
   uint32_t magic = 0;
   uint64_t capacity = 0, descriptor_offset = 0, gd_offset = 0;

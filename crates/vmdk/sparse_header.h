@@ -15,6 +15,7 @@ inline constexpr uint64_t kGdAtEnd = 0xFFFFFFFFFFFFFFFFull;
 inline constexpr uint32_t kFlagRedundantGrainTable = 1u << 1;
 inline constexpr uint32_t kFlagCompressed = 1u << 16;
 inline constexpr uint32_t kFlagMarkers = 1u << 17;
+inline constexpr uint16_t kCompressionDeflate = 1;  // compress_algorithm of streamOptimized
 
 // qemu's limits on a sparse extent's tables.
 inline constexpr uint32_t kMaxGtesPerGt = 512;
@@ -60,6 +61,11 @@ struct SparseHeader {
 // follows it to the footer.
 base::Result<SparseHeader, SparseHeaderError> ParseSparseHeader(base::ByteView bytes,
                                                                 uint64_t file_bytes);
+
+// qemu reads a sparse header with no capacity but a descriptor offset as a descriptor file
+// (whose extents are other files) starting at that offset, before it validates anything else:
+// that offset in bytes, or 0 for an ordinary sparse header.
+uint64_t EmbeddedDescriptorFileOffset(base::ByteView head);
 
 // VMware's streamOptimized extents may write the grain directory last: their header's
 // gd_offset is kGdAtEnd, and the header that counts is the copy in the footer, the middle of

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "crates/vmdk/descriptor.h"
+#include "crates/vmdk/extent_name.h"
 #include "crates/vmdk/sparse_header.h"
 
 namespace instar::vmdk {
@@ -267,4 +268,13 @@ TEST(DescriptorKeys, ReadLikeQemu) {
 }
 
 }  // namespace
+TEST(ExtentName, AsQemuImgCreateNamesThem) {
+  uint8_t out[32];
+  uint64_t n = WriteExtentFileName("disk", 4, ".vmdk", out, sizeof out);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(out), n), "disk-s004.vmdk");
+  n = WriteExtentFileName("d", 1234, "", out, sizeof out);
+  EXPECT_EQ(std::string(reinterpret_cast<char*>(out), n), "d-s1234");
+  EXPECT_EQ(WriteExtentFileName("disk", 4, ".vmdk", out, 13), 0u);
+}
+
 }  // namespace instar::vmdk

@@ -17,7 +17,6 @@ using base::ByteView;
 using base::Fail;
 
 constexpr uint64_t kSector = 512;
-constexpr uint16_t kCompressionDeflate = 1;
 // Where qemu reads a sparse image's embedded descriptor: sector 1, 20 sectors long.
 constexpr uint64_t kEmbeddedDescriptorOffset = 512;
 constexpr uint64_t kEmbeddedDescriptorBytes = 20 * 512;
@@ -52,7 +51,7 @@ InfoError FromDescriptor(vmdk::DescriptorError e) {
 
 uint32_t ExtentFlags(const vmdk::SparseHeader& h) {
   return abi::kInfoExtentSparse |
-         (h.compress_algorithm == kCompressionDeflate ? abi::kInfoExtentCompressed : 0u);
+         (h.compress_algorithm == vmdk::kCompressionDeflate ? abi::kInfoExtentCompressed : 0u);
 }
 
 // The header that describes the sparse extent on `reader` (its own, or its footer's).
@@ -82,19 +81,6 @@ base::Result<vmdk::SparseHeader, InfoError> ExtentHeader(InfoContext& ctx, uint3
                     : parsed.error().detail);
   }
   return parsed.value();
-}
-
-// The create types qemu opens from a descriptor file of their own.
-bool DescriptorFileType(ByteView text, const vmdk::TextRange& type) {
-  static constexpr const char* kTypes[] = {"monolithicFlat", "vmfs", "vmfsSparse", "seSparse",
-                                           "twoGbMaxExtentSparse", "twoGbMaxExtentFlat"};
-  const ByteView value = text.Sub(type.offset, type.length);
-  for (const char* t : kTypes) {
-    uint32_t n = 0;
-    while (t[n] != '\0') ++n;
-    if (n == value.size() && __builtin_memcmp(t, value.data(), n) == 0) return true;
-  }
-  return false;
 }
 
 InfoStatus SendExtents(InfoContext& ctx, ByteView text, const vmdk::Descriptor& d) {
@@ -155,11 +141,16 @@ InfoStatus ReportKeys(InfoContext& ctx, ByteView text, const vmdk::DescriptorKey
   return {};
 }
 
+InfoStatus DescribeDescriptorFile(InfoContext& ctx, uint64_t offset);
+
 // A sparse extent opened as the image (monolithicSparse, streamOptimized): qemu takes the
 // geometry from the header, the create type from its compression, and the keys from the
-// descriptor it expects at sector 1, never the descriptor's extent lines.
+// descriptor it expects at sector 1, never the descriptor's extent lines. A header with no
+// capacity but a descriptor offset is, to qemu, a descriptor file at that offset.
 InfoStatus DescribeSparse(InfoContext& ctx, ByteView head) {
   abi::InfoResult& r = ctx.result;
+  const uint64_t descriptor_file = vmdk::EmbeddedDescriptorFileOffset(head);
+  if (descriptor_file != 0) return DescribeDescriptorFile(ctx, descriptor_file);
   auto parsed = SparseHeaderOf(ctx, ctx.image, head);
   if (!parsed.ok()) return Fail(FromSparse(parsed.error().code), parsed.error().detail);
   const vmdk::SparseHeader& h = parsed.value();
@@ -170,7 +161,7 @@ InfoStatus DescribeSparse(InfoContext& ctx, ByteView head) {
   ByteView text;
   TRY(text, ctx.ReadPadded(kEmbeddedDescriptorOffset, kEmbeddedDescriptorBytes));
   TRY_STATUS(ReportKeys(ctx, text, vmdk::ReadDescriptorKeys(text)));
-  const bool stream = h.compress_algorithm == kCompressionDeflate;
+  const bool stream = h.compress_algorithm == vmdk::kCompressionDeflate;
   const char* create_type = stream ? "streamOptimized" : "monolithicSparse";
   uint32_t length = 0;
   while (create_type[length] != '\0') ++length;
@@ -187,13 +178,14 @@ InfoStatus DescribeSparse(InfoContext& ctx, ByteView head) {
   return {};
 }
 
-// A descriptor file: its extents are other files, which the host opens.
-InfoStatus DescribeDescriptorFile(InfoContext& ctx) {
+// A descriptor file: its extents are other files, which the host opens. The descriptor starts
+// at `offset` (a sparse header with no capacity but a descriptor defers to it).
+InfoStatus DescribeDescriptorFile(InfoContext& ctx, uint64_t offset) {
   abi::InfoResult& r = ctx.result;
   if (ctx.image.size() == 0) return Fail(InfoError::kVmdkFileTooSmall);
   r.flags |= abi::kInfoVmdkDescriptorFile;
   ByteView text;
-  TRY(text, ctx.ReadPadded(0, ctx.image.size() < vmdk::kMaxDescriptorBytes
+  TRY(text, ctx.ReadPadded(offset, ctx.image.size() < vmdk::kMaxDescriptorBytes
                                   ? ctx.image.size()
                                   : vmdk::kMaxDescriptorBytes));
   // qemu judges the create type before it scans the extent lines.
@@ -202,7 +194,9 @@ InfoStatus DescribeDescriptorFile(InfoContext& ctx) {
   TRY_STATUS(ctx.records.AppendText(abi::InfoRecordType::kVmdkCreateType,
                                     text.Sub(type.offset, type.length)));
   if (!type.present()) return Fail(InfoError::kNotVmdk);
-  if (!DescriptorFileType(text, type)) return Fail(InfoError::kVmdkUnsupportedCreateType);
+  if (!vmdk::IsDescriptorFileType(text.Sub(type.offset, type.length))) {
+    return Fail(InfoError::kVmdkUnsupportedCreateType);
+  }
   auto* d = ctx.arena.New<vmdk::Descriptor>();
   if (d == nullptr) return Fail(InfoError::kIoError);
   auto status = vmdk::ParseDescriptor(text, d);
@@ -225,7 +219,7 @@ InfoStatus DescribeVmdk(InfoContext& ctx, ByteView head) {
   // qemu tells the two kinds apart by the sparse magic alone.
   uint32_t magic = 0;
   head.Le32(0, &magic);
-  return magic == vmdk::kSparseMagic ? DescribeSparse(ctx, head) : DescribeDescriptorFile(ctx);
+  return magic == vmdk::kSparseMagic ? DescribeSparse(ctx, head) : DescribeDescriptorFile(ctx, 0);
 }
 
 }  // namespace instar::ops::info

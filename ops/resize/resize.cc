@@ -25,7 +25,10 @@
 #include "crates/resize/qcow2_shrink.h"
 #include "crates/image_write/step.h"
 #include "crates/resize/vmdk_grow.h"
+#include "crates/resize/vmdk_split.h"
+#include "crates/resize/vmdk_text.h"
 #include "crates/vmdk/descriptor.h"
+#include "crates/vmdk/extent_name.h"
 #include "crates/vmdk/sparse_header.h"
 #include "ops/common/device_io.h"
 #include "ops/common/finish_operation.h"
@@ -320,16 +323,181 @@ ResizeStatus ResizeQcow2(instar::ops::DeviceIo& image, instar::ops::StepExecutor
                                                         : instar::resize::FillMode::kZeroedData);
 }
 
+// A NUL-terminated string of the config, or null when it is not terminated inside its field.
+const char* ConfigString(const char* field, uint64_t capacity) {
+  for (uint64_t i = 0; i < capacity; ++i) {
+    if (field[i] == '\0') return field;
+  }
+  return nullptr;
+}
+
+// Applies a planner's steps to one attached device through an executor built over `memory`
+// (one at a time: executors for many devices would not fit the arena).
+template <class Planner>
+ResizeStatus ApplyOn(const instar::abi::CallTable* table, instar::ops::DeviceIo& device,
+                     Region memory, Planner&& plan) {
+  Arena arena(memory.base, memory.size);
+  instar::ops::StepExecutor executor(table, device, arena);
+  if (!executor.ready()) return Fail(ResizeError::kScratchTooSmall);
+  PlanError error = PlanError::kIoError;
+  unsigned long long detail = 0;
+  const bool ok = plan(arena, executor.sink(), &error, &detail);
+  g_result.writes += executor.steps_applied();
+  if (!ok) return Fail(FromPlan(error), detail);
+  return {};
+}
+
+// twoGbMaxExtentSparse growth (instar's own; qemu-img resizes no VMDK). The first run has
+// only the descriptor file attached and tells the host how many extent files to create; the
+// second has the extents (the last one writable) and the new, empty files attached. New
+// extents are written whole first, then the last extent grows (its header last), and the
+// descriptor, which names the new files and is what makes them part of the disk, comes last in
+// one write.
+ResizeStatus GrowSplitVmdk(const instar::abi::CallTable* table, instar::ops::DeviceIo& image,
+                           instar::ops::StepExecutor& executor, Arena& arena, ByteView text,
+                           const instar::vmdk::Descriptor& descriptor, const ResizeConfig& config) {
+  const uint64_t total = g_result.new_size;
+  if (total <= g_result.old_size ||
+      config.preallocation != static_cast<uint32_t>(Preallocation::kOff)) {
+    return Fail(ResizeError::kFormatCannotResize);
+  }
+  if (total % kSector != 0) return Fail(ResizeError::kSizeNotSectorMultiple);
+  const uint32_t k = descriptor.extent_count;
+  const uint64_t last_sectors = descriptor.extents[k - 1].sectors;
+  instar::resize::SplitGrowth growth;
+  if (!instar::resize::PlanSplitGrowth(g_result.old_size / kSector, total / kSector, last_sectors,
+                                       instar::vmdk::kMaxExtents - k, &growth)) {
+    return Fail(ResizeError::kTooManyExtents, total);
+  }
+  if ((config.extent_flags & instar::abi::kResizeExtentsAttached) == 0) {
+    return Fail(ResizeError::kNeedsExtents, growth.new_extents);
+  }
+  const char* stem = ConfigString(config.extent_stem, sizeof config.extent_stem);
+  const char* suffix = ConfigString(config.extent_suffix, sizeof config.extent_suffix);
+  if (config.new_extent_count != growth.new_extents || stem == nullptr || suffix == nullptr ||
+      config.first_extent_number > instar::vmdk::kMaxExtents ||
+      table->get_input_device_count() != k + growth.new_extents) {
+    return Fail(ResizeError::kBadConfig);
+  }
+  // qemu takes each sparse extent's size from its header: they must agree with the text.
+  instar::resize::VmdkImage last;
+  for (uint32_t i = 0; i < k; ++i) {
+    instar::ops::DeviceIo extent(table, i);
+    ByteView head;
+    TRY(head, ReadHead(extent, arena, kSector));
+    auto sparse = instar::vmdk::ReadSparseHeader(
+        head, extent.size(), [&](uint64_t offset, uint64_t length, uint8_t* out) {
+          return extent.Read(offset, length, out).ok();
+        });
+    if (!sparse.ok() || sparse.value().capacity_sectors != descriptor.extents[i].sectors) {
+      return Fail(ResizeError::kExtentMismatch, i);
+    }
+    if (i + 1 == k) {
+      last.header = sparse.value();
+      last.header_bytes = head;
+      last.file_size = extent.size();
+    }
+  }
+  // The new descriptor text, whole sectors, NUL padded.
+  auto* lines = static_cast<instar::resize::NewExtentLine*>(static_cast<void*>(arena.Allocate(
+      sizeof(instar::resize::NewExtentLine) * (growth.new_extents + 1),
+      alignof(instar::resize::NewExtentLine))));
+  if (lines == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  constexpr uint64_t kNameBytes = instar::abi::kResizeExtentStemBytes +
+                                  instar::abi::kResizeExtentSuffixBytes + 16;
+  for (uint32_t i = 0; i < growth.new_extents; ++i) {
+    uint8_t* name = arena.Allocate(kNameBytes, 1);
+    if (name == nullptr) return Fail(ResizeError::kScratchTooSmall);
+    const uint64_t length = instar::vmdk::WriteExtentFileName(stem, config.first_extent_number + i,
+                                                              suffix, name, kNameBytes);
+    if (length == 0) return Fail(ResizeError::kBadConfig);
+    lines[i].sectors = instar::resize::NewExtentSectors(growth, i);
+    lines[i].name = ByteView(name, length);
+  }
+  instar::resize::DescriptorSizes sizes;
+  sizes.total_sectors = total / kSector;
+  sizes.last_extent_sectors = growth.last_extent_sectors;
+  sizes.added = lines;
+  sizes.added_count = growth.new_extents;
+  const uint64_t room =
+      instar::base::DivRoundUp(text.size() + growth.new_extents * (kNameBytes + 64) + 64, kSector) *
+      kSector;
+  uint8_t* rewritten = arena.Allocate(room, kSector);
+  uint64_t text_length = 0;
+  if (rewritten == nullptr) return Fail(ResizeError::kScratchTooSmall);
+  if (!instar::resize::RewriteVmdkDescriptor(text, sizes, rewritten, room, &text_length)) {
+    return Fail(ResizeError::kVmdkBadDescriptor, 0);
+  }
+  const uint64_t written = instar::base::DivRoundUp(text_length, kSector) * kSector;
+  // The file keeps anything past the text (qemu stops at the first NUL) and loses only the
+  // padding of the last sector written.
+  const uint64_t final_size = text_length > image.size() ? text_length : image.size();
+
+  Region memory;
+  TRY(memory, Rest(arena));
+  if (memory.size < 4 * instar::ops::kExecutorChunk) return Fail(ResizeError::kScratchTooSmall);
+  const Region executor_memory{memory.base, 2 * instar::ops::kExecutorChunk + 8192};
+  const Region planner_memory{memory.base + executor_memory.size, memory.size - executor_memory.size};
+  instar::ops::DeviceIo last_extent(table, k - 1);
+  const instar::image_write::ImageReader reader{&last_extent, ReadDevice, last_extent.size()};
+  const bool last_grows = growth.last_extent_sectors > last_sectors;
+  // (The executor's arena is not the planner's: the planner gets the rest of the memory.)
+  const auto grow_last = [&](Arena&, const instar::image_write::StepSink& sink, PlanError* error,
+                             unsigned long long* detail) {
+    Arena planner_arena(planner_memory.base, planner_memory.size);
+    auto planned = instar::resize::PlanSparseExtentGrow(last, growth.last_extent_sectors, reader,
+                                                        planner_arena, sink);
+    if (planned.ok()) return true;
+    *error = planned.error().code;
+    *detail = planned.error().detail;
+    return false;
+  };
+  // Dry run: everything read and checked before the first write.
+  if (last_grows) {
+    Arena unused(executor_memory.base, executor_memory.size);
+    PlanError error = PlanError::kIoError;
+    unsigned long long detail = 0;
+    if (!grow_last(unused, instar::image_write::StepSink{}, &error, &detail)) {
+      return Fail(FromPlan(error), detail);
+    }
+  }
+  for (uint32_t i = 0; i < growth.new_extents; ++i) {
+    instar::ops::DeviceIo extent(table, k + i);
+    if (extent.size() != 0) return Fail(ResizeError::kBadConfig);
+    TRY_STATUS(ApplyOn(table, extent, executor_memory,
+                       [&](Arena& a, const instar::image_write::StepSink& sink, PlanError* error,
+                           unsigned long long* detail) {
+                         auto planned = instar::resize::PlanNewSparseExtent(
+                             instar::resize::NewExtentSectors(growth, i), a, sink);
+                         if (planned.ok()) return true;
+                         *error = planned.error().code;
+                         *detail = planned.error().detail;
+                         return false;
+                       }));
+  }
+  if (last_grows) TRY_STATUS(ApplyOn(table, last_extent, executor_memory, grow_last));
+  if (!instar::image_write::Emit(executor.sink(), instar::image_write::StepKind::kWrite,
+                                 instar::image_write::Phase::kHeader, 0, written, rewritten) ||
+      (written > final_size &&
+       !instar::image_write::Emit(executor.sink(), instar::image_write::StepKind::kSetSize,
+                                  instar::image_write::Phase::kHeader, 0, final_size))) {
+    return Fail(ResizeError::kIoError);
+  }
+  return {};
+}
+
 // qemu-img resizes no VMDK ("Image format driver does not support resize", after its generic
-// checks); instar grows monolithicSparse and refuses the rest with qemu-img's message.
-ResizeStatus ResizeVmdk(instar::ops::DeviceIo& image, instar::ops::StepExecutor& executor,
-                        Arena& arena, ByteView head, const ResizeConfig& config) {
+// checks); instar grows monolithicSparse and twoGbMaxExtentSparse and refuses the rest with
+// qemu-img's message.
+ResizeStatus ResizeVmdk(const instar::abi::CallTable* table, instar::ops::DeviceIo& image,
+                        instar::ops::StepExecutor& executor, Arena& arena, ByteView head,
+                        const ResizeConfig& config) {
   auto* descriptor = arena.New<instar::vmdk::Descriptor>();
   if (descriptor == nullptr) return Fail(ResizeError::kScratchTooSmall);
   instar::resize::VmdkImage vmdk;
   vmdk.file_size = image.size();
   if (instar::vmdk::LooksLikeDescriptor(head)) {
-    // A descriptor file (split or flat extents): never resized, but sized for the checks.
+    // A descriptor file: twoGbMaxExtentSparse grows, the rest is sized for the checks only.
     if (image.size() > instar::vmdk::kMaxDescriptorBytes) {
       return Fail(ResizeError::kVmdkBadDescriptor, 0);
     }
@@ -339,7 +507,18 @@ ResizeStatus ResizeVmdk(instar::ops::DeviceIo& image, instar::ops::StepExecutor&
     if (!parsed.ok()) return Fail(ResizeError::kVmdkBadDescriptor, parsed.error().detail);
     g_result.old_size = descriptor->StatedSizeBytes();
     TRY_STATUS(ResolveSize(config, g_result.old_size));
-    return Fail(ResizeError::kFormatCannotResize);
+    bool split_sparse = descriptor->extent_count != 0 &&
+                        instar::resize::CreateTypeIs(
+                            text.Sub(descriptor->keys.create_type.offset,
+                                     descriptor->keys.create_type.length),
+                            "twoGbMaxExtentSparse");
+    for (uint32_t i = 0; i < descriptor->extent_count; ++i) {
+      split_sparse &= descriptor->extents[i].type == instar::vmdk::ExtentType::kSparse;
+    }
+    if (!split_sparse || g_result.old_size > kMaxImageLength) {
+      return Fail(ResizeError::kFormatCannotResize);
+    }
+    return GrowSplitVmdk(table, image, executor, arena, text, *descriptor, config);
   }
   auto sparse = instar::vmdk::ReadSparseHeader(
       head, image.size(),
@@ -411,7 +590,9 @@ ResizeStatus Resize(const instar::abi::CallTable* table, Arena& arena, const Res
   switch (format) {
     case ImageFormat::kRaw: status = ResizeRaw(table, image, executor, config); break;
     case ImageFormat::kQcow2: status = ResizeQcow2(image, executor, arena, config); break;
-    case ImageFormat::kVmdk: status = ResizeVmdk(image, executor, arena, probe_head, config); break;
+    case ImageFormat::kVmdk:
+      status = ResizeVmdk(table, image, executor, arena, probe_head, config);
+      break;
     case ImageFormat::kAuto: status = Fail(ResizeError::kBadConfig); break;
   }
   g_result.writes += executor.steps_applied();

@@ -247,12 +247,60 @@ def snapshot_l1_unaligned(img):
     img.put_u64(img.snapshots_offset, img.u64(img.snapshots_offset) + 8)
 
 
+def l1_to_header(img):
+    # An L2 table at offset 0: the header read as L2 entries; a repair must not write there.
+    img.set_l1(img.first_l1(), 1 << 63)
+
+
+def l1_to_l1(img):
+    # The L1 table used as one of its own L2 tables.
+    img.set_l1(img.first_l1(), (1 << 63) | img.l1_offset)
+
+
+def l1_truncated(img):
+    # The file ends inside the first L1 entry.
+    img.f.truncate(img.l1_offset + 4)
+
+
+def reftable_empty(img):
+    # refcount_table_clusters 0: qemu's check opens it and finds every refcount missing.
+    img.write(56, struct.pack(">I", 0))
+
+
+# Snapshot table entries: 40-byte header (extra data size at +36), extra data, id, name.
+def snapshot_count_lies(img):
+    # The header counts entries past the table; they read as the zeros that follow it.
+    img.write(60, struct.pack(">I", img.nb_snapshots + 5))
+
+
+def snapshot_incomplete(img):
+    # A v3 entry without the VM-state and disk-size extra data.
+    img.write(img.snapshots_offset + 36, struct.pack(">I", 0))
+
+
+def snapshot_extra_big(img):
+    # More extra data than qemu keeps (1024 bytes); id and name now lie behind it.
+    img.write(img.snapshots_offset + 36, struct.pack(">I", 2000))
+    img.write(img.snapshots_offset + 40 + 16, bytes(range(1, 200)))
+
+
+def snapshot_extra_huge(img):
+    # Extra data reaching past 2 GiB: the entry makes the table too big.
+    img.write(img.snapshots_offset + 36, struct.pack(">I", 0xFFFFFFFF))
+
+
+def snapshot_count_huge(img):
+    # More entries than qemu allows (65536).
+    img.write(60, struct.pack(">I", 65536 + 3))
+
+
 DEFECTS = {f.__name__: f for f in [
     leak, leak_many, refcount_zero, refcount_high, refcount_low, copied_l2_clear, copied_l2_set,
     copied_l1_clear, l2_unaligned, l2_past_eof, l2_reserved, l1_reserved, l1_unaligned,
     l2_overlaps_refblock, refblock_unaligned, reftable_reserved, corrupt_bit, dirty_bit,
     snapshot_l1_unaligned, l2_duplicate, compressed_copied, zero_unaligned, refblock_outside,
-    bitmaps_autoclear]}
+    bitmaps_autoclear, l1_to_header, l1_to_l1, l1_truncated, reftable_empty, snapshot_count_lies, snapshot_incomplete, snapshot_extra_big,
+    snapshot_extra_huge, snapshot_count_huge]}
 
 
 def main():

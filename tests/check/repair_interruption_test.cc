@@ -134,6 +134,14 @@ TEST_F(RepairInterruptionTest, Rebuild) { Sweep("refcount_zero", false, abi::Che
 TEST_F(RepairInterruptionTest, RebuildWithSnapshot) {
   Sweep("refcount_zero", true, abi::CheckRepair::kAll);
 }
+// The snapshot table rewritten into free clusters: new table, its refcounts, the header, then
+// the old table's refcounts.
+TEST_F(RepairInterruptionTest, SnapshotTableRewrite) {
+  Sweep("snapshot_incomplete", true, abi::CheckRepair::kAll);
+}
+TEST_F(RepairInterruptionTest, SnapshotTableMissingEntries) {
+  Sweep("snapshot_count_lies", true, abi::CheckRepair::kAll);
+}
 
 }  // namespace
 }  // namespace instar::vmm

@@ -195,8 +195,40 @@ resize_pair src/over.qcow2 IMG +1M
 resize_pair src/over.qcow2 --shrink IMG 3M
 resize_pair src/over.qcow2 IMG 2x
 
+# Dirty images (lazy refcounts, left dirty by a killed writer, or the bit alone): qemu-img
+# repairs them as check -r all would, printing the findings on stderr, then resizes.
+for opts in cluster_size=65536 cluster_size=4096,refcount_bits=1; do
+  qemu-img create -q -f qcow2 -o "lazy_refcounts=on,$opts" src/dirty.qcow2 64M
+  (qemu-io -c "write -P 1 0 1M" -c "write -P 2 10M 64k" -c "write -P 3 63M 1M" -c abort \
+    src/dirty.qcow2) >/dev/null 2>&1
+  [ "$(od -An -tx1 -j79 -N1 src/dirty.qcow2 | tr -d ' ')" = 01 ] || fail "dirty image setup"
+  resize_pair src/dirty.qcow2 IMG 128M
+  resize_pair src/dirty.qcow2 --shrink IMG 12M
+  resize_pair src/dirty.qcow2 IMG 10G
+done
+qemu-img create -q -f qcow2 -o lazy_refcounts=on src/dirtybit.qcow2 64M
+qemu-io -c "write -P 1 0 1M" src/dirtybit.qcow2 >/dev/null
+printf '\x01' | dd of=src/dirtybit.qcow2 bs=1 seek=79 conv=notrunc status=none
+resize_pair src/dirtybit.qcow2 IMG 100M
+for f in q/*.qcow2 i/*.qcow2; do
+  [ "$(od -An -tx1 -j79 -N1 "$f" | tr -d ' ')" = 00 ] || fail "$f left dirty"
+done
+
+# Encrypted images: qemu-img needs the secret (--object, which instar refuses) to open them.
+qemu-img create -q -f qcow2 --object secret,id=s0,data=abc \
+  -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 src/luks.qcow2 16M
+qemu-img create -q -f qcow2 --object secret,id=s0,data=abc -o encryption=on,encrypt.key-secret=s0 \
+  src/aes.qcow2 16M 2>/dev/null
+qemu-img create -q -f luks --object secret,id=s0,data=abc -o key-secret=s0,iter-time=10 \
+  src/plain.luks 16M
+resize_pair src/luks.qcow2 IMG 32M
+resize_pair src/aes.qcow2 IMG 32M
+resize_pair src/plain.luks IMG 32M
+resize_pair src/luks.qcow2 --shrink IMG 1M
+
 # vmdk: qemu-img refuses every resize; instar refuses the same way except growing
-# monolithicSparse, checked below against a raw copy that qemu-img resized.
+# monolithicSparse and twoGbMaxExtentSparse, checked below against a raw copy that qemu-img
+# resized.
 qemu-img create -q -f vmdk src/d.vmdk 64M
 qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse src/split.vmdk 3G
 qemu-img create -q -f vmdk -o subformat=monolithicFlat src/flat.vmdk 64M
@@ -209,14 +241,16 @@ resize_pair src/d.vmdk --preallocation=full IMG 1000
 resize_pair src/d.vmdk --preallocation=full IMG 128M
 resize_pair src/stream.vmdk IMG 128M
 cp src/split*.vmdk src/flat*.vmdk q/ && cp src/split*.vmdk src/flat*.vmdk i/
-for f in split.vmdk flat.vmdk; do
-  for size in 6G 1G; do
-    CHECKS=$((CHECKS + 1))
-    qr=$(cd q && qemu-img resize "$f" "$size" 2>&1; echo "rc=$?")
-    ir=$(cd i && "$INSTAR" resize "$f" "$size" 2>&1; echo "rc=$?")
-    [ "${qr//qemu-img/PROG}" = "${ir//instar/PROG}" ] || fail "resize $f $size: '$qr' vs '$ir'"
-  done
+for args in "flat.vmdk 6G" "flat.vmdk 1G" "split.vmdk 1G" "--shrink split.vmdk 1G" \
+  "--shrink flat.vmdk 1G" "--preallocation=full split.vmdk 6G" "split.vmdk 3G"; do
+  CHECKS=$((CHECKS + 1))
+  # shellcheck disable=SC2086
+  qr=$(cd q && qemu-img resize $args 2>&1; echo "rc=$?")
+  # shellcheck disable=SC2086
+  ir=$(cd i && "$INSTAR" resize $args 2>&1; echo "rc=$?")
+  [ "${qr//qemu-img/PROG}" = "${ir//instar/PROG}" ] || fail "resize $args: '$qr' vs '$ir'"
 done
+for f in q/split* i/split*; do cmp -s "$f" "src/${f#*/}" || fail "refused resize changed $f"; done
 
 vsize() {
   qemu-img info --output=json "$1" | sed -n 's/^    "virtual-size": \([0-9]*\).*/\1/p' | head -1
@@ -246,6 +280,65 @@ vmdk_grow() {
   case "$out" in *ail*) fail "vmdk grow to $size: write at the new end: $out" ;; esac
   qemu-img check i/g.vmdk >/dev/null 2>&1 || fail "vmdk grow to $size: check after a write"
 }
+# split_grow CAPACITY SIZE: grows a twoGbMaxExtentSparse image with data at both ends. The
+# result must be check-clean, read like qemu-img's resize of a raw copy and accept writes at its
+# end; its descriptor must be qemu-img create's for SIZE (but for the CID) and every new extent
+# file byte for byte the one qemu-img create makes.
+split_grow() {
+  CHECKS=$((CHECKS + 1))
+  local capacity="$1" size="$2" what="split vmdk $1 to $2"
+  rm -rf s c && mkdir s c
+  qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse s/t.vmdk "$capacity"
+  local old_files
+  old_files=$(ls s)
+  qemu-io -c "write -P 0x61 0 64k" -c "write -P 0x62 $(( $(vsize s/t.vmdk) - 65536 )) 64k" \
+    s/t.vmdk >/dev/null || { fail "$what: setup"; return; }
+  qemu-img convert -O raw s/t.vmdk s/t.raw
+  qemu-img resize -q -f raw s/t.raw "$size"
+  qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse c/t.vmdk "$(vsize s/t.raw)"
+  local out
+  out=$("$INSTAR" resize s/t.vmdk "$size" 2>&1)
+  [ "$out" = "Image resized." ] || { fail "$what: $out"; return; }
+  qemu-img check s/t.vmdk >/dev/null 2>&1 || fail "$what: check"
+  qemu-img compare -F raw s/t.vmdk s/t.raw >/dev/null 2>&1 || fail "$what: content"
+  diff <(tr -d '\0' <s/t.vmdk | grep -v '^CID=') <(grep -v '^CID=' c/t.vmdk) >&2 ||
+    fail "$what: descriptor differs from qemu-img create's"
+  local f
+  for f in c/t-s*.vmdk; do
+    f=${f#c/}
+    echo "$old_files" | grep -qx "$f" && continue
+    cmp -s "s/$f" "c/$f" || fail "$what: new extent $f differs from qemu-img create's"
+  done
+  local end
+  end=$(vsize s/t.vmdk)
+  out=$(qemu-io -c "write -P 0x63 $((end - 65536)) 64k" -c "read -P 0x63 $((end - 65536)) 64k" \
+    s/t.vmdk 2>&1)
+  case "$out" in *ail*) fail "$what: write at the new end: $out" ;; esac
+  qemu-img check s/t.vmdk >/dev/null 2>&1 || fail "$what: check after a write"
+}
+split_grow 1G 1536M
+split_grow 1G 2G
+split_grow 3G 5G
+split_grow 3G +2049M
+split_grow 5G 11G
+split_grow 100M 127G
+# More than 64 extents, a name already taken: refused, nothing changed, nothing left behind.
+split_refused() {
+  CHECKS=$((CHECKS + 1))
+  local size="$1" want="$2"
+  rm -rf s && mkdir s
+  qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse s/t.vmdk 3G
+  [ -z "${3:-}" ] || echo taken >"s/$3"
+  local before out
+  before=$(cd s && md5sum ./*)
+  out=$("$INSTAR" resize s/t.vmdk "$size" 2>&1)
+  [ $? = 1 ] && [ "$out" = "$want" ] || fail "split vmdk to $size: '$out'"
+  [ "$(cd s && md5sum ./*)" = "$before" ] || fail "split vmdk to $size: files changed"
+}
+split_refused 200G "instar: instar cannot grow this twoGbMaxExtentSparse image to 214748364800 bytes: it would need more than 64 extents"
+split_refused 5G "instar: Could not open 's/t.vmdk': Could not create 's/t-s003.vmdk': File exists" \
+  t-s003.vmdk
+
 vmdk_grow 128M
 vmdk_grow +1000k
 vmdk_grow 4G

@@ -3,9 +3,11 @@
 // until it completes. After each interruption `qemu-img check` must find no corruption (leaks
 // are allowed) and the guest-visible content must be the old image's or the new one's
 // (`qemu-img compare` against the original and against qemu-img's own resize of it).
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "gtest/gtest.h"
 #include "tests/lib/crash_sweep.h"
@@ -82,8 +84,87 @@ class ResizeCrashTest : public ::testing::Test {
     ASSERT_EQ(Shell("qemu-io " + writes + " " + Path(name)), 0);
   }
 
+  // Interrupts the growth of a twoGbMaxExtentSparse image (made by qemu-img, `capacity`, data at
+  // both ends) to `size` after each write. Every interrupted image must be check-clean and read
+  // as the old content followed by zeros; a failed run must leave exactly the old files (the
+  // host removes the extent files it created); the completed one reads as qemu-img's resize of
+  // a raw copy and accepts writes at its new end.
+  uint64_t SweepSplitVmdk(uint64_t capacity, uint64_t size) {
+    auto sandbox = OpenSandbox(SandboxChoice::kAuto, nullptr);
+    EXPECT_TRUE(sandbox.ok()) << sandbox.status().message();
+    if (!sandbox.ok()) return 0;
+    const fs::path original = dir_ / "orig";
+    const fs::path work = dir_ / "work";
+    fs::create_directories(original);
+    EXPECT_EQ(Shell("qemu-img create -q -f vmdk -o subformat=twoGbMaxExtentSparse " +
+                    (original / "t.vmdk").string() + " " + std::to_string(capacity)),
+              0);
+    EXPECT_EQ(Shell("qemu-io -c 'write -P 1 0 64k' -c 'write -P 2 " +
+                    std::to_string(capacity - 65536) + " 64k' " + (original / "t.vmdk").string()),
+              0);
+    const std::string expected = Path("expected.raw");
+    EXPECT_EQ(Shell("qemu-img convert -O raw " + (original / "t.vmdk").string() + " " + expected +
+                    " && qemu-img resize -q -f raw " + expected + " " + std::to_string(size)),
+              0);
+    std::vector<std::string> old_files;
+    for (const auto& e : fs::directory_iterator(original)) {
+      old_files.push_back(e.path().filename().string());
+    }
+    std::sort(old_files.begin(), old_files.end());
+    const std::string image = (work / "t.vmdk").string();
+    ResizeRequest request;
+    request.path = image;
+    request.size = size;
+    std::optional<abi::ResizeError> error;
+    testing::CrashSweep sweep;
+    sweep.name = "resize split vmdk " + std::to_string(capacity) + " to " + std::to_string(size);
+    sweep.restore = [&] {
+      fs::remove_all(work);
+      fs::copy(original, work);
+    };
+    sweep.run = [&](uint64_t writes) {
+      request.hooks.fail_writes_after = writes;
+      auto outcome = RunResize(**sandbox, request);
+      EXPECT_TRUE(outcome.ok()) << outcome.status().message();
+      error = outcome.ok() ? outcome->error : std::optional(abi::ResizeError::kIoError);
+      return outcome.ok() && !outcome->error;
+    };
+    sweep.verify = [&](uint64_t, bool completed) {
+      EXPECT_EQ(testing::QemuCheck(image, "vmdk"), 0);
+      const std::string old_image = (original / "t.vmdk").string();
+      EXPECT_TRUE(testing::SameGuestContent(old_image, image, "vmdk", "vmdk"));
+      if (completed) {
+        EXPECT_TRUE(testing::SameGuestContent(expected, image, "raw", "vmdk"));
+        EXPECT_EQ(Shell("qemu-io -f vmdk -c 'write -P 3 " + std::to_string(size - 65536) +
+                        " 64k' " + image + " | grep -q wrote && qemu-img check -q " + image),
+                  0);
+        return;
+      }
+      EXPECT_EQ(error, abi::ResizeError::kIoError);
+      std::vector<std::string> files;
+      for (const auto& e : fs::directory_iterator(work)) {
+        files.push_back(e.path().filename().string());
+      }
+      std::sort(files.begin(), files.end());
+      EXPECT_EQ(files, old_files);
+    };
+    return testing::RunCrashSweep(sweep);
+  }
+
   fs::path dir_;
 };
+
+TEST_F(ResizeCrashTest, SplitVmdkGrowWithinTheLastExtent) {
+  EXPECT_GT(SweepSplitVmdk(3ull << 30, 3584ull << 20), 4u);
+}
+
+TEST_F(ResizeCrashTest, SplitVmdkGrowIntoOneNewExtent) {
+  EXPECT_GT(SweepSplitVmdk(3ull << 30, 5ull << 30), 6u);
+}
+
+TEST_F(ResizeCrashTest, SplitVmdkGrowIntoSeveralNewExtents) {
+  EXPECT_GT(SweepSplitVmdk(3ull << 30, (9ull << 30) + 512), 10u);
+}
 
 TEST_F(ResizeCrashTest, Qcow2GrowRelocatingL1AndRefcountTable) {
   MakeQcow2("a.qcow2", "cluster_size=512,refcount_bits=64", 4 << 20,

@@ -54,10 +54,12 @@ rb=$(od -An -t u8 --endian=big -j 65536 -N 8 zero.qcow2 | tr -d ' ')
 poke zero.qcow2 $(( rb + 2 * 3 )) '\x00\x00'
 refused zero.qcow2 "refcount of cluster 3" zero.qcow2 16T
 
-# Dirty (lazy refcounts) and encrypted images.
-cp good.qcow2 dirty.qcow2
-poke dirty.qcow2 79 '\x01'
-refused dirty.qcow2 "marked dirty" dirty.qcow2 8G
+# An external data file (qemu-img would resize it too): image and data file untouched.
+qemu-img create -q -f qcow2 -o data_file=ext.raw,data_file_raw=on ext.qcow2 64M
+qemu-io -c "write -P 3 0 1M" ext.qcow2 >/dev/null
+cp ext.raw ext.raw.before
+refused ext.qcow2 "with an external data file" ext.qcow2 128M
+cmp -s ext.raw ext.raw.before || fail "the data file changed"
 
 # Growing over a longer backing file from an old end inside a cluster (qemu-img copies the
 # backing file's data into that cluster; instar has only the image attached).

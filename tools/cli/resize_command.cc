@@ -134,6 +134,7 @@ int ResizeCommand(int argc, char** argv) {
     return kExitError;
   }
   if (guest.verbose) PrintTimings(outcome->timings);
+  std::fputs(outcome->repair_messages.c_str(), stderr);
   if (request.format == abi::ImageFormat::kAuto && outcome->result &&
       outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
     PrintRawProbeWarning(filename);

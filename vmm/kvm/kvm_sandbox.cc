@@ -1,5 +1,7 @@
 #include "vmm/kvm/kvm_sandbox.h"
 
+#include <sys/syscall.h>
+
 #include <cerrno>
 #include <cstring>
 #include <string>
@@ -23,10 +25,15 @@ class KvmMachine : public Machine {
   GuestRam ram() const override { return vm_.ram(); }
 
   Status Run(uint64_t entry, RequestServer& server, const VmLimits& limits, Clock::time_point start,
-             LaunchTimings& timings) override {
+             LaunchTimings& timings, SyscallFilter serving) override {
     INSTAR_ASSIGN_OR_RETURN(kvm_sregs reset, vm_.GetSregs());
     INSTAR_RETURN_IF_ERROR(vm_.SetRegisters(InitialSregs(reset), InitialRegs(entry)));
     INSTAR_ASSIGN_OR_RETURN(Watchdog watchdog, Watchdog::Arm(vm_.run(), limits.deadline));
+    // From here on: run the vCPU, read its registers for a fault report, drop the watchdog.
+    serving.Allow(SYS_ioctl, {SyscallFilter::OneOf(0, {static_cast<uint32_t>(vm_.vcpu_fd())}),
+                              SyscallFilter::OneOf(1, {KVM_RUN, KVM_GET_REGS, KVM_GET_SREGS})});
+    serving.Allow(SYS_timer_delete);
+    INSTAR_RETURN_IF_ERROR(serving.InstallOnThisThread());
     for (;;) {
       const int rc = vm_.RunOnce();
       if (watchdog.Expired()) {

@@ -2,8 +2,10 @@
 
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "abi/memory_map.h"
+#include "vmm/launcher/serving_filter.h"
 
 namespace instar::vmm {
 namespace {
@@ -45,8 +47,15 @@ StatusOr<OperationOutcome> RunOperation(const Sandbox& sandbox, DeviceSet& devic
     outcome.timings.setup_us = MicrosSince(t0);
 
     RequestServer server(ram, devices, launch.expected_result, launch.hooks);
-    const Status run =
-        machine->Run(runtime.header.entry, server, launch.limits, t0, outcome.timings);
+    // The guest is served by a thread of its own: the backend confines it with seccomp once
+    // the machine is ready, and it ends with the run, so the filter never reaches the threads
+    // that open files and build the next machines.
+    Status run;
+    std::thread serving([&] {
+      run = machine->Run(runtime.header.entry, server, launch.limits, t0, outcome.timings,
+                         ServingFilter(devices));
+    });
+    serving.join();
     outcome.report = std::move(server.report());
     if (!run.ok()) return run;
   }

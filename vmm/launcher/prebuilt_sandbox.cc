@@ -14,8 +14,9 @@ class PrebuiltSandbox::LentMachine : public Machine {
 
   GuestRam ram() const override { return machine_->ram(); }
   Status Run(uint64_t entry, RequestServer& server, const VmLimits& limits,
-             std::chrono::steady_clock::time_point start, LaunchTimings& timings) override {
-    return machine_->Run(entry, server, limits, start, timings);
+             std::chrono::steady_clock::time_point start, LaunchTimings& timings,
+             SyscallFilter serving) override {
+    return machine_->Run(entry, server, limits, start, timings, std::move(serving));
   }
 
  private:

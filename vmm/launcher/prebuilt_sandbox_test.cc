@@ -26,7 +26,7 @@ class FakeMachine : public Machine {
   // The fake's RAM size is its serial number.
   GuestRam ram() const override { return {nullptr, static_cast<uint64_t>(id_)}; }
   Status Run(uint64_t, RequestServer&, const VmLimits&, std::chrono::steady_clock::time_point,
-             LaunchTimings&) override {
+             LaunchTimings&, SyscallFilter) override {
     ++ledger_.ran;
     return Status::Ok();
   }
@@ -141,7 +141,7 @@ TEST(PrebuiltSandbox, UsedMachinesComeBackAndAreDestroyedBehind) {
     DeviceSet devices;
     RequestServer server((*m)->ram(), devices, {}, {});
     LaunchTimings timings;
-    EXPECT_TRUE((*m)->Run(0, server, {}, {}, timings).ok());
+    EXPECT_TRUE((*m)->Run(0, server, {}, {}, timings, {}).ok());
     EXPECT_EQ(ledger.ran, 1);
   }
   EXPECT_TRUE(Eventually([&] { return ledger.alive == 0; }))

@@ -10,9 +10,10 @@
 #include <cstdint>
 #include <memory>
 
-#include "vmm/base/status.h"
-#include "vmm/images/embedded_image.h"
 #include "vmm/base/guest_ram.h"
+#include "vmm/base/status.h"
+#include "vmm/base/syscall_filter.h"
+#include "vmm/images/embedded_image.h"
 #include "vmm/transport/request_server.h"
 
 namespace instar::vmm {
@@ -35,9 +36,13 @@ class Machine {
   virtual GuestRam ram() const = 0;
   // OK when the guest stopped through the doorbell (complete or returned); kGuestFailed with a
   // one-line reason for a fault, a stray access, a forbidden system call, the deadline or the
-  // exit budget. `start` is when the machine was created (for the timings).
+  // exit budget. `start` is when the machine was created (for the timings). Once its own
+  // set-up is done, before the guest's first instruction, the backend adds the system calls
+  // its run loop makes to `serving` and installs the filter on the calling thread, which must
+  // be a thread of its own that ends with the run (the filter cannot be removed).
   virtual Status Run(uint64_t entry, RequestServer& server, const VmLimits& limits,
-                     std::chrono::steady_clock::time_point start, LaunchTimings& timings) = 0;
+                     std::chrono::steady_clock::time_point start, LaunchTimings& timings,
+                     SyscallFilter serving) = 0;
 };
 
 class Sandbox {

@@ -41,6 +41,10 @@ Status ValidateFinding(const abi::CheckFinding& f) {
       f.a >= abi::kMetadataKindCount) {
     return GuestFailed("check finding names unknown metadata");
   }
+  if (static_cast<FindingKind>(f.kind) == FindingKind::kSnapshotTableUpdateFailed &&
+      f.a >= abi::kSnapshotUpdateFailureCount) {
+    return GuestFailed("check finding names an unknown snapshot table failure");
+  }
   return Status::Ok();
 }
 
@@ -167,6 +171,46 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
                     "clusters at once, more than the guest memory holds\n", a);
     case FindingKind::kL1ReadError: return "ERROR: I/O error in check_refcounts_l1\n";
     case FindingKind::kL2ReadError: return "ERROR: I/O error in check_refcounts_l2\n";
+    case FindingKind::kSnapshotsOverhanging:
+      return Format("Discarding %u overhanging snapshots\n", static_cast<unsigned>(a));
+    case FindingKind::kSnapshotExtraTooLarge:
+      if (repairing) {
+        return Format("Discarding too much extra metadata in snapshot table entry %d (%u > %u)\n",
+                      static_cast<int>(a), static_cast<unsigned>(b), 1024u);
+      }
+      return Format("instar: ERROR failed to read the snapshot table: Too much extra metadata in "
+                    "snapshot table entry %d\n"
+                    "You can force-remove this extra metadata with qemu-img check -r all\n",
+                    static_cast<int>(a));
+    case FindingKind::kSnapshotTableTooBig:
+      if (repairing) {
+        return Format("Discarding %u overhanging snapshots (snapshot table is too big)\n",
+                      static_cast<unsigned>(a));
+      }
+      return Format("instar: ERROR failed to read the snapshot table: Snapshot table is too big\n"
+                    "You can force-remove all %u overhanging snapshots with qemu-img check -r "
+                    "all\n", static_cast<unsigned>(a));
+    case FindingKind::kSnapshotIncomplete:
+      return Format("%s snapshot table entry %d is incomplete\n", error_or_repairing,
+                    static_cast<int>(a));
+    case FindingKind::kSnapshotTableReadError:
+      return "instar: ERROR failed to read the snapshot table: Failed to read snapshot table: "
+             "Input/output error\n";
+    case FindingKind::kSnapshotTableUpdateFailed:
+      switch (static_cast<abi::SnapshotUpdateFailure>(a)) {
+        case abi::SnapshotUpdateFailure::kTooLarge:
+          return "ERROR failed to update snapshot table: File too large\n";
+        case abi::SnapshotUpdateFailure::kIoError:
+          return "ERROR failed to update snapshot table: Input/output error\n";
+        case abi::SnapshotUpdateFailure::kNeedsRefcountBlock:
+          return "instar: rewriting the snapshot table needs a new refcount block, which instar "
+                 "does not allocate\n";
+      }
+      return "ERROR failed to update snapshot table\n";
+    case FindingKind::kL2EntryOverlap: return "ERROR: Overlap check failed\n";
+    case FindingKind::kL2TableOverlap:
+      return "ERROR: Could not write L2 table; metadata overlap check failed: Input/output "
+             "error\n";
     case FindingKind::kRebuildWriteFailed:
       // qemu reports this through error_report: with the program name.
       return Format("instar: ERROR writing %s: Input/output error\n",
@@ -238,6 +282,7 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
     case CheckError::kDataFileRawWithoutDataFile: return "data-file-raw requires a data file";
     case CheckError::kHasBackingFile:
       return "the check guest asked for the backing chain to be opened twice";
+    case CheckError::kVmdkVersion3ReadOnly: return "VMDK version 3 must be read only";
     case CheckError::kVmdkSeparateExtents:
       return "VMDK images with separate extent files are not supported by instar check";
   }

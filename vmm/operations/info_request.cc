@@ -8,6 +8,7 @@
 #include "crates/probe/probe.h"
 #include "ops/info/info_image.h"
 #include "vmm/chain/path_policy.h"
+#include "vmm/operations/vmdk_extent_files.h"
 #include "vmm/safety/qemu_image_lock.h"
 #include "vmm/transport/device.h"
 
@@ -108,19 +109,10 @@ Status OpenExtents(const InfoRequest& request, const InfoRecords& records, Devic
   if (dirs.empty()) dirs.push_back(DirectoryOf(request.path));
   const Allowlist allowlist(dirs);
   for (const VmdkExtentInfo& e : records.extents) {
-    // qemu opens extent names as plain files (a ':' is no protocol here); instar only ever
-    // opens them as files too, after the allowlist.
-    const std::string path = CombinePath(request.path, e.filename);
-    StatusOr<std::string> admitted = allowlist.Admit(path);
-    if (!admitted.ok()) {
-      return Status(StatusCode::kImageRejected,
-                    "Could not open '" + path + "': " + admitted.status().message());
-    }
-    StatusOr<Device> device = OpenDevice(*admitted, /*writable=*/false, abi::DeviceRole::kExtent);
-    if (!device.ok()) {
-      return Status(StatusCode::kImageRejected,
-                    "Could not open '" + path + "': " + device.status().message());
-    }
+    std::string path;
+    StatusOr<Device> device =
+        OpenVmdkExtent(allowlist, request.path, e.filename, /*writable=*/false, &path);
+    if (!device.ok()) return device.status();
     info.actual_size += AllocatedBytes(device->fd.get());
     info.extent_paths.push_back(path);
     devices.inputs.push_back(std::move(*device));

@@ -5,9 +5,13 @@
 #include <cstring>
 
 #include "crates/probe/probe.h"
+#include "crates/vmdk/extent_name.h"
 #include "ops/resize/resize_image.h"
 #include "vmm/chain/backing_check.h"
+#include "vmm/chain/path_policy.h"
+#include "vmm/operations/check_request.h"
 #include "vmm/operations/info_request.h"
+#include "vmm/operations/vmdk_extent_files.h"
 #include "vmm/safety/libvirt_guard.h"
 #include "vmm/safety/qemu_image_lock.h"
 #include "vmm/transport/device.h"
@@ -52,6 +56,10 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
     case ResizeError::kIoError: return Line("Could not resize image: Input/output error");
     case ResizeError::kBadConfig: return Line("the resize operation did not understand its request");
     case ResizeError::kUnsupportedFormat: {
+      // qemu-img opens a LUKS image only with its secret (--object, which instar refuses).
+      if (detail == static_cast<uint64_t>(probe::Format::kLuks)) {
+        return Line("Parameter 'key-secret' is required for cipher", open);
+      }
       const char* name = detail < probe::kFormatCount
                              ? probe::FormatName(static_cast<probe::Format>(detail))
                              : "unknown";
@@ -99,11 +107,14 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
                   PreallocationName(detail) + " for this format yet");
     case ResizeError::kFileTooLarge: return Line("Could not resize file: File too large");
     case ResizeError::kDirtyImage:
-      return Line("the image is marked dirty (lazy refcounts); instar does not repair "
-                  "refcounts: run 'qemu-img check -r all' on it first", open);
+      // Still dirty after the repair RunResize runs first.
+      return Line("Could not repair dirty image: Input/output error", open);
     case ResizeError::kExternalDataFile:
-      return Line("instar cannot resize images with an external data file", open);
-    case ResizeError::kEncrypted: return Line("instar cannot resize encrypted images", open);
+      return Line("instar cannot resize a qcow2 image with an external data file (qemu-img "
+                  "resizes the data file with it)", open);
+    // qemu-img opens an encrypted image only with its secret (--object, which instar refuses).
+    case ResizeError::kEncrypted:
+      return Line("Parameter 'encrypt.key-secret' is required for cipher", open);
     case ResizeError::kHasBackingFile:
       return Line("the resize guest needs the backing file checked first (host error)");
     case ResizeError::kQcow2HeaderRefused:
@@ -134,6 +145,15 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
     case ResizeError::kVmdkCorrupt:
       return Line("VMDK image is corrupt: grain directory or table outside the file (offset " +
                   Hex(detail) + "); nothing was changed");
+    case ResizeError::kNeedsExtents:
+      return Line("the resize guest needs the extent files attached first (host error)");
+    case ResizeError::kTooManyExtents:
+      return Line("instar cannot grow this twoGbMaxExtentSparse image to " + d +
+                  " bytes: it would need more than 64 extents");
+    case ResizeError::kExtentMismatch:
+      return Line("VMDK extent " + std::to_string(detail + 1) +
+                  " does not match its line in the descriptor (bad header or another size); "
+                  "nothing was changed");
   }
   return Line("unknown resize error " + std::to_string(static_cast<uint32_t>(error)) +
               " from the guest");
@@ -187,10 +207,20 @@ abi::ResizeConfig MakeResizeConfig(const ResizeRequest& request,
 
 namespace {
 
+// The extents of a twoGbMaxExtentSparse image being grown, for the second run: the existing
+// ones in the descriptor's order, then the new files.
+struct SplitExtents {
+  std::vector<Device> devices;
+  uint32_t new_count = 0;
+  uint32_t first_number = 0;
+  ExtentNameParts names;
+};
+
 // One run of the resize guest; `backing_size` is set when the host has checked the backing
-// file.
+// file, `extents` when they are attached.
 StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeRequest& request,
-                                      std::optional<uint64_t> backing_size) {
+                                      std::optional<uint64_t> backing_size,
+                                      SplitExtents* extents = nullptr) {
   DeviceSet devices;
   INSTAR_ASSIGN_OR_RETURN(Device image,
                           OpenDevice(request.path, /*writable=*/true, abi::DeviceRole::kImage));
@@ -201,9 +231,19 @@ StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeReques
   image.format = request.format;
   devices.output = std::move(image);
 
+  abi::ResizeConfig config = MakeResizeConfig(request, backing_size);
+  if (extents != nullptr) {
+    config.extent_flags = abi::kResizeExtentsAttached;
+    config.new_extent_count = extents->new_count;
+    config.first_extent_number = extents->first_number;
+    std::memcpy(config.extent_stem, extents->names.stem.c_str(), extents->names.stem.size() + 1);
+    std::memcpy(config.extent_suffix, extents->names.suffix.c_str(),
+                extents->names.suffix.size() + 1);
+    devices.inputs = std::move(extents->devices);
+  }
   OperationLaunch launch;
   launch.operation = &images::resize;
-  launch.SetConfig(MakeResizeConfig(request, backing_size));
+  launch.SetConfig(config);
   launch.expected_result = {abi::kResizeResultMagic, sizeof(abi::ResizeResult)};
   launch.limits = request.limits;
   launch.hooks = request.hooks;
@@ -227,6 +267,7 @@ StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeReques
     const auto format = outcome.result ? static_cast<abi::ImageFormat>(outcome.result->format)
                                        : request.format;
     outcome.error = error;
+    outcome.error_detail = detail;
     outcome.refusal = DescribeResizeError(error, detail, format);
   } else if (!outcome.result) {
     return GuestFailed("resize guest completed without a result");
@@ -255,6 +296,63 @@ StatusOr<uint64_t> CheckBackingFile(const Sandbox& sandbox, const ResizeRequest&
   return check.backing_virtual_size;
 }
 
+// Grows a twoGbMaxExtentSparse image whose first run asked for `new_count` new extent files:
+// finds its extents as info does (the info guest reads the descriptor, the host resolves and
+// admits each name), opens them (the last writable, every one locked as qemu locks them),
+// creates the new files next to the descriptor and runs the guest again with all of them
+// attached. The new files are removed again unless the run succeeds (or changed the
+// descriptor).
+StatusOr<ResizeOutcome> GrowSplitVmdk(const Sandbox& sandbox, const ResizeRequest& request,
+                                      uint64_t new_count) {
+  InfoRequest info_request;
+  info_request.path = request.path;
+  info_request.format = abi::ImageFormat::kVmdk;
+  info_request.allowed_dirs = request.allowed_dirs;
+  info_request.force_share = true;  // the resize takes the write locks itself
+  info_request.limits = request.limits;
+  INSTAR_ASSIGN_OR_RETURN(ImageInfo info, RunInfo(sandbox, info_request));
+  const std::vector<VmdkExtentInfo>& named = info.records.extents;
+  if (named.empty() || named.size() + new_count > abi::kMaxInfoExtents) {
+    return GuestFailed("the resize guest asked for an impossible number of extent files");
+  }
+  SplitExtents extents;
+  extents.new_count = static_cast<uint32_t>(new_count);
+  extents.first_number = static_cast<uint32_t>(named.size() + 1);
+  extents.names = SplitDescriptorName(request.path);
+  if (extents.names.stem.size() >= abi::kResizeExtentStemBytes ||
+      extents.names.suffix.size() >= abi::kResizeExtentSuffixBytes) {
+    return InvalidArgument("the descriptor's file name is too long to name new extents after it");
+  }
+  std::vector<std::string> dirs = request.allowed_dirs;
+  if (dirs.empty()) dirs.push_back(DirectoryOf(request.path));
+  const Allowlist allowlist(dirs);
+  for (size_t i = 0; i < named.size(); ++i) {
+    const bool last = i + 1 == named.size();
+    std::string path;
+    INSTAR_ASSIGN_OR_RETURN(Device extent,
+                            OpenVmdkExtent(allowlist, request.path, named[i].filename, last, &path));
+    INSTAR_RETURN_IF_ERROR(AcquireImageLocks(extent.fd.get(), kWriteLocks, path));
+    if (last) extent.limits.write_limit = extent.limits.size + kGrowHeadroom;
+    extents.devices.push_back(std::move(extent));
+  }
+  NewExtentFiles created(request.path);
+  for (uint32_t i = 0; i < extents.new_count; ++i) {
+    char name[abi::kResizeExtentStemBytes + abi::kResizeExtentSuffixBytes + 16];
+    const uint64_t length = vmdk::WriteExtentFileName(
+        extents.names.stem.c_str(), extents.first_number + i, extents.names.suffix.c_str(),
+        reinterpret_cast<uint8_t*>(name), sizeof name);
+    INSTAR_ASSIGN_OR_RETURN(Device file, created.Create(std::string(name, length)));
+    extents.devices.push_back(std::move(file));
+  }
+  INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome,
+                          RunResizeOnce(sandbox, request, std::nullopt, &extents));
+  if (outcome.error == abi::ResizeError::kNeedsExtents) {
+    return GuestFailed("the resize guest asked for extent files twice");
+  }
+  if (!outcome.error) created.Keep();
+  return outcome;
+}
+
 }  // namespace
 
 // qemu's message for a qcow2 header the resize guest refused: the info operation knows every
@@ -271,13 +369,66 @@ Status HeaderRefusal(const Sandbox& sandbox, const ResizeRequest& request,
   return GuestFailed("the resize guest refused a header the info guest accepts");
 }
 
+namespace {
+
+// qemu opens a dirty image (lazy refcounts) read/write only after repairing it as
+// `qemu-img check -r all` would, printing the findings on stderr; the check operation does
+// the repair. Empty when it worked, else qemu's refusal.
+StatusOr<std::optional<ResizeMessage>> RepairDirtyImage(const Sandbox& sandbox,
+                                                        const ResizeRequest& request,
+                                                        std::string* messages) {
+  CheckRequest check;
+  check.path = request.path;
+  check.format = abi::ImageFormat::kQcow2;
+  check.repair = abi::CheckRepair::kAll;
+  check.allowed_dirs = request.allowed_dirs;
+  check.limits = request.limits;
+  INSTAR_ASSIGN_OR_RETURN(CheckOutcome repaired, RunCheck(sandbox, check));
+  *messages = std::move(repaired.messages);
+  if (repaired.format_unsupported || repaired.result.failure != 0 ||
+      repaired.result.check_errors != 0) {
+    return std::optional<ResizeMessage>(
+        DescribeResizeError(abi::ResizeError::kDirtyImage, 0, abi::ImageFormat::kQcow2));
+  }
+  return std::optional<ResizeMessage>();
+}
+
+// RunResize; `repaired` once the image was repaired (a second dirty report is a refusal).
+StatusOr<ResizeOutcome> RunResizeAfterRepair(const Sandbox& sandbox, const ResizeRequest& request,
+                                             bool repaired);
+
+}  // namespace
+
 StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& request) {
+  return RunResizeAfterRepair(sandbox, request, false);
+}
+
+namespace {
+
+StatusOr<ResizeOutcome> RunResizeAfterRepair(const Sandbox& sandbox, const ResizeRequest& request,
+                                             bool repaired) {
   INSTAR_ASSIGN_OR_RETURN(ResizeOutcome outcome, RunResizeOnce(sandbox, request, std::nullopt));
+  if (outcome.error == abi::ResizeError::kDirtyImage && !repaired) {
+    std::string messages;
+    INSTAR_ASSIGN_OR_RETURN(std::optional<ResizeMessage> refusal,
+                            RepairDirtyImage(sandbox, request, &messages));
+    if (refusal) {
+      outcome.refusal = std::move(refusal);
+      outcome.repair_messages = std::move(messages);
+      return outcome;
+    }
+    INSTAR_ASSIGN_OR_RETURN(outcome, RunResizeAfterRepair(sandbox, request, true));
+    outcome.repair_messages = messages + outcome.repair_messages;
+    return outcome;
+  }
   if (outcome.error == abi::ResizeError::kQcow2HeaderRefused) {
     return HeaderRefusal(sandbox, request, abi::ImageFormat::kQcow2);
   }
   if (outcome.error == abi::ResizeError::kVmdkBadHeader) {
     return HeaderRefusal(sandbox, request, abi::ImageFormat::kVmdk);
+  }
+  if (outcome.error == abi::ResizeError::kNeedsExtents) {
+    return GrowSplitVmdk(sandbox, request, outcome.error_detail);
   }
   if (outcome.error != abi::ResizeError::kHasBackingFile) return outcome;
   std::optional<ResizeMessage> refusal;
@@ -292,5 +443,7 @@ StatusOr<ResizeOutcome> RunResize(const Sandbox& sandbox, const ResizeRequest& r
   }
   return outcome;
 }
+
+}  // namespace
 
 }  // namespace instar::vmm

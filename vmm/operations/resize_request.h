@@ -46,6 +46,9 @@ struct ResizeOutcome {
   // Set when the guest refused or failed.
   std::optional<ResizeMessage> refusal;
   std::optional<abi::ResizeError> error;
+  uint64_t error_detail = 0;
+  // A dirty image was repaired first: the findings, as qemu-img prints them on stderr.
+  std::string repair_messages;
   LaunchTimings timings;
   std::string debug_text;
 };

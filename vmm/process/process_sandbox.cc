@@ -4,6 +4,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -80,7 +81,7 @@ class ProcessMachine : public Machine {
 
   Status Run(uint64_t /*entry: the loader reads it from the verified runtime header*/,
              RequestServer& server, const VmLimits& limits, Clock::time_point start,
-             LaunchTimings& timings) override {
+             LaunchTimings& timings, SyscallFilter serving) override {
     int doorbell[2], reply[2];
     if (::pipe2(doorbell, O_CLOEXEC) != 0) return Errno("pipe2");
     UniqueFd doorbell_read(doorbell[0]), doorbell_write(doorbell[1]);
@@ -95,6 +96,17 @@ class ProcessMachine : public Machine {
     GuestProcess guest(pid);
     doorbell_write.Reset();
     reply_read.Reset();
+    // From here on: the two pipe ends, and killing and reaping this guest.
+    using F = SyscallFilter;
+    const auto doorbell_fd = static_cast<uint32_t>(doorbell_read.get());
+    const auto reply_fd = static_cast<uint32_t>(reply_write.get());
+    serving.Allow(SYS_poll, {F::OneOf(1, {1})});
+    serving.Allow(SYS_read, {F::OneOf(0, {doorbell_fd})});
+    serving.Allow(SYS_write, {F::OneOf(0, {reply_fd})});
+    serving.Allow(SYS_close, {F::OneOf(0, {doorbell_fd, reply_fd})});
+    serving.Allow(SYS_kill, {F::OneOf(0, {static_cast<uint32_t>(pid)}), F::OneOf(1, {SIGKILL})});
+    serving.Allow(SYS_wait4, {F::OneOf(0, {static_cast<uint32_t>(pid)})});
+    INSTAR_RETURN_IF_ERROR(serving.InstallOnThisThread());
 
     const auto deadline = Clock::now() + limits.deadline;
     for (;;) {

@@ -42,6 +42,8 @@ struct CheckState {
   StoredRefcounts stored;
   RefcountWindow window;
   CheckCounts counts;
+  // What the snapshot table stage found and fixed (qemu keeps it apart until the end).
+  CheckCounts snapshot_counts;
   // Clusters the computed count covers (qemu's nb_clusters: the file's clusters, grown by
   // references just past the end and by clusters a rebuild allocates).
   uint64_t domain_end = 0;
