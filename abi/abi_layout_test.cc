@@ -134,7 +134,7 @@ TEST(AbiLayout, CheckOffsets) {
   EXPECT_EQ(offsetof(CheckResult, passes), 96u);
   EXPECT_EQ(offsetof(CheckFindingBatch, findings), 8u);
   EXPECT_EQ(offsetof(CheckSnapshotFinding, id), 24u);
-  EXPECT_EQ(kCheckErrorCount, 32u);
+  EXPECT_EQ(kCheckErrorCount, 33u);
   EXPECT_EQ(kFindingKindMax, 44u);
 }
 

@@ -84,10 +84,10 @@ static_assert(kPageTables.end() <= kRuntime.base, "supervisor pages precede user
 static_assert(kStackGuard.end() == kStack.base && kTransport.end() <= kStackGuard.base);
 static_assert(kScratch.end() <= kGuestRamSize && kDoorbell.base >= kGuestRamSize);
 // The plan's fixed values.
-static_assert(kOperationLoadAddr == 0x20000 && kOperationMaxSize == 384 * 1024);
+static_assert(kOperationLoadAddr == 0x20000 && kOperationMaxSize == uint64_t{384} * 1024);
 static_assert(kCallTableAddr == 0x80000 && kOperationConfigAddr == 0x81000);
 static_assert(kChainConfigAddr == 0x82000);
 static_assert(kScratchMemBase == 0x300000 && kScratchMemSize == 0xCF0000);
-static_assert(kRuntime.size == 64 * 1024);
+static_assert(kRuntime.size == uint64_t{64} * 1024);
 
 }  // namespace instar::abi

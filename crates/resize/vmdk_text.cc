@@ -60,26 +60,29 @@ bool RewriteVmdkDescriptor(base::ByteView text, const DescriptorSizes& sizes, ui
       break;
     }
   }
-  uint64_t extents = 0;
+  // The start of the line to rewrite.
+  uint64_t target = UINT64_MAX;
   for (uint64_t start = 0; start < n;) {
     uint64_t end = start;
     while (end < n && p[end] != '\n') ++end;
-    if (IsExtentLine(p + start, end - start)) ++extents;
+    const bool named = sizes.last_extent_at >= start && sizes.last_extent_at < end;
+    if (sizes.last_extent_at == UINT64_MAX ? IsExtentLine(p + start, end - start) : named) {
+      target = start;
+    }
     start = end + 1;
   }
-  if (extents == 0) return false;
+  if (target == UINT64_MAX || !IsExtentLine(p + target, n - target)) return false;
   const uint64_t heads = GeometryValue(p, n, "ddb.geometry.heads", 16);
   const uint64_t track = GeometryValue(p, n, "ddb.geometry.sectors", 63);
 
   base::TextWriter w(out, capacity);
-  uint64_t extent_index = 0;
   for (uint64_t start = 0; start < n;) {
     uint64_t end = start;
     while (end < n && p[end] != '\n') ++end;
     const uint8_t* line = p + start;
     const uint64_t len = end - start;
     bool newline_written = false;
-    if (IsExtentLine(line, len) && ++extent_index == extents) {
+    if (start == target) {
       // Keep the access word and the separator, replace the number.
       uint64_t i = 0;
       while (i < len && line[i] != ' ') ++i;

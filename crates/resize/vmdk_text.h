@@ -23,6 +23,9 @@ struct DescriptorSizes {
   uint64_t last_extent_sectors = 0;
   const NewExtentLine* added = nullptr;
   uint32_t added_count = 0;
+  // An offset inside the last extent's line (vmdk::Descriptor's filename range), or, when
+  // absent, the last line starting with "RW ".
+  uint64_t last_extent_at = UINT64_MAX;
 };
 
 // Writes the rewritten text to out[0, capacity) (NUL padded) and its length to `*length`;

@@ -332,7 +332,8 @@ const char* ConfigString(const char* field, uint64_t capacity) {
 }
 
 // Applies a planner's steps to one attached device through an executor built over `memory`
-// (one at a time: executors for many devices would not fit the arena).
+// (one at a time: executors for many devices would not fit the arena), then flushes the
+// device: what a later device's steps point to is durable first.
 template <class Planner>
 ResizeStatus ApplyOn(const instar::abi::CallTable* table, instar::ops::DeviceIo& device,
                      Region memory, Planner&& plan) {
@@ -344,6 +345,7 @@ ResizeStatus ApplyOn(const instar::abi::CallTable* table, instar::ops::DeviceIo&
   const bool ok = plan(arena, executor.sink(), &error, &detail);
   g_result.writes += executor.steps_applied();
   if (!ok) return Fail(FromPlan(error), detail);
+  if (!device.Flush().ok()) return Fail(ResizeError::kIoError);
   return {};
 }
 
@@ -375,7 +377,7 @@ ResizeStatus GrowSplitVmdk(const instar::abi::CallTable* table, instar::ops::Dev
   const char* stem = ConfigString(config.extent_stem, sizeof config.extent_stem);
   const char* suffix = ConfigString(config.extent_suffix, sizeof config.extent_suffix);
   if (config.new_extent_count != growth.new_extents || stem == nullptr || suffix == nullptr ||
-      config.first_extent_number > instar::vmdk::kMaxExtents ||
+      config.first_extent_number > instar::vmdk::kMaxExtents + 1 ||
       table->get_input_device_count() != k + growth.new_extents) {
     return Fail(ResizeError::kBadConfig);
   }
@@ -419,6 +421,7 @@ ResizeStatus GrowSplitVmdk(const instar::abi::CallTable* table, instar::ops::Dev
   sizes.last_extent_sectors = growth.last_extent_sectors;
   sizes.added = lines;
   sizes.added_count = growth.new_extents;
+  sizes.last_extent_at = descriptor.extents[k - 1].filename.offset;
   const uint64_t room =
       instar::base::DivRoundUp(text.size() + growth.new_extents * (kNameBytes + 64) + 64, kSector) *
       kSector;

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "tests/lib/both_sandboxes.h"
 #include "tests/lib/crash_sweep.h"
 #include "vmm/launcher/sandbox_factory.h"
 #include "vmm/operations/commit_request.h"
@@ -200,12 +201,8 @@ TEST_P(CommitCrashTest, ScatteredDataIntoTinyClustersThatNeedNewTablesAndRefcoun
             20u);
 }
 
-INSTANTIATE_TEST_SUITE_P(Sandboxes, CommitCrashTest,
-                         ::testing::Values(SandboxChoice::kKvm, SandboxChoice::kProcess),
-                         [](const auto& info) {
-                           return std::string(info.param == SandboxChoice::kKvm ? "Kvm"
-                                                                                : "Process");
-                         });
+INSTANTIATE_TEST_SUITE_P(Sandboxes, CommitCrashTest, SandboxBackends(),
+                         SandboxTestName);
 
 }  // namespace
 }  // namespace instar::vmm

@@ -256,6 +256,20 @@ vsize() {
   qemu-img info --output=json "$1" | sed -n 's/^    "virtual-size": \([0-9]*\).*/\1/p' | head -1
 }
 
+# grown_like_raw IMAGE RAW WHAT: IMAGE is check-clean, reads as RAW and takes a write at its
+# new end.
+grown_like_raw() {
+  local image="$1" raw="$2" what="$3" out end
+  qemu-img check "$image" >/dev/null 2>&1 || fail "$what: check"
+  qemu-img compare -F raw "$image" "$raw" >/dev/null 2>&1 || fail "$what: content"
+  end=$(vsize "$image")
+  # qemu-io reports failed requests in its output, not its exit code.
+  out=$(qemu-io -c "write -P 0x63 $((end - 65536)) 64k" -c "read -P 0x63 $((end - 65536)) 64k" \
+    "$image" 2>&1)
+  case "$out" in *ail*) fail "$what: write at the new end: $out" ;; esac
+  qemu-img check "$image" >/dev/null 2>&1 || fail "$what: check after a write"
+}
+
 # vmdk_grow SIZE [CAPACITY]: grows a monolithicSparse image with data at both ends; the result
 # must be check-clean, read like qemu-img's resize of a raw copy, and accept writes at its end.
 vmdk_grow() {
@@ -270,15 +284,7 @@ vmdk_grow() {
   local out
   out=$("$INSTAR" resize i/g.vmdk "$size" 2>&1)
   [ "$out" = "Image resized." ] || { fail "vmdk grow to $size: $out"; return; }
-  qemu-img check i/g.vmdk >/dev/null 2>&1 || fail "vmdk grow to $size: check"
-  qemu-img compare -F raw i/g.vmdk i/g.raw >/dev/null 2>&1 || fail "vmdk grow to $size: content"
-  local end
-  end=$(vsize i/g.vmdk)
-  # qemu-io reports failed requests in its output, not its exit code.
-  out=$(qemu-io -c "write -P 0x63 $((end - 65536)) 64k" -c "read -P 0x63 $((end - 65536)) 64k" \
-    i/g.vmdk 2>&1)
-  case "$out" in *ail*) fail "vmdk grow to $size: write at the new end: $out" ;; esac
-  qemu-img check i/g.vmdk >/dev/null 2>&1 || fail "vmdk grow to $size: check after a write"
+  grown_like_raw i/g.vmdk i/g.raw "vmdk grow to $size"
 }
 # split_grow CAPACITY SIZE: grows a twoGbMaxExtentSparse image with data at both ends. The
 # result must be check-clean, read like qemu-img's resize of a raw copy and accept writes at its
@@ -299,8 +305,6 @@ split_grow() {
   local out
   out=$("$INSTAR" resize s/t.vmdk "$size" 2>&1)
   [ "$out" = "Image resized." ] || { fail "$what: $out"; return; }
-  qemu-img check s/t.vmdk >/dev/null 2>&1 || fail "$what: check"
-  qemu-img compare -F raw s/t.vmdk s/t.raw >/dev/null 2>&1 || fail "$what: content"
   diff <(tr -d '\0' <s/t.vmdk | grep -v '^CID=') <(grep -v '^CID=' c/t.vmdk) >&2 ||
     fail "$what: descriptor differs from qemu-img create's"
   local f
@@ -309,12 +313,7 @@ split_grow() {
     echo "$old_files" | grep -qx "$f" && continue
     cmp -s "s/$f" "c/$f" || fail "$what: new extent $f differs from qemu-img create's"
   done
-  local end
-  end=$(vsize s/t.vmdk)
-  out=$(qemu-io -c "write -P 0x63 $((end - 65536)) 64k" -c "read -P 0x63 $((end - 65536)) 64k" \
-    s/t.vmdk 2>&1)
-  case "$out" in *ail*) fail "$what: write at the new end: $out" ;; esac
-  qemu-img check s/t.vmdk >/dev/null 2>&1 || fail "$what: check after a write"
+  grown_like_raw s/t.vmdk s/t.raw "$what"
 }
 split_grow 1G 1536M
 split_grow 1G 2G

@@ -1,7 +1,9 @@
 // Hostile guest: writes garbage request descriptors itself and rings the doorbell directly
-// (InfoConfig::flags selects how: 1 the KVM MMIO store, 2 the process backend's pipes),
-// prints each status, then completes with an error report (code 0, detail = number refused as
-// expected).
+// (InfoConfig::flags selects how: 1 the KVM MMIO store, 2 the process backend's pipes): bad
+// magic and kinds, buffers on host structures, straddling the end of guest RAM or two regions
+// or wrapping around the address space, counts and sectors whose product with the sector
+// size overflows 32 or 64 bits, text, result and record lengths far beyond their caps. Then
+// completes with an error report (code 0, detail = number refused as expected).
 #include <stdint.h>
 
 #include "abi/call_table.h"
@@ -39,6 +41,16 @@ int32_t Raw(const Request& request) {
   return slot->status;
 }
 
+Request Buffer(RequestKind kind, uint64_t arg0, uint64_t buffer, uint64_t length) {
+  Request r{};
+  r.magic = instar::abi::kRequestMagic;
+  r.kind = static_cast<uint32_t>(kind);
+  r.arg0 = arg0;
+  r.buffer = buffer;
+  r.length = length;
+  return r;
+}
+
 Request Io(RequestKind kind, uint32_t device, uint64_t sector, uint32_t count, uint64_t buffer) {
   Request r{};
   r.magic = instar::abi::kRequestMagic;
@@ -56,6 +68,8 @@ extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
     const instar::abi::CallTable* t) {
   g_ring = static_cast<const instar::abi::InfoConfig*>(t->get_operation_config(nullptr))->flags;
   const uint64_t scratch = instar::abi::kScratchMemBase;
+  const uint64_t ram_end = instar::abi::kGuestRamSize;
+  constexpr uint32_t kOut = instar::abi::kOutputDevice;
   Request no_magic = Io(RequestKind::kDeviceCount, 0, 0, 0, 0);
   no_magic.magic = 0;
   struct Case {
@@ -71,6 +85,36 @@ extern "C" __attribute__((section(".text.instar_entry"))) int instar_entry(
        CallStatus::kBadBuffer},
       {Raw(Io(RequestKind::kWriteSectors, 0, 0, 8, scratch)), CallStatus::kReadOnly},
       {Raw(Io(RequestKind::kDeviceCapacity, 0x7FFFFFFF, 0, 0, 0)), CallStatus::kBadDevice},
+      // count x 512 overflows 32 bits (2^32 + 512, and exactly 2^32) or is far above the cap.
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 0x00800001u, scratch)), CallStatus::kTooLong},
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 0x00800000u, scratch)), CallStatus::kTooLong},
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 0xFFFFFFFFu, scratch)), CallStatus::kTooLong},
+      // sector x 512 wraps to 0, or sector x 512 + length wraps past 2^64.
+      {Raw(Io(RequestKind::kReadSectors, 0, 1ull << 55, 1, scratch)), CallStatus::kOutOfRange},
+      {Raw(Io(RequestKind::kReadSectors, 0, ~0ull / 512, 8, scratch)), CallStatus::kOutOfRange},
+      {Raw(Io(RequestKind::kWriteSectors, kOut, 1ull << 55, 1, scratch)), CallStatus::kBadDevice},
+      // Buffers straddling the end of guest RAM, the end of scratch, two adjacent regions, or
+      // wrapping around the address space.
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 1, ram_end - 256)), CallStatus::kBadBuffer},
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 1, ram_end)), CallStatus::kBadBuffer},
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 1, instar::abi::kScratch.end() - 511)),
+       CallStatus::kBadBuffer},
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 1, instar::abi::kCallTable.base - 256)),
+       CallStatus::kBadBuffer},
+      {Raw(Io(RequestKind::kReadSectors, 0, 0, 1, ~0ull - 255)), CallStatus::kBadBuffer},
+      // Text, result and record lengths: huge, wrapping, or reaching past guest RAM.
+      {Raw(Buffer(RequestKind::kDebugPrint, 0, scratch, ~0ull)), CallStatus::kTooLong},
+      {Raw(Buffer(RequestKind::kDebugPrint, 0, ~0ull - 7, 16)), CallStatus::kBadBuffer},
+      {Raw(Buffer(RequestKind::kDebugPrint, 0, ram_end - 8, 16)), CallStatus::kBadBuffer},
+      {Raw(Buffer(RequestKind::kResult, instar::abi::kInfoResultMagic, scratch,
+                  (1ull << 32) + sizeof(instar::abi::InfoResult))),
+       CallStatus::kBadResult},
+      {Raw(Buffer(RequestKind::kResult, instar::abi::kInfoResultMagic, ram_end - 8,
+                  sizeof(instar::abi::InfoResult))),
+       CallStatus::kBadBuffer},
+      {Raw(Buffer(RequestKind::kRecords, 0, scratch, ~0ull)), CallStatus::kBadResult},
+      {Raw(Buffer(RequestKind::kRecords, 0, ~0ull - 7, 16)), CallStatus::kBadBuffer},
+      {Raw(Buffer(RequestKind::kRecord, 0x12345678, scratch, ~0ull)), CallStatus::kBadResult},
   };
   uint64_t refused_as_expected = 0;
   for (const Case& c : cases) {

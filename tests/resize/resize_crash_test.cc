@@ -26,6 +26,17 @@ class ResizeCrashTest : public ::testing::Test {
 
   std::string Path(const std::string& name) const { return (dir_ / name).string(); }
 
+  // One run of the operation with every write after the first `writes` refused; true when it
+  // completed. `*error` gets the guest's error (an I/O error when the run itself failed).
+  static bool RunInterrupted(const Sandbox& sandbox, ResizeRequest& request, uint64_t writes,
+                             std::optional<abi::ResizeError>* error) {
+    request.hooks.fail_writes_after = writes;
+    auto outcome = RunResize(sandbox, request);
+    EXPECT_TRUE(outcome.ok()) << outcome.status().message();
+    *error = outcome.ok() ? outcome->error : std::optional(abi::ResizeError::kIoError);
+    return outcome.ok() && !outcome->error;
+  }
+
   // Interrupts `instar resize` after each write in turn; returns how many interruption points
   // the whole operation had.
   uint64_t Sweep(const std::string& original, const std::string& format, const std::string& size,
@@ -45,13 +56,7 @@ class ResizeCrashTest : public ::testing::Test {
     testing::CrashSweep sweep;
     sweep.name = "resize " + fs::path(original).filename().string() + " " + size;
     sweep.restore = [&] { fs::copy_file(original, image, fs::copy_options::overwrite_existing); };
-    sweep.run = [&](uint64_t writes) {
-      request.hooks.fail_writes_after = writes;
-      auto outcome = RunResize(**sandbox, request);
-      EXPECT_TRUE(outcome.ok()) << outcome.status().message();
-      error = outcome.ok() ? outcome->error : std::optional(abi::ResizeError::kIoError);
-      return outcome.ok() && !outcome->error;
-    };
+    sweep.run = [&](uint64_t writes) { return RunInterrupted(**sandbox, request, writes, &error); };
     sweep.verify = [&](uint64_t, bool completed) {
       if (format == "qcow2") {
         const int check = testing::QemuCheck(image);
@@ -122,13 +127,7 @@ class ResizeCrashTest : public ::testing::Test {
       fs::remove_all(work);
       fs::copy(original, work);
     };
-    sweep.run = [&](uint64_t writes) {
-      request.hooks.fail_writes_after = writes;
-      auto outcome = RunResize(**sandbox, request);
-      EXPECT_TRUE(outcome.ok()) << outcome.status().message();
-      error = outcome.ok() ? outcome->error : std::optional(abi::ResizeError::kIoError);
-      return outcome.ok() && !outcome->error;
-    };
+    sweep.run = [&](uint64_t writes) { return RunInterrupted(**sandbox, request, writes, &error); };
     sweep.verify = [&](uint64_t, bool completed) {
       EXPECT_EQ(testing::QemuCheck(image, "vmdk"), 0);
       const std::string old_image = (original / "t.vmdk").string();

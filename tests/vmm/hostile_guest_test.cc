@@ -11,12 +11,14 @@
 #include <tuple>
 
 #include "abi/info.h"
+#include "abi/info_records.h"
 #include "gtest/gtest.h"
 #include "tests/guests/bad_requests_image.h"
 #include "tests/guests/exit_flood_image.h"
 #include "tests/guests/fault_image.h"
 #include "tests/guests/protocol_violations_image.h"
 #include "tests/guests/raw_descriptors_image.h"
+#include "tests/guests/request_flood_image.h"
 #include "tests/guests/spin_image.h"
 #include "tests/guests/syscall_attempt_image.h"
 #include "vmm/launcher/operation_launcher.h"
@@ -54,7 +56,8 @@ class HostileGuestTest : public ::testing::TestWithParam<Backend> {
   // Runs `image` with the input file attached read-only; `selector` goes to the guest in
   // InfoConfig::flags.
   StatusOr<OperationOutcome> Run(const EmbeddedImage& image, uint32_t selector = 0,
-                                 VmLimits limits = {milliseconds(2000), 100000}) {
+                                 VmLimits limits = {milliseconds(2000), 100000},
+                                 std::vector<RecordSpec> records = {}) {
     DeviceSet devices;
     Device d;
     d.fd.Reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
@@ -66,7 +69,7 @@ class HostileGuestTest : public ::testing::TestWithParam<Backend> {
     OperationLaunch launch;
     launch.operation = &image;
     launch.SetConfig(config);
-    launch.expected_result = {abi::kInfoResultMagic, sizeof(abi::InfoResult)};
+    launch.expected_result = {abi::kInfoResultMagic, sizeof(abi::InfoResult), std::move(records)};
     launch.limits = limits;
     return RunOperation(*sandbox_, devices, launch);
   }
@@ -147,7 +150,50 @@ TEST_P(HostileGuestTest, GarbageDescriptorsRungDirectlyAreEachRefused) {
   auto r = Run(images::raw_descriptors, kvm() ? 1 : 2);
   ASSERT_TRUE(r.ok()) << r.status().message();
   ASSERT_TRUE(r->report.error.has_value());
-  EXPECT_EQ(r->report.error->second, 7u);
+  EXPECT_EQ(r->report.error->second, 26u) << r->report.debug_text;
+  EXPECT_GE(r->report.refused_requests, 26u);
+  EXPECT_TRUE(r->report.result.empty());
+  EXPECT_TRUE(r->report.record_buffer.empty());
+  ExpectFileUnchanged();
+}
+
+// Floods run with a generous deadline: each is bounded by the host's caps, not by time.
+constexpr VmLimits kFloodLimits = {milliseconds(30000), 200000};
+
+TEST_P(HostileGuestTest, DebugTextFloodIsBoundedAndSanitised) {
+  auto r = Run(images::request_flood, 1, kFloodLimits);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const OperationReport& report = r->report;
+  ASSERT_TRUE(report.error.has_value());
+  EXPECT_EQ(report.error->second, 4007u) << "every print got the status it must";
+  EXPECT_EQ(report.debug_text.size(), RequestServer::kMaxDebugTextTotal);
+  for (char c : report.debug_text) {
+    const auto u = static_cast<unsigned char>(c);
+    ASSERT_TRUE(u == '\n' || u == '\t' || (u >= 0x20 && u < 0x7F)) << "byte " << int(u);
+  }
+  ExpectFileUnchanged();
+}
+
+TEST_P(HostileGuestTest, RecordFloodKeepsOnlyWhatTheHostDeclared) {
+  auto r = Run(images::request_flood, 2, kFloodLimits, {{0x444F4C46, 16, 100}});
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const OperationReport& report = r->report;
+  ASSERT_TRUE(report.error.has_value());
+  EXPECT_EQ(report.error->second, 1000u + 4 + 1 + 128 + 2);
+  EXPECT_EQ(report.records.size(), 100u);
+  EXPECT_EQ(report.record_buffer.size(), abi::kMaxInfoRecordTotalBytes);
+}
+
+TEST_P(HostileGuestTest, RequestFloodIsServedAndCounted) {
+  auto r = Run(images::request_flood, 3, kFloodLimits);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const OperationReport& report = r->report;
+  EXPECT_NE(report.debug_text.find("tally 0000030002"), std::string::npos) << report.debug_text;
+  ASSERT_TRUE(report.error.has_value());
+  EXPECT_EQ(report.error->first, 1000u) << "the first error is the one kept";
+  EXPECT_GE(report.refused_requests, 20000u + 5000 + 1);
+  EXPECT_EQ(report.result.size(), sizeof(abi::InfoResult));
+  EXPECT_EQ(report.bytes_read, 0u);
   ExpectFileUnchanged();
 }
 

@@ -14,6 +14,7 @@
 #include "abi/info.h"
 #include "gtest/gtest.h"
 #include "tests/guests/bad_requests_image.h"
+#include "tests/lib/both_sandboxes.h"
 #include "vmm/launcher/operation_launcher.h"
 #include "vmm/launcher/sandbox_factory.h"
 
@@ -93,12 +94,8 @@ TEST_P(ServingFilterTest, AllowedCallsOnForeignDescriptorsKillTheProcess) {
   close(foreign);
 }
 
-INSTANTIATE_TEST_SUITE_P(BothSandboxes, ServingFilterTest,
-                         ::testing::Values(SandboxChoice::kKvm, SandboxChoice::kProcess),
-                         [](const auto& info) {
-                           return std::string(info.param == SandboxChoice::kKvm ? "Kvm"
-                                                                                 : "Process");
-                         });
+INSTANTIATE_TEST_SUITE_P(BothSandboxes, ServingFilterTest, SandboxBackends(),
+                         SandboxTestName);
 
 }  // namespace
 }  // namespace instar::vmm

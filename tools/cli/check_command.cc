@@ -8,6 +8,8 @@
 
 #include "tools/cli/check_output.h"
 #include "tools/cli/cli_common.h"
+#include "vmm/base/std_stream.h"
+#include "vmm/base/text_format.h"
 #include "vmm/operations/check_messages.h"
 #include "vmm/operations/check_request.h"
 
@@ -28,8 +30,7 @@ constexpr int kExitNoChecks = 63;
 constexpr std::chrono::milliseconds kCheckDeadline{600000};
 
 void PrintHelp() {
-  std::printf(
-      "usage: instar check [-f FMT] [--output=human|json] [-r leaks|all] [-q] [-U] FILENAME\n"
+  Emit(stdout, "usage: instar check [-f FMT] [--output=human|json] [-r leaks|all] [-q] [-U] FILENAME\n"
       "\n"
       "Checks an image for consistency like qemu-img check, parsing it inside a throw-away\n"
       "KVM VM. Exit codes: 0 clean, 1 check failed, 2 corruptions, 3 leaks, 63 format\n"
@@ -135,26 +136,21 @@ int CheckCommand(int argc, char** argv) {
     ReportOpenError(filename, outcome.status());
     return kExitError;
   }
-  std::fwrite(outcome->messages.data(), 1, outcome->messages.size(), stderr);
+  Emit(stderr, outcome->messages);
   if (outcome->findings_truncated) {
     PrintError("further findings were not reported (more than instar relays)");
   }
   if (guest.verbose) {
-    std::fprintf(stderr, "instar: vm setup %.0f us, total %.0f us, %llu exits, %llu passes\n",
+    Emit(stderr, Format("instar: vm setup %.0f us, total %.0f us, %llu exits, %llu passes\n",
                  outcome->timings.setup_us, outcome->timings.total_us,
                  static_cast<unsigned long long>(outcome->timings.exits),
-                 static_cast<unsigned long long>(outcome->result.passes));
+                 static_cast<unsigned long long>(outcome->result.passes)));
   }
   if (outcome->format_unsupported) {
     if (request.format == abi::ImageFormat::kAuto && request.repair != abi::CheckRepair::kNone &&
         outcome->unsupported_format == abi::ImageFormat::kRaw) {
       // qemu warns when it opens a probed raw image for writing.
-      std::fprintf(stderr,
-                   "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
-                   "         Automatically detecting the format is dangerous for raw images, "
-                   "write operations on block 0 will be restricted.\n"
-                   "         Specify the 'raw' format explicitly to remove the restrictions.\n",
-                   filename.c_str());
+      PrintRawProbeWarning(filename);
     }
     PrintError("This image format does not support checks");
     return kExitNoChecks;
@@ -168,7 +164,7 @@ int CheckCommand(int argc, char** argv) {
   if (!quiet) {
     const std::string text = output == "json" ? CheckJson(filename, r)
                                               : CheckRepairBanner(r) + CheckHuman(r);
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    Emit(stdout, text);
   }
   if (r.check_errors != 0) {
     PrintError("Check failed");

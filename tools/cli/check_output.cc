@@ -1,6 +1,7 @@
 #include "tools/cli/check_output.h"
 
 #include "tools/cli/qdict_json.h"
+#include "vmm/base/text_format.h"
 
 #include <cinttypes>
 #include <cstdarg>
@@ -10,16 +11,6 @@
 
 namespace instar::cli {
 namespace {
-
-std::string Printf(const char* format, ...) __attribute__((format(printf, 1, 2)));
-std::string Printf(const char* format, ...) {
-  char buf[256];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(buf, sizeof buf, format, args);
-  va_end(args);
-  return buf;
-}
 
 const char* FormatName(uint32_t format) {
   return static_cast<abi::ImageFormat>(format) == abi::ImageFormat::kVmdk ? "vmdk" : "qcow2";
@@ -32,7 +23,7 @@ const char* FormatName(uint32_t format) {
 
 std::string CheckRepairBanner(const abi::CheckResult& r) {
   if (r.corruptions_fixed == 0 && r.leaks_fixed == 0) return "";
-  return Printf("The following inconsistencies were found and repaired:\n\n"
+  return Format("The following inconsistencies were found and repaired:\n\n"
                 "    %" PRId64 " leaked clusters\n"
                 "    %" PRId64 " corruptions\n\n"
                 "Double checking the fixed image now...\n",
@@ -45,23 +36,23 @@ std::string CheckHuman(const abi::CheckResult& r) {
     out += "No errors were found on the image.\n";
   } else {
     if (r.corruptions != 0) {
-      out += Printf("\n%" PRId64 " errors were found on the image.\n"
+      out += Format("\n%" PRId64 " errors were found on the image.\n"
                     "Data may be corrupted, or further writes to the image may corrupt it.\n",
                     static_cast<int64_t>(r.corruptions));
     }
     if (r.leaks != 0) {
-      out += Printf("\n%" PRId64 " leaked clusters were found on the image.\n"
+      out += Format("\n%" PRId64 " leaked clusters were found on the image.\n"
                     "This means waste of disk space, but no harm to data.\n",
                     static_cast<int64_t>(r.leaks));
     }
     if (r.check_errors != 0) {
-      out += Printf("\n%" PRId64 " internal errors have occurred during the check.\n",
+      out += Format("\n%" PRId64 " internal errors have occurred during the check.\n",
                     static_cast<int64_t>(r.check_errors));
     }
   }
   if (r.total_clusters != 0 && r.allocated_clusters != 0) {
     const double allocated = static_cast<double>(r.allocated_clusters);
-    out += Printf("%" PRId64 "/%" PRId64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% "
+    out += Format("%" PRId64 "/%" PRId64 " = %0.2f%% allocated, %0.2f%% fragmented, %0.2f%% "
                   "compressed clusters\n",
                   static_cast<int64_t>(r.allocated_clusters), static_cast<int64_t>(r.total_clusters),
                   allocated * 100.0 / static_cast<double>(r.total_clusters),
@@ -69,7 +60,7 @@ std::string CheckHuman(const abi::CheckResult& r) {
                   static_cast<double>(r.compressed_clusters) * 100.0 / allocated);
   }
   if (r.image_end_offset != 0) {
-    out += Printf("Image end offset: %" PRId64 "\n", static_cast<int64_t>(r.image_end_offset));
+    out += Format("Image end offset: %" PRId64 "\n", static_cast<int64_t>(r.image_end_offset));
   }
   return out;
 }

@@ -5,18 +5,20 @@
 #include <cstdlib>
 #include <string_view>
 
+#include "vmm/base/std_stream.h"
+#include "vmm/base/text_format.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/launcher/prebuilt_sandbox.h"
 
 namespace instar::cli {
 
 void PrintError(const std::string& message) {
-  std::fprintf(stderr, "instar: %s\n", message.c_str());
+  Emit(stderr, Format("instar: %s\n", message.c_str()));
 }
 
 int UsageError(const std::string& message) {
   PrintError(message);
-  std::fprintf(stderr, "Try 'instar --help' for more information\n");
+  Emit(stderr, "Try 'instar --help' for more information\n");
   return kExitError;
 }
 
@@ -44,18 +46,17 @@ std::string OpenErrorText(const std::string& name, const Status& s) {
 }
 
 void PrintTimings(const vmm::LaunchTimings& timings) {
-  std::fprintf(stderr, "instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+  Emit(stderr, Format("instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
                timings.setup_us, timings.first_exit_us, timings.total_us,
-               static_cast<unsigned long long>(timings.exits));
+               static_cast<unsigned long long>(timings.exits)));
 }
 
 void PrintRawProbeWarning(const std::string& filename) {
-  std::fprintf(stderr,
-               "WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
+  Emit(stderr, Format("WARNING: Image format was not specified for '%s' and probing guessed raw.\n"
                "         Automatically detecting the format is dangerous for raw images, "
                "write operations on block 0 will be restricted.\n"
                "         Specify the 'raw' format explicitly to remove the restrictions.\n",
-               filename.c_str());
+               filename.c_str()));
 }
 
 void PrintRefusal(const std::string& name, const std::vector<std::string>& lines,
@@ -208,7 +209,7 @@ std::optional<bool> CacheModeFlushes(const std::string& mode) {
 void ShowGuestText(const GuestOptions& options, vmm::ServerHooks* hooks) {
   if (!options.verbose) return;
   hooks->on_debug_text = [](std::string_view text) {
-    std::fprintf(stderr, "guest: %.*s", static_cast<int>(text.size()), text.data());
+    Emit(stderr, Format("guest: %.*s", static_cast<int>(text.size()), text.data()));
   };
 }
 

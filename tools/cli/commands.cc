@@ -9,12 +9,12 @@
 #include "tools/cli/info_command.h"
 #include "tools/cli/rebase_command.h"
 #include "tools/cli/resize_command.h"
+#include "vmm/base/std_stream.h"
 
 namespace instar::cli {
 
 void PrintUsage() {
-  std::printf(
-      "instar version 0.1 (qemu-img 7.2 compatible)\n"
+  Emit(stdout, "instar version 0.1 (qemu-img 7.2 compatible)\n"
       "usage: instar [--daemon SOCKET] COMMAND [command options]\n"
       "\n"
       "Commands:\n"

@@ -12,6 +12,7 @@
 #include "tools/cli/cli_common.h"
 #include "tools/cli/progress_output.h"
 #include "tools/cli/resize_size.h"
+#include "vmm/base/std_stream.h"
 #include "vmm/operations/commit_request.h"
 
 namespace instar::cli {
@@ -27,8 +28,7 @@ enum LongOnly {
 };
 
 void PrintHelp() {
-  std::printf(
-      "usage: instar commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE] [-d] [-p] FILENAME\n"
+  Emit(stdout, "usage: instar commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE] [-d] [-p] FILENAME\n"
       "\n"
       "Writes what FILENAME holds over its backing file into the backing file (or, with -b,\n"
       "into BASE further down the chain) as qemu-img commit does, reading and writing the\n"
@@ -152,7 +152,7 @@ int CommitCommand(int argc, char** argv) {
     for (const std::string& line : outcome->refusal) PrintError(line);
     return kExitError;
   }
-  if (!quiet) std::printf("Image committed.\n");
+  if (!quiet) Emit(stdout, "Image committed.\n");
   return kExitOk;
 }
 

@@ -5,6 +5,7 @@
 
 #include "nlohmann/json.hpp"
 #include "tools/cli/cli_common.h"
+#include "vmm/base/std_stream.h"
 #include "vmm/daemon/line_client.h"
 
 namespace instar::cli {
@@ -28,8 +29,8 @@ int RunThroughDaemon(const std::string& socket_path, int argc, char** argv) {
   }
   const nlohmann::json& j = *reply;
   const std::string out = j.value("stdout", ""), err = j.value("stderr", "");
-  std::fwrite(out.data(), 1, out.size(), stdout);
-  std::fwrite(err.data(), 1, err.size(), stderr);
+  Emit(stdout, out);
+  Emit(stderr, err);
   // Errors the daemon itself raised (busy, timeout, bad request) carry no command stderr.
   if (err.empty() && j.contains("error") && j["error"].is_object()) {
     PrintError("daemon: " + j["error"].value("message", "request failed"));

@@ -8,6 +8,7 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/info_output.h"
+#include "vmm/base/std_stream.h"
 #include "vmm/chain/chain_discovery.h"
 #include "vmm/operations/info_request.h"
 
@@ -22,8 +23,7 @@ enum LongOnly {
 };
 
 void PrintHelp() {
-  std::printf(
-      "usage: instar info [-f FMT] [--output=human|json] [--backing-chain] [-U]\n"
+  Emit(stdout, "usage: instar info [-f FMT] [--output=human|json] [--backing-chain] [-U]\n"
       "                   [--allow-dir DIR]... FILENAME\n"
       "\n"
       "Prints what qemu-img info prints, parsing the image inside a throw-away KVM VM.\n"
@@ -44,8 +44,7 @@ void PrintHelp() {
 // behind; it does so while opening each image.
 void PrintWarnings(const vmm::ImageInfo& info) {
   if (info.result.flags & abi::kInfoStaleBitmaps) {
-    std::fprintf(stderr,
-                 "instar: warning: a program lacking bitmap support modified this file, so all "
+    Emit(stderr, "instar: warning: a program lacking bitmap support modified this file, so all "
                  "bitmaps are now considered inconsistent\n"
                  "Some clusters may be leaked, run 'qemu-img check -r' on the image file to "
                  "fix.");  // qemu ends this one without a newline
@@ -128,7 +127,7 @@ int InfoCommand(int argc, char** argv) {
       named.push_back({layer.filename, &layer.info});
     }
     const std::string text = output == "json" ? ChainJson(named) : ChainHuman(named);
-    std::fwrite(text.data(), 1, text.size(), stdout);
+    Emit(stdout, text);
     return kExitOk;
   }
   auto info = vmm::RunInfo(*sandbox, request);
@@ -140,7 +139,7 @@ int InfoCommand(int argc, char** argv) {
   if (guest.verbose) PrintTimings(info->timings);
   const NamedImageInfo image{filename, &*info};
   const std::string text = output == "json" ? InfoJson(image) : InfoHuman(image);
-  std::fwrite(text.data(), 1, text.size(), stdout);
+  Emit(stdout, text);
   return kExitOk;
 }
 

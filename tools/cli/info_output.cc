@@ -5,6 +5,7 @@
 #include <ctime>
 
 #include "tools/cli/size_format.h"
+#include "vmm/base/text_format.h"
 #include "vmm/chain/path_policy.h"
 
 namespace instar::cli {
@@ -156,31 +157,24 @@ QValue SnapshotValue(const vmm::SnapshotInfo& s) {
   return v;
 }
 
-std::string Printf(const char* format, ...) __attribute__((format(printf, 1, 2)));
-std::string Printf(const char* format, ...) {
-  char buf[512];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(buf, sizeof buf, format, args);
-  va_end(args);
-  return buf;
-}
-
 std::string SnapshotLine(const vmm::SnapshotInfo& s) {
   char date[64] = "";
   const time_t t = s.date_sec;
   struct tm tm {};
-  if (localtime_r(&t, &tm) != nullptr) std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm);
+  if (localtime_r(&t, &tm) == nullptr ||
+      std::strftime(date, sizeof date, "%Y-%m-%d %H:%M:%S", &tm) == 0) {
+    date[0] = '\0';
+  }
   const uint64_t secs = s.vm_clock_nsec / 1000000000;
   const std::string clock =
-      Printf("%02llu:%02llu:%02llu.%03llu", static_cast<unsigned long long>(secs / 3600),
+      Format("%02llu:%02llu:%02llu.%03llu", static_cast<unsigned long long>(secs / 3600),
              static_cast<unsigned long long>((secs / 60) % 60),
              static_cast<unsigned long long>(secs % 60),
              static_cast<unsigned long long>((s.vm_clock_nsec / 1000000) % 1000));
   const std::string icount = s.icount ? std::to_string(*s.icount) : "";
-  return Printf("%-9s %-16s %8s", s.id.c_str(), s.name.c_str(),
+  return Format("%-9s %-16s %8s", s.id.c_str(), s.name.c_str(),
                 HumanSize(s.vm_state_size).c_str()) +
-         Printf("%20s%13s%11s\n", date, clock.c_str(), icount.c_str());
+         Format("%20s%13s%11s\n", date, clock.c_str(), icount.c_str());
 }
 
 }  // namespace
@@ -242,7 +236,7 @@ std::string InfoHuman(const NamedImageInfo& image) {
   }
   if (!info.records.snapshots.empty()) {
     out += "Snapshot list:\n";
-    out += Printf("%-9s %-16s %8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
+    out += Format("%-9s %-16s %8s%20s%13s%11s\n", "ID", "TAG", "VM SIZE", "DATE", "VM CLOCK",
                   "ICOUNT");
     for (const vmm::SnapshotInfo& s : info.records.snapshots) out += SnapshotLine(s);
   }

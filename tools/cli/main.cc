@@ -12,6 +12,7 @@
 #include "tools/cli/cli_common.h"
 #include "tools/cli/commands.h"
 #include "tools/cli/daemon_client.h"
+#include "vmm/base/std_stream.h"
 
 int main(int argc, char** argv) {
   using namespace instar::cli;
@@ -46,7 +47,7 @@ int main(int argc, char** argv) {
     return kExitOk;
   }
   if (command == "-V" || command == "--version") {
-    std::printf("instar version 0.1 (qemu-img 7.2 compatible)\n");
+    instar::Emit(stdout, "instar version 0.1 (qemu-img 7.2 compatible)\n");
     return kExitOk;
   }
   if (!daemon.empty()) {

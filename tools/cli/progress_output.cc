@@ -2,12 +2,14 @@
 
 #include <cstdio>
 
+#include "vmm/base/std_stream.h"
+#include "vmm/base/text_format.h"
+
 namespace instar::cli {
 
 void ProgressOutput::Print(float percent) {
   last_printed_ = percent;
-  std::printf("    (%3.2f/100%%)\r", static_cast<double>(percent));
-  std::fflush(stdout);
+  EmitNow(stdout, Format("    (%3.2f/100%%)\r", static_cast<double>(percent)));
 }
 
 void ProgressOutput::Start() {
@@ -27,8 +29,7 @@ void ProgressOutput::Update(uint64_t done, uint64_t total) {
 void ProgressOutput::End(bool opened, bool completed) {
   if (!enabled_ || !opened) return;
   if (completed) Print(100.f);
-  std::printf("\n");
-  std::fflush(stdout);
+  EmitNow(stdout, "\n");
 }
 
 }  // namespace instar::cli

@@ -4,6 +4,8 @@
 #include <cstdio>
 #include <cstring>
 
+#include "vmm/base/text_format.h"
+
 namespace instar::cli {
 namespace {
 
@@ -71,12 +73,14 @@ QValue& QValue::Append(QValue value) {
 std::vector<const std::pair<std::string, QValue>*> QValue::OrderedEntries() const {
   // Within a bucket qemu's list holds the latest insertion first.
   std::vector<std::pair<std::pair<uint32_t, size_t>, const std::pair<std::string, QValue>*>> keyed;
+  keyed.reserve(dict_.size());
   for (size_t i = 0; i < dict_.size(); ++i) {
     keyed.push_back({{QdictBucket(dict_[i].first), dict_.size() - i}, &dict_[i]});
   }
   std::sort(keyed.begin(), keyed.end(),
             [](const auto& a, const auto& b) { return a.first < b.first; });
   std::vector<const std::pair<std::string, QValue>*> out;
+  out.reserve(keyed.size());
   for (const auto& k : keyed) out.push_back(k.second);
   return out;
 }
@@ -85,7 +89,6 @@ std::string QemuJsonString(const std::string& text) {
   std::string out = "\"";
   const auto* p = reinterpret_cast<const unsigned char*>(text.data());
   size_t left = text.size();
-  char buf[16];
   while (left > 0) {
     size_t used = 0;
     int32_t cp = DecodeUtf8(p, left, &used);
@@ -104,11 +107,9 @@ std::string QemuJsonString(const std::string& text) {
     if (cp < 0) cp = 0xFFFD;
     if (cp > 0xFFFF) {
       const int32_t v = cp - 0x10000;
-      std::snprintf(buf, sizeof buf, "\\u%04X\\u%04X", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
-      out += buf;
+      out += Format("\\u%04X\\u%04X", 0xD800 + (v >> 10), 0xDC00 + (v & 0x3FF));
     } else if (cp < 0x20 || cp >= 0x7F) {
-      std::snprintf(buf, sizeof buf, "\\u%04X", static_cast<unsigned>(cp));
-      out += buf;
+      out += Format("\\u%04X", static_cast<unsigned>(cp));
     } else {
       out += static_cast<char>(cp);
     }

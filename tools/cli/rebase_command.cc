@@ -8,6 +8,7 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/progress_output.h"
+#include "vmm/base/std_stream.h"
 #include "vmm/operations/rebase_request.h"
 
 namespace instar::cli {
@@ -19,8 +20,7 @@ enum LongOnly {
 };
 
 void PrintHelp() {
-  std::printf(
-      "usage: instar rebase [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] [-u] "
+  Emit(stdout, "usage: instar rebase [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] [-u] "
       "-b BACKING [-F BACKING_FMT] FILENAME\n"
       "\n"
       "Changes the backing file of an image as qemu-img rebase does, parsing and changing it\n"

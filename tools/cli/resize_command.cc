@@ -8,6 +8,7 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/resize_size.h"
+#include "vmm/base/std_stream.h"
 #include "vmm/operations/resize_request.h"
 
 namespace instar::cli {
@@ -21,8 +22,7 @@ enum LongOnly {
 };
 
 void PrintHelp() {
-  std::printf(
-      "usage: instar resize [-f FMT] [--preallocation=MODE] [-q] [--shrink] FILENAME "
+  Emit(stdout, "usage: instar resize [-f FMT] [--preallocation=MODE] [-q] [--shrink] FILENAME "
       "[+ | -]SIZE\n"
       "\n"
       "Changes the virtual size of an image as qemu-img resize does, parsing and changing it\n"
@@ -106,8 +106,7 @@ int ResizeCommand(int argc, char** argv) {
     case SizeParseStatus::kOk: break;
     case SizeParseStatus::kInvalid:
       PrintError("Parameter 'size' expects a non-negative number below 2^64");
-      std::fprintf(stderr,
-                   "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
+      Emit(stderr, "Optional suffix k, M, G, T, P or E means kilo-, mega-, giga-, tera-, peta-\n"
                    "and exabytes, respectively.\n");
       return kExitError;
     case SizeParseStatus::kOutOfRange:
@@ -134,7 +133,7 @@ int ResizeCommand(int argc, char** argv) {
     return kExitError;
   }
   if (guest.verbose) PrintTimings(outcome->timings);
-  std::fputs(outcome->repair_messages.c_str(), stderr);
+  Emit(stderr, outcome->repair_messages);
   if (request.format == abi::ImageFormat::kAuto && outcome->result &&
       outcome->result->format == static_cast<uint32_t>(abi::ImageFormat::kRaw)) {
     PrintRawProbeWarning(filename);
@@ -143,7 +142,7 @@ int ResizeCommand(int argc, char** argv) {
     PrintRefusal(filename, outcome->refusal->lines, outcome->refusal->while_opening);
     return kExitError;
   }
-  if (!quiet) std::printf("Image resized.\n");
+  if (!quiet) Emit(stdout, "Image resized.\n");
   return kExitOk;
 }
 

@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "vmm/base/text_format.h"
+
 namespace instar::cli {
 
 std::string HumanSize(uint64_t bytes) {
@@ -13,9 +15,7 @@ std::string HumanSize(uint64_t bytes) {
   std::frexp(static_cast<double>(bytes) / (1000.0 / 1024.0), &exponent);
   const int unit = (exponent - 1) / 10;
   const double scaled = static_cast<double>(bytes) / static_cast<double>(uint64_t{1} << (unit * 10));
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%0.3g %sB", scaled, kUnits[unit]);
-  return buf;
+  return Format("%0.3g %sB", scaled, kUnits[unit]);
 }
 
 }  // namespace instar::cli

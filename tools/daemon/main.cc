@@ -11,6 +11,8 @@
 
 #include "tools/cli/cli_common.h"
 #include "tools/cli/commands.h"
+#include "vmm/base/std_stream.h"
+#include "vmm/base/text_format.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/daemon/server.h"
 #include "vmm/images/operation_registry.h"
@@ -18,7 +20,7 @@
 namespace {
 
 void Usage() {
-  std::fprintf(stderr,
+  instar::Emit(stderr,
                "usage: instard --socket PATH [--max-concurrent N] [--max-queue N] "
                "[--deadline SECONDS] [--allow DIR ...] [--socket-mode OCTAL] "
                "[--sandbox kvm|process|auto] [--spare-workers N] [--config FILE]\n");
@@ -140,7 +142,7 @@ int main(int argc, char** argv) {
   ::setenv("INSTAR_SANDBOX", sandbox.c_str(), 1);  // workers inherit the choice
   const instar::Status status = instar::vmm::daemon::RunServer(config);
   if (!status.ok()) {
-    std::fprintf(stderr, "instard: %s\n", status.message().c_str());
+    instar::Emit(stderr, instar::Format("instard: %s\n", status.message().c_str()));
     return 1;
   }
   return 0;

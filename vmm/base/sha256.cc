@@ -21,7 +21,7 @@ uint32_t Rotr(uint32_t x, int n) { return (x >> n) | (x << (32 - n)); }
 
 void Compress(uint32_t state[8], const uint8_t block[64]) {
   uint32_t w[64];
-  for (int i = 0; i < 16; ++i) {
+  for (size_t i = 0; i < 16; ++i) {
     w[i] = (uint32_t{block[4 * i]} << 24) | (uint32_t{block[4 * i + 1]} << 16) |
            (uint32_t{block[4 * i + 2]} << 8) | uint32_t{block[4 * i + 3]};
   }
@@ -65,7 +65,7 @@ Sha256Digest Sha256(const uint8_t* data, size_t size) {
   for (int i = 0; i < 8; ++i) tail[tail_len - 1 - i] = static_cast<uint8_t>(bits >> (8 * i));
   for (size_t off = 0; off < tail_len; off += 64) Compress(state, tail + off);
   Sha256Digest out;
-  for (int i = 0; i < 8; ++i) {
+  for (size_t i = 0; i < 8; ++i) {
     out[4 * i] = static_cast<uint8_t>(state[i] >> 24);
     out[4 * i + 1] = static_cast<uint8_t>(state[i] >> 16);
     out[4 * i + 2] = static_cast<uint8_t>(state[i] >> 8);

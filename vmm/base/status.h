@@ -68,10 +68,11 @@ class [[nodiscard]] StatusOr {
     if (!instar_status_.ok()) return instar_status_; \
   } while (0)
 
+// `lhs` may be a declaration ("Foo foo"), so the macro cannot parenthesise it.
 #define INSTAR_ASSIGN_OR_RETURN(lhs, expr)                                   \
   auto INSTAR_STATUS_CONCAT(instar_or_, __LINE__) = (expr);                  \
   if (!INSTAR_STATUS_CONCAT(instar_or_, __LINE__).ok())                      \
     return INSTAR_STATUS_CONCAT(instar_or_, __LINE__).status();              \
-  lhs = std::move(INSTAR_STATUS_CONCAT(instar_or_, __LINE__)).value()
+  lhs = std::move(INSTAR_STATUS_CONCAT(instar_or_, __LINE__)).value()  // NOLINT(bugprone-macro-parentheses)
 
 }  // namespace instar

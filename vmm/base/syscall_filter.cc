@@ -23,7 +23,7 @@ constexpr uint32_t kArchOffset = offsetof(seccomp_data, arch);
 
 // The low word of argument `arg` (x86-64 is little-endian).
 uint32_t ArgOffset(unsigned arg) {
-  return static_cast<uint32_t>(offsetof(seccomp_data, args) + 8 * arg);
+  return static_cast<uint32_t>(offsetof(seccomp_data, args) + sizeof(uint64_t) * arg);
 }
 
 Instruction Stmt(uint16_t code, uint32_t k) { return {code, 0, 0, k}; }

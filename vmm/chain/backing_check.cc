@@ -20,10 +20,12 @@ StatusOr<BackingChainCheck> CheckBackingChain(const Sandbox& sandbox, const Info
   return check;
 }
 
-std::string NestBackingFailure(std::string text, uint32_t depth) {
+std::string NestBackingFailure(const std::string& text, uint32_t depth) {
   // Each image above the one that failed adds qemu's prefix.
-  for (uint32_t i = 0; i < depth; ++i) text = "Could not open backing file: " + text;
-  return text;
+  std::string nested;
+  for (uint32_t i = 0; i < depth; ++i) nested += "Could not open backing file: ";
+  nested += text;
+  return nested;
 }
 
 }  // namespace instar::vmm

@@ -31,6 +31,6 @@ StatusOr<BackingChainCheck> CheckBackingChain(const Sandbox& sandbox, const Info
 
 // qemu's wording for a layer `depth` images below the one being opened that failed with
 // `text`: one "Could not open backing file: " per image above it.
-std::string NestBackingFailure(std::string text, uint32_t depth);
+std::string NestBackingFailure(const std::string& text, uint32_t depth);
 
 }  // namespace instar::vmm

@@ -16,7 +16,7 @@ StatusOr<LineClient> LineClient::Connect(const std::string& socket_path) {
   if (socket_path.size() >= sizeof addr.sun_path) {
     return InvalidArgument("daemon socket path too long: " + socket_path);
   }
-  std::strcpy(addr.sun_path, socket_path.c_str());
+  std::memcpy(addr.sun_path, socket_path.data(), socket_path.size());  // NUL: addr{} zeroed it
   UniqueFd sock(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!sock.valid() ||
       ::connect(sock.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "nlohmann/json.hpp"
+#include "vmm/base/text_format.h"
 #include "vmm/base/unique_fd.h"
 #include "vmm/daemon/peer.h"
 #include "vmm/daemon/protocol.h"
@@ -268,7 +269,7 @@ Status Server::Run() {
   sigemptyset(&signals);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&signals, sig);
   if (::pthread_sigmask(SIG_BLOCK, &signals, nullptr) != 0) return Errno("sigprocmask");
-  ::signal(SIGPIPE, SIG_IGN);
+  if (::signal(SIGPIPE, SIG_IGN) == SIG_ERR) return Errno("signal");
   UniqueFd signal_fd(::signalfd(-1, &signals, SFD_CLOEXEC));
   if (!signal_fd.valid()) return Errno("signalfd");
 
@@ -278,7 +279,7 @@ Status Server::Run() {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (staging.size() >= sizeof addr.sun_path) return InvalidArgument("socket path too long");
-  std::strcpy(addr.sun_path, staging.c_str());
+  std::memcpy(addr.sun_path, staging.data(), staging.size());  // NUL: addr{} zeroed it
   struct stat st {};
   if (::lstat(config_.socket_path.c_str(), &st) == 0 && !S_ISSOCK(st.st_mode)) {
     return InvalidArgument(config_.socket_path + " exists and is not a socket");
@@ -292,7 +293,7 @@ Status Server::Run() {
   if (::chmod(staging.c_str(), config_.socket_mode) != 0 ||
       ::listen(listener.get(), 128) != 0 ||
       ::rename(staging.c_str(), config_.socket_path.c_str()) != 0) {
-    const Status failed = Errno("listening on " + config_.socket_path);
+    Status failed = Errno("listening on " + config_.socket_path);
     ::unlink(staging.c_str());
     return failed;
   }
@@ -371,7 +372,8 @@ Status LoadConfigFile(const std::string& path, ServerConfig* config) {
     else if (key == "max-concurrent") config->max_concurrent = static_cast<uint32_t>(value);
     else if (key == "max-queue") config->max_queue = static_cast<uint32_t>(value);
     else if (key == "deadline-ms") config->deadline = std::chrono::milliseconds(value);
-    else return InvalidArgument(path + ":" + std::to_string(number) + ": unknown key " + key);
+    else return InvalidArgument(Format("%s:%d: unknown key %s", path.c_str(), number,
+                                       key.c_str()));
   }
   return Status::Ok();
 }

@@ -16,6 +16,8 @@
 #include <cstring>
 
 #include "nlohmann/json.hpp"
+#include "vmm/base/std_stream.h"
+#include "vmm/base/text_format.h"
 #include "vmm/base/unique_fd.h"
 #include "vmm/transport/open_overrides.h"
 
@@ -130,12 +132,12 @@ int WorkerMain(const ChildSetup& setup, const CommandRunner& runner) {
   if (c.uid != 0 || c.gid != 0) {
     if (::setgroups(c.groups.size(), c.groups.data()) != 0 || ::setgid(c.gid) != 0 ||
         ::setuid(c.uid) != 0) {
-      std::fprintf(stderr, "instar: cannot take the client's credentials\n");
+      Emit(stderr, "instar: cannot take the client's credentials\n");
       return 1;
     }
   }
   if (!cwd.empty() && ::chdir(cwd.c_str()) != 0) {
-    std::fprintf(stderr, "instar: cannot change to '%s'\n", cwd.c_str());
+    Emit(stderr, Format("instar: cannot change to '%s'\n", cwd.c_str()));
     return 1;
   }
   for (const auto& f : j.value("files", nlohmann::json::array())) {
@@ -144,14 +146,15 @@ int WorkerMain(const ChildSetup& setup, const CommandRunner& runner) {
     SetOpenOverride(f.at(0).get<std::string>(), passed[index].get());
   }
   std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
   for (std::string& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const int32_t code = runner(static_cast<int>(args.size()), argv.data());
 
   // The output is complete: close it (the daemon sees its end) and send the exit code, so the
   // reply goes out while this process tears its machines down and exits.
-  std::fflush(stdout);
-  std::fflush(stderr);
+  (void)std::fflush(stdout);
+  (void)std::fflush(stderr);
   const int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
   if (null < 0 || ::dup2(null, STDOUT_FILENO) < 0 || ::dup2(kWorkerLogFd, STDERR_FILENO) < 0) {
     return code;  // the daemon then learns the code from the exit status

@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "abi/memory_map.h"
+#include "vmm/base/text_format.h"
 #include "vmm/kvm/machine_layout.h"
 
 namespace instar::vmm {
@@ -41,7 +42,7 @@ FaultReport InterpretHalt(const GuestRam& ram, uint64_t halt_rip, uint64_t halt_
   FaultReport f;
   f.rip = halt_rip;
   const uint64_t stubs = abi::kExceptionStubs.base;
-  const uint64_t stubs_end = stubs + kExceptionVectors * kExceptionStubStride;
+  const uint64_t stubs_end = stubs + uint64_t{kExceptionVectors} * kExceptionStubStride;
   if (halt_rip < stubs || halt_rip >= stubs_end || halt_rsp != FaultFrameAddress()) return f;
   const auto frame = ram.Read<FaultFrame>(FaultFrameAddress());
   // The vector the stub pushed must be the stub's own.
@@ -55,17 +56,14 @@ FaultReport InterpretHalt(const GuestRam& ram, uint64_t halt_rip, uint64_t halt_
 }
 
 std::string DescribeExit(const ExitEvent& event) {
-  char buf[160];
   switch (event.kind) {
     case ExitKind::kMmioViolation:
-      std::snprintf(buf, sizeof buf, "guest made a stray %u-byte MMIO %s at 0x%" PRIx64,
-                    event.length, event.is_write ? "write" : "read", event.address);
-      return buf;
+      return Format("guest made a stray %u-byte MMIO %s at 0x%" PRIx64, event.length,
+                    event.is_write ? "write" : "read", event.address);
     case ExitKind::kShutdown:
       return "guest triple-faulted";
     default:
-      std::snprintf(buf, sizeof buf, "guest stopped with unexpected KVM exit %u", event.reason);
-      return buf;
+      return Format("guest stopped with unexpected KVM exit %u", event.reason);
   }
 }
 

@@ -127,15 +127,15 @@ Status BuildMachine(const GuestRam& ram) {
     stub[n++] = 0xF4;  // hlt
     stub[n++] = 0xEB;  // jmp back to hlt
     stub[n++] = 0xFD;
-    std::memcpy(ram.Range(abi::kExceptionStubs.base + v * kExceptionStubStride, stub.size()),
-                stub.data(), stub.size());
+    const uint64_t target = abi::kExceptionStubs.base + uint64_t{v} * kExceptionStubStride;
+    std::memcpy(ram.Range(target, stub.size()), stub.data(), stub.size());
 
     // 64-bit interrupt gate, DPL 0: a CPL3 `int N` on it raises #GP, which is reported too.
-    const uint64_t target = abi::kExceptionStubs.base + v * kExceptionStubStride;
     const uint64_t low = (target & 0xFFFF) | (uint64_t{kKernelCodeSelector} << 16) |
                          (uint64_t{0x8E} << 40) | (((target >> 16) & 0xFFFF) << 48);
-    ram.Write<uint64_t>(abi::kIdt.base + 16 * v, low);
-    ram.Write<uint64_t>(abi::kIdt.base + 16 * v + 8, target >> 32);
+    const uint64_t gate = abi::kIdt.base + 16 * uint64_t{v};
+    ram.Write<uint64_t>(gate, low);
+    ram.Write<uint64_t>(gate + 8, target >> 32);
   }
   return Status::Ok();
 }

@@ -3,6 +3,8 @@
 #include <cinttypes>
 #include <cstdio>
 
+#include "vmm/base/text_format.h"
+
 namespace instar::vmm {
 
 std::string ExceptionName(uint64_t vector) {
@@ -20,22 +22,16 @@ std::string ExceptionName(uint64_t vector) {
 }
 
 std::string DescribeFault(const FaultReport& fault) {
-  char buf[160];
   if (!fault.from_stub) {
-    std::snprintf(buf, sizeof buf, "guest halted outside an exception handler at rip 0x%" PRIx64,
-                  fault.rip);
-    return buf;
+    return Format("guest halted outside an exception handler at rip 0x%" PRIx64, fault.rip);
   }
   if (fault.vector == 14) {
-    std::snprintf(buf, sizeof buf,
-                  "guest crashed: %s at rip 0x%" PRIx64 " (address 0x%" PRIx64
+    return Format("guest crashed: %s at rip 0x%" PRIx64 " (address 0x%" PRIx64
                   ", error 0x%" PRIx64 ")",
                   ExceptionName(fault.vector).c_str(), fault.rip, fault.cr2, fault.error_code);
-  } else {
-    std::snprintf(buf, sizeof buf, "guest crashed: %s at rip 0x%" PRIx64 " (error 0x%" PRIx64 ")",
-                  ExceptionName(fault.vector).c_str(), fault.rip, fault.error_code);
   }
-  return buf;
+  return Format("guest crashed: %s at rip 0x%" PRIx64 " (error 0x%" PRIx64 ")",
+                ExceptionName(fault.vector).c_str(), fault.rip, fault.error_code);
 }
 
 }  // namespace instar::vmm

@@ -5,22 +5,13 @@
 #include <cstring>
 
 #include "crates/probe/probe.h"
+#include "vmm/base/text_format.h"
 #include "vmm/transport/request_server.h"
 
 namespace instar::vmm {
 namespace {
 
 using abi::FindingKind;
-
-std::string Format(const char* format, ...) __attribute__((format(printf, 1, 2)));
-std::string Format(const char* format, ...) {
-  char buf[512];
-  va_list args;
-  va_start(args, format);
-  std::vsnprintf(buf, sizeof buf, format, args);
-  va_end(args);
-  return buf;
-}
 
 using ull = unsigned long long;
 using ll = long long;

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "ops/commit/commit_image.h"
+#include "vmm/base/text_format.h"
 #include "vmm/chain/chain_discovery.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/operations/info_request.h"
@@ -26,13 +27,9 @@ constexpr uint64_t kLargestCluster = 2ull << 20;
 
 uint64_t SaturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
 
-std::string Hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
-
 const char* FormatName(uint64_t format) {
+  // A guest-sent detail: the enum conversion would keep only its low 32 bits.
+  if (format > UINT32_MAX) return "unknown";
   switch (static_cast<abi::ImageFormat>(format)) {
     case abi::ImageFormat::kAuto: return "auto";
     case abi::ImageFormat::kRaw: return "raw";
@@ -44,6 +41,7 @@ const char* FormatName(uint64_t format) {
 
 std::string UnsupportedText(uint64_t detail) {
   using abi::CommitUnsupported;
+  if (detail > UINT32_MAX) return "unsupported image layout " + std::to_string(detail);
   switch (static_cast<CommitUnsupported>(detail)) {
     case CommitUnsupported::kZstdCompression:
       return "instar does not read zstd-compressed qcow2 images";

@@ -67,6 +67,14 @@ TEST(CommitRequest, EveryErrorHasOneLine) {
               std::string::npos)
         << d;
   }
+  // Details are 64-bit: a value whose low 32 bits name an enum member names nothing.
+  const uint64_t wrapped = (1ull << 32) + 2;
+  EXPECT_NE(DescribeCommitError(abi::CommitError::kUnsupportedFormat, wrapped, "'x'", false)
+                .find("Image format 'unknown'"),
+            std::string::npos);
+  EXPECT_NE(DescribeCommitError(abi::CommitError::kUnsupportedLayout, wrapped, "'x'", false)
+                .find("unsupported image layout 4294967298"),
+            std::string::npos);
   // Whether the base changed is said, never guessed.
   EXPECT_NE(DescribeCommitError(abi::CommitError::kCorruptMetadata, 0x10000, "'b'", false)
                 .find("nothing was changed"),

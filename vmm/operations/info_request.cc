@@ -7,6 +7,7 @@
 
 #include "crates/probe/probe.h"
 #include "ops/info/info_image.h"
+#include "vmm/base/text_format.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/operations/vmdk_extent_files.h"
 #include "vmm/safety/qemu_image_lock.h"
@@ -35,10 +36,8 @@ std::string UnsupportedFeatures(uint64_t unknown, const std::vector<FeatureNameI
     unknown &= ~bit;
   }
   if (unknown != 0) {
-    char buf[64];
-    std::snprintf(buf, sizeof buf, "Unknown incompatible feature: %llx",
-                  static_cast<unsigned long long>(unknown));
-    text += (first ? "" : ", ") + std::string(buf);
+    text += (first ? "" : ", ") + Format("Unknown incompatible feature: %llx",
+                                         static_cast<unsigned long long>(unknown));
   }
   return text;
 }

@@ -4,15 +4,10 @@
 #include <cstdio>
 
 #include "crates/probe/probe.h"
+#include "vmm/base/text_format.h"
 
 namespace instar::vmm {
 namespace {
-
-std::string Hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
-}
 
 RebaseMessage Line(std::string text, bool while_opening = false) {
   return RebaseMessage{{std::move(text)}, while_opening};

@@ -7,6 +7,7 @@
 #include "crates/probe/probe.h"
 #include "crates/vmdk/extent_name.h"
 #include "ops/resize/resize_image.h"
+#include "vmm/base/text_format.h"
 #include "vmm/chain/backing_check.h"
 #include "vmm/chain/path_policy.h"
 #include "vmm/operations/check_request.h"
@@ -25,6 +26,8 @@ namespace {
 constexpr uint64_t kGrowHeadroom = 64ull << 20;
 
 const char* PreallocationName(uint64_t mode) {
+  // A guest-sent detail: the enum conversion would keep only its low 32 bits.
+  if (mode > UINT32_MAX) return "unknown";
   switch (static_cast<abi::Preallocation>(mode)) {
     case abi::Preallocation::kOff: return "off";
     case abi::Preallocation::kMetadata: return "metadata";
@@ -32,12 +35,6 @@ const char* PreallocationName(uint64_t mode) {
     case abi::Preallocation::kFull: return "full";
   }
   return "unknown";
-}
-
-std::string Hex(uint64_t v) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "0x%" PRIx64, v);
-  return buf;
 }
 
 ResizeMessage Line(std::string text, bool while_opening = false) {
@@ -73,12 +70,10 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
     case ResizeError::kHeaderTooLong: return Line("qcow2 header exceeds cluster size", open);
     case ResizeError::kRefcountOrderTooLarge:
       return Line("Reference count entry width too large; may not exceed 64 bits", open);
-    case ResizeError::kUnsupportedFeatures: {
-      char buf[96];
-      std::snprintf(buf, sizeof buf,
-                    "Unsupported qcow2 feature(s): Unknown incompatible feature: %" PRIx64, detail);
-      return Line(buf, open);
-    }
+    case ResizeError::kUnsupportedFeatures:
+      return Line(Format("Unsupported qcow2 feature(s): Unknown incompatible feature: %" PRIx64,
+                         detail),
+                  open);
     case ResizeError::kBadEncryptionMethod: return Line("Unsupported encryption method: " + d, open);
     case ResizeError::kBackingFileTooLong: return Line("Backing file name too long", open);
     case ResizeError::kBadHeaderExtension: return Line("Invalid header extension", open);

@@ -62,6 +62,11 @@ StatusOr<Device> NewExtentFiles::Create(const std::string& name) {
                   "Could not create '" + path + "': " + std::strerror(errno));
   }
   created_.push_back(path);
+  // The descriptor will name the file: its directory entry must survive a power loss first.
+  UniqueFd dir(::open(DirectoryOf(descriptor_path_).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid() || ::fsync(dir.get()) != 0) {
+    return IoError("Could not sync the directory of '" + path + "': " + std::strerror(errno));
+  }
   INSTAR_ASSIGN_OR_RETURN(Device device,
                           AttachOpened(std::move(fd), /*writable=*/true, abi::DeviceRole::kExtent));
   device.limits.write_limit = kNewExtentFileLimit;

@@ -132,10 +132,12 @@ Status CheckNotInUseByLibvirt(const std::vector<std::string>& paths, const std::
   if (n < 0) return Status(StatusCode::kUnavailable, "cannot list libvirt domains on " + uri);
   auto free_domain = [api](virDomainPtr d) { api->domain_free(d); };
   std::vector<std::unique_ptr<virDomain, decltype(free_domain)>> domains;
+  domains.reserve(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) domains.emplace_back(raw[i], free_domain);
   std::free(raw);
 
   std::vector<std::string> wanted;
+  wanted.reserve(paths.size());
   for (const std::string& p : paths) wanted.push_back(Canonical(p));
   for (const auto& domain : domains) {
     std::unique_ptr<char, decltype(&std::free)> xml(api->domain_xml(domain.get(), 0), &std::free);
