@@ -112,7 +112,10 @@ bool SnapshotReader::ReadText(uint64_t offset, uint32_t length, char* out, uint3
     return false;
   }
   out[n] = '\0';
-  *out_len = n;
+  // qemu holds the text as a C string: it ends at its first NUL.
+  uint32_t used = 0;
+  while (used < n && out[used] != '\0') ++used;
+  *out_len = used;
   return true;
 }
 

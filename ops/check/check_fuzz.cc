@@ -59,5 +59,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
   }
   ops::testing::ExpectStillClean(was_clean, fake.inputs()[0], "the repaired image");
+  ops::testing::ExpectWritesFit(was_clean, fake.report(), "the repaired image");
   return 0;
 }

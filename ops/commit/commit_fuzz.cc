@@ -68,5 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (base_qcow2) ops::testing::ExpectStillClean(base_was_clean, *fake.output(), "the base");
   if (top_qcow2) ops::testing::ExpectStillClean(top_was_clean, fake.inputs()[0], "the top");
+  ops::testing::ExpectWritesFit(base_qcow2 && base_was_clean && (!empty_top || top_was_clean),
+                                fake.report(), "the chain");
   return 0;
 }

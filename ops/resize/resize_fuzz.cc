@@ -47,6 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
   if (result->format == static_cast<uint32_t>(abi::ImageFormat::kQcow2)) {
     ops::testing::ExpectStillClean(was_clean, *fake.output(), "the resized image");
+    ops::testing::ExpectWritesFit(was_clean, fake.report(), "the resized image");
   }
   return 0;
 }

@@ -55,6 +55,19 @@ TEST(FakeCallTable, RefusesWritesPastTheWriteLimitAsTheHostDoes) {
   EXPECT_EQ(fake.output()->size, 4096u);
 }
 
+TEST(FakeCallTable, CountsFlushesOfWritableDevices) {
+  FakeCallTable fake({}, {}, Output(1024, 1024), ResizeExpected());
+  EXPECT_EQ(fake.table()->flush(abi::kOutputDevice), kOk);
+  EXPECT_EQ(fake.report().flushes, 1u);
+}
+
+TEST(FakeCallTableDeathTest, AbortsOnAFlushOfAReadOnlyDevice) {
+  std::vector<FakeDevice> inputs;
+  inputs.push_back(FakeDevice::Of(std::vector<uint8_t>(512)));
+  FakeCallTable fake({}, std::move(inputs), std::nullopt, ResizeExpected());
+  EXPECT_DEATH(fake.table()->flush(0), "flush");
+}
+
 TEST(FakeCallTableDeathTest, AbortsOnAReadPastTheDevice) {
   FakeCallTable fake({}, {}, Output(1024, 1024), ResizeExpected());
   uint8_t buffer[1024];

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <functional>
 
+#include <sys/mman.h>
+
 #include "abi/image_format.h"
 #include "abi/memory_map.h"
 #include "crates/check/finding_sink.h"
@@ -17,9 +19,36 @@
 namespace instar::ops::testing {
 namespace {
 
-alignas(4096) uint8_t g_scratch[abi::kScratchMemSize];
+// A region of anonymous memory that reads as zeros again after each Fresh(): the kernel
+// drops its pages (MADV_DONTNEED), so a run pays only for the pages it touches, where a
+// memset of the guest's whole scratch region would cost more than most runs.
+class ZeroedRegion {
+ public:
+  explicit ZeroedRegion(uint64_t size)
+      : size_(size),
+        base_(static_cast<uint8_t*>(
+            mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))) {
+    if (base_ == MAP_FAILED) Violation("cannot map the scratch region");
+  }
+  base::Arena Fresh() {
+    if (madvise(base_, size_, MADV_DONTNEED) != 0) Violation("cannot reset the scratch region");
+    return base::Arena(base_, size_);
+  }
+
+ private:
+  uint64_t size_;
+  uint8_t* base_;
+};
+
+ZeroedRegion& Scratch() {
+  static ZeroedRegion region(abi::kScratchMemSize);
+  return region;
+}
 // crates/check's own arena for the oracle (it runs after the operation, on its output).
-alignas(4096) uint8_t g_check_scratch[abi::kScratchMemSize];
+ZeroedRegion& CheckScratch() {
+  static ZeroedRegion region(abi::kScratchMemSize);
+  return region;
+}
 
 // Oracle checks are skipped on files larger than this: the walk is linear in the file.
 constexpr uint64_t kMaxCheckedBytes = 64u << 20;
@@ -62,10 +91,7 @@ FuzzInput SplitFuzzInput(std::span<const uint8_t> data, size_t prefix_bytes,
   return input;
 }
 
-base::Arena FreshScratch() {
-  std::memset(g_scratch, 0, sizeof g_scratch);
-  return base::Arena(g_scratch, sizeof g_scratch);
-}
+base::Arena FreshScratch() { return Scratch().Fresh(); }
 
 std::optional<abi::InfoResult> DescribeImage(const std::vector<uint8_t>& bytes) {
   abi::InfoConfig config{};
@@ -132,7 +158,7 @@ bool Qcow2Clean(const FakeDevice& device) {
   sink.snapshot_finding = [](void*, const abi::CheckSnapshotFinding&) {};
   check::CheckOptions options;
   options.backing_checked = true;
-  base::Arena arena(g_check_scratch, sizeof g_check_scratch);
+  base::Arena arena = CheckScratch().Fresh();
   abi::CheckResult result{};
   if (!check::CheckQcow2(io, sink, arena, options, &result).ok()) return false;
   return result.failure == 0 && result.check_errors == 0 && result.corruptions == 0;
@@ -141,6 +167,12 @@ bool Qcow2Clean(const FakeDevice& device) {
 void ExpectStillClean(bool was_clean, const FakeDevice& after, const char* what) {
   if (!was_clean || after.size > kMaxCheckedBytes) return;
   if (!Qcow2Clean(after)) Violation(std::string(what) + " was clean and is not any more");
+}
+
+void ExpectWritesFit(bool was_clean, const FakeReport& report, const char* what) {
+  if (was_clean && report.refused_writes != 0) {
+    Violation(std::string(what) + " was clean but needed a write past the host's write limit");
+  }
 }
 
 }  // namespace instar::ops::testing

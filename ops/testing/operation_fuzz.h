@@ -70,4 +70,9 @@ bool Qcow2Clean(const FakeDevice& device);
 // refused write (leaks are allowed). Aborts with `what` otherwise.
 void ExpectStillClean(bool was_clean, const FakeDevice& after, const char* what);
 
+// The host's write limits are meant to cover whatever an operation writes to a sound image:
+// when the input was clean, no write may have been refused for passing one. Aborts with
+// `what` otherwise.
+void ExpectWritesFit(bool was_clean, const FakeReport& report, const char* what);
+
 }  // namespace instar::ops::testing

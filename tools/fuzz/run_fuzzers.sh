@@ -37,16 +37,21 @@ for target in "${targets[@]}"; do
   binary="$(bazel_fuzz info --config=fuzz bazel-bin 2>/dev/null)/$pkg/$name"
   corpus_src="$(grep -A6 "name = \"$name\"" "$pkg/BUILD.bazel" | sed -n 's/.*corpus = "\([^"]*\)".*/\1/p' | head -1)"
   corpus="$work/$name"
-  mkdir -p "$corpus" "$work/$name-crashes"
+  mkdir -p "$corpus"
   cp -r "$pkg/$corpus_src/." "$corpus/" 2>/dev/null
-  # libFuzzer stops at a crash: run again for what is left of the budget (up to 5 crashes).
+  # libFuzzer stops at a crash: run again for what is left of the budget (at most 5 times).
+  # A crash counts once per distinct first error line; one input per crash is minimized.
   execs=0
+  runs=0
   crashes=0
+  : >"$work/$name.seen"
   start=$(date +%s)
   while :; do
     left=$((budget - ($(date +%s) - start)))
-    [ "$left" -gt 0 ] && [ "$crashes" -lt 5 ] || break
+    [ "$left" -gt 0 ] && [ "$runs" -lt 5 ] || break
+    runs=$((runs + 1))
     log="$work/$name.log"
+    rm -rf "$work/$name-crashes" && mkdir -p "$work/$name-crashes"
     "$binary" "$corpus" -max_total_time="$left" -timeout="$timeout" \
       -artifact_prefix="$work/$name-crashes/" -print_final_stats=1 >"$log" 2>&1
     rc=$?
@@ -54,19 +59,22 @@ for target in "${targets[@]}"; do
     [ -n "$n" ] || n=$(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1)
     execs=$((execs + ${n:-0}))
     [ "$rc" = 0 ] && break
+    what=$(grep -m1 -E "ERROR: |fake call table: |runtime error|Assertion" "$log" |
+      sed 's/==[0-9]*==//; s/0x[0-9a-f]*/ADDR/g')
+    grep -qxF -- "$what" "$work/$name.seen" && continue
+    printf '%s\n' "$what" >>"$work/$name.seen"
     crashes=$((crashes + 1))
-    grep -m1 -E "ERROR: |fake call table: |Assertion|runtime error" "$log" | sed "s|^|  $name: |" >&2
-  done
-  seconds=$(($(date +%s) - start))
-  speed=$((execs / (seconds > 0 ? seconds : 1)))
-  for crash in "$work/$name-crashes"/*; do
-    [ -f "$crash" ] || continue
+    echo "  $name: $what" >&2
+    crash=$(find "$work/$name-crashes" -type f | head -1)
+    [ -n "$crash" ] || continue
     minimized="$pkg/$corpus_src/$(basename "$crash")"
-    "$binary" -minimize_crash=1 -max_total_time=30 -timeout="$timeout" \
+    "$binary" -minimize_crash=1 -max_total_time=20 -timeout="$timeout" \
       -exact_artifact_path="$minimized" "$crash" >/dev/null 2>&1
     [ -f "$minimized" ] || cp "$crash" "$minimized"
     echo "  crash kept as $minimized" >&2
   done
+  seconds=$(($(date +%s) - start))
+  speed=$((execs / (seconds > 0 ? seconds : 1)))
   total_crashes=$((total_crashes + crashes))
   printf '%-40s %12s %10s %8s\n' "$target" "$execs" "$speed" "$crashes"
 done
