@@ -46,7 +46,7 @@ FakeCallTable::FakeCallTable(std::span<const uint8_t> config, std::vector<FakeDe
     Violation("fake set-up: config or device count too large");
   }
   g_current = this;
-  std::memcpy(config_, config.data(), config.size());
+  if (!config.empty()) std::memcpy(config_, config.data(), config.size());
   record_counts_.assign(expected_.records.size(), 0);
 
   chain_.magic = abi::kChainConfigMagic;
