@@ -148,7 +148,7 @@ int CheckCommand(int argc, char** argv) {
   }
   if (outcome->format_unsupported) {
     if (request.format == abi::ImageFormat::kAuto && request.repair != abi::CheckRepair::kNone &&
-        outcome->unsupported_format == abi::ImageFormat::kRaw) {
+        outcome->unsupported_format == probe::Format::kRaw) {
       // qemu warns when it opens a probed raw image for writing.
       PrintRawProbeWarning(filename);
     }
