@@ -121,12 +121,7 @@ int CheckCommand(int argc, char** argv) {
   if (outcome->findings_truncated) {
     PrintError("further findings were not reported (more than instar relays)");
   }
-  if (guest.verbose) {
-    Emit(stderr, Format("instar: vm setup %.0f us, total %.0f us, %llu exits, %llu passes\n",
-                 outcome->timings.setup_us, outcome->timings.total_us,
-                 static_cast<unsigned long long>(outcome->timings.exits),
-                 static_cast<unsigned long long>(outcome->result.passes)));
-  }
+  if (guest.verbose) PrintTimings(outcome->timings, outcome->result.passes);
   if (outcome->format_unsupported) {
     if (request.format == abi::ImageFormat::kAuto && request.repair != abi::CheckRepair::kNone &&
         outcome->unsupported_format == probe::Format::kRaw) {

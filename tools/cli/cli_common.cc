@@ -38,10 +38,12 @@ std::string OpenErrorText(const std::string& name, const Status& s) {
   return s.message();
 }
 
-void PrintTimings(const vmm::LaunchTimings& timings) {
-  Emit(stderr, Format("instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+void PrintTimings(const vmm::LaunchTimings& timings, std::optional<uint64_t> passes) {
+  if (timings.exits == 0) return;  // refused before any guest ran: nothing was timed
+  Emit(stderr, Format("instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits",
                timings.setup_us, timings.first_exit_us, timings.total_us,
                static_cast<unsigned long long>(timings.exits)));
+  Emit(stderr, passes ? Format(", %llu passes\n", static_cast<unsigned long long>(*passes)) : "\n");
 }
 
 void PrintRawProbeWarning(const std::string& filename) {

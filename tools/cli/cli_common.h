@@ -82,8 +82,10 @@ std::optional<std::vector<std::string>> AllowedDirsFor(const std::string& filena
 bool ResolveFormatName(const std::string& filename, const std::string& name,
                        abi::ImageFormat* format);
 
-// With --verbose: the run's timings on stderr ("instar: vm setup ... us, ...").
-void PrintTimings(const vmm::LaunchTimings& timings);
+// With --verbose: the run's timings on stderr ("instar: vm setup ... us, ..."), with the
+// check's passes over the refcount space when given; nothing when no guest ran.
+void PrintTimings(const vmm::LaunchTimings& timings,
+                  std::optional<uint64_t> passes = std::nullopt);
 
 // qemu-img's warning after it probed a writable image as raw.
 void PrintRawProbeWarning(const std::string& filename);
