@@ -50,7 +50,7 @@ int RebaseCommand(int argc, char** argv) {
   const std::optional<int> stop = ParseOptions(
       argc, argv, "hf:F:b:upt:T:qU",
       {{"help", no_argument, nullptr, 'h'},
-       // Long spellings of the short options, for the daemon's object arguments.,
+       // Long spellings of the short options, for the daemon's object arguments.
        {"format", required_argument, nullptr, 'f'},
        {"backing", required_argument, nullptr, 'b'},
        {"backing-format", required_argument, nullptr, 'F'},
