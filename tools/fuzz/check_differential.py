@@ -13,7 +13,8 @@ Cases are numbered and seeded, so a failure is replayed with --seed S --first N 
 
 Stops after --count cases or --seconds, whichever comes first; exits 1 if any case differed
 (each difference is printed with its case number and, with --keep, its images are kept).
-Cases on which qemu-img runs past its timeout are skipped.
+Cases on which qemu-img runs past its timeout are skipped, and so are the differences
+docs/check.md lists as known (see KNOWN below).
 """
 import argparse
 import os
@@ -43,6 +44,27 @@ TEMPLATES = (
     ("w2-512-snap", "cluster_size=512,refcount_bits=2", True),
     ("w32-64k-v2", "cluster_size=65536,compat=0.10", True),
 )
+
+
+OVERLAP_STOP = b"Preventing invalid write on metadata"
+
+
+def known_difference(mode, q, i):
+    """The documented differences (docs/check.md, "Known differences"), by their signature."""
+    q_err, i_err = q[2], i[2]
+    # A refcount block far past the end of the file: instar refuses to grow the file there.
+    if b"Could not resize file: File too large" in i_err and mode[:1] == ["-r"]:
+        return True
+    # qemu's repair stopped on its overlap check after a rebuild wrote over an L1 table that
+    # overlaps other metadata: qemu reports that table's entries from its open-time copy.
+    if OVERLAP_STOP in q_err and b"Rebuilding refcount structure" in q_err:
+        q_lines, i_lines = q_err.split(b"\n"), i_err.split(b"\n")
+        if len(q_lines) == len(i_lines) and all(
+                a == b or (a.startswith(b"Repairing OFLAG_COPIED L2 cluster") and
+                           b.startswith(b"Repairing OFLAG_COPIED L2 cluster"))
+                for a, b in zip(q_lines, i_lines)):
+            return True
+    return False
 
 
 def run(args, cwd, timeout):
@@ -144,13 +166,17 @@ def compare(case, template, edits, instar, work, keep):
             differences.append("instar timed out (%s)" % " ".join(mode))
             break
         nq, ni = normalized(q, "qemu-img"), normalized(i, "instar")
+        if nq != ni and known_difference(mode, nq, ni):
+            continue
         if nq != ni:
             differences.append("check %s: qemu rc %d, instar rc %d\n--- qemu\n%s%s--- instar\n%s%s"
                                % (" ".join(mode), nq[0], ni[0], nq[1].decode(errors="replace"),
                                   nq[2].decode(errors="replace"), ni[1].decode(errors="replace"),
                                   ni[2].decode(errors="replace")))
             continue
-        if mode[:1] == ["-r"]:
+        # When qemu stops a repair on its overlap check it loses the refcount repairs it had
+        # cached; instar's are on disk, so a later check differs (a known difference).
+        if mode[:1] == ["-r"] and OVERLAP_STOP not in nq[2]:
             after = [normalized(run(["qemu-img", "check", "img.qcow2"], dirs[t], QEMU_TIMEOUT) or
                                 (-1, b"", b"timeout"), "qemu-img") for t in ("q", "i")]
             if after[0] != after[1]:
