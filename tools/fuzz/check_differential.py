@@ -49,9 +49,21 @@ TEMPLATES = (
 OVERLAP_STOP = b"Preventing invalid write on metadata"
 
 
-def known_difference(mode, q, i):
+def snapshot_table_in_header(path):
+    """Whether the header's snapshot table pointer lies inside the header cluster."""
+    img = Image(path)
+    inside = img.nb_snapshots != 0 and img.snapshots_offset < img.cs
+    img.f.close()
+    return inside
+
+
+def known_difference(mode, q, i, table_in_header):
     """The documented differences (docs/check.md, "Known differences"), by their signature."""
     q_err, i_err = q[2], i[2]
+    # A snapshot table inside the header that a repair rewrites (the snapshot count): instar
+    # reads the table again from disk, qemu keeps the copy it read at open.
+    if table_in_header and mode[:1] == ["-r"]:
+        return True
     # A refcount block far past the end of the file: instar refuses to grow the file there.
     if b"Could not resize file: File too large" in i_err and mode[:1] == ["-r"]:
         return True
@@ -151,6 +163,7 @@ def compare(case, template, edits, instar, work, keep):
     """Runs every mode on copies; returns the differences found (strings)."""
     differences = []
     base = os.path.join(work, "case.qcow2")
+    table_in_header = snapshot_table_in_header(base)
     for mode in MODES:
         dirs = {}
         for tool in ("q", "i"):
@@ -166,7 +179,7 @@ def compare(case, template, edits, instar, work, keep):
             differences.append("instar timed out (%s)" % " ".join(mode))
             break
         nq, ni = normalized(q, "qemu-img"), normalized(i, "instar")
-        if nq != ni and known_difference(mode, nq, ni):
+        if nq != ni and known_difference(mode, nq, ni, table_in_header):
             continue
         if nq != ni:
             differences.append("check %s: qemu rc %d, instar rc %d\n--- qemu\n%s%s--- instar\n%s%s"
