@@ -181,12 +181,14 @@ variant("ext-huge.qcow2", [(112, struct.pack(">II", 0x12345678, 0xFFFFFFFF))])
 # unknown encryption method and an oversized extension (open-time messages).
 variant("size-odd.qcow2", [(24, struct.pack(">Q", 4 * 1024 * 1024 + 3))])
 variant("crypt-odd.qcow2", [(32, struct.pack(">I", 0x8000))])
+# An empty L1 table at an invalid offset: qemu validates the offset before the table's size.
+variant("l1-order.qcow2", [(36, struct.pack(">IQ", 0, 0xFFFF000000000000))])
 with open(base, "rb") as f:
     head = f.read(50)
 with open(base.replace("hdr.qcow2", "short.qcow2"), "wb") as f:
     f.write(head)
 PY
-for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd; do
+for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd l1-order; do
   cp q/$f.qcow2 i/
   run_both q i check $f.qcow2
 done

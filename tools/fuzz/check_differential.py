@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Differential fuzzing of `instar check` against `qemu-img check`.
 
-Each case takes a small qcow2 template (several refcount widths and cluster sizes, with and
-without snapshots), edits one to four random places of its metadata (header fields, L1 and L2
-entries, the refcount table and blocks, the snapshot table), and runs both tools on copies:
-plain, --output=json, -r leaks and -r all. Output (stdout and stderr, program name aside) and
+Each case takes a small template, qcow2 (several refcount widths and cluster sizes, with and
+without snapshots) or monolithicSparse vmdk, edits one to four random places of its metadata
+(qcow2: header fields, L1 and L2 entries, the refcount table and blocks, the snapshot table;
+vmdk: header fields, grain directory and grain table entries, redundant ones too), and runs
+both tools on copies: plain, --output=json, -r leaks and -r all. Output (stdout and stderr, program name aside) and
 exit codes must match; after a repair, `qemu-img check` must report both repaired copies alike.
 Cases are numbered and seeded, so a failure is replayed with --seed S --first N --count 1.
 
@@ -95,8 +96,19 @@ def normalized(result, program):
     return rc, out, b"\n".join(lines)
 
 
+VMDK_TEMPLATES = ("vmdk-4m", "vmdk-64m")
+
+
 def make_templates(directory):
     made = []
+    for name in VMDK_TEMPLATES:
+        path = os.path.join(directory, name + ".vmdk")
+        size = "64M" if name == "vmdk-64m" else "4M"
+        subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", path, size], check=True)
+        writes = ["write -P 1 0 64k", "write -P 2 1M 8k", "write -P 3 3M 4k"]
+        subprocess.run(["qemu-io", "-f", "vmdk"] + sum((["-c", w] for w in writes), []) + [path],
+                       check=True, capture_output=True)
+        made.append(path)
     for name, options, snapshot in TEMPLATES:
         path = os.path.join(directory, name + ".qcow2")
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", options, path, "4M"],
@@ -133,6 +145,65 @@ def entry_places(img):
     return places
 
 
+class Vmdk:
+    """A monolithicSparse vmdk's 32-bit little-endian metadata entries (VMware's layout)."""
+
+    def __init__(self, path):
+        self.f = open(path, "r+b")
+        head = self.read(0, 0x48)
+        (_, _, _, self.capacity, self.grain, _, _, self.gtes, self.rgd, self.gd,
+         _) = struct.unpack("<IIIQQQQIQQQ", head)
+
+    def read(self, off, n):
+        self.f.seek(off)
+        return self.f.read(n).ljust(n, b"\0")
+
+    def u32(self, off):
+        return struct.unpack("<I", self.read(off, 4))[0]
+
+    def places(self):
+        places = [(off, "header") for off in (4, 8, 12, 16, 20, 24, 28, 36, 44, 48, 56, 64)]
+        self.f.seek(0, 2)
+        size = self.f.tell()
+        gd_entries = -(-self.capacity // max(1, self.grain * self.gtes))
+        for directory, kind in ((self.gd, "gd"), (self.rgd, "rgd")):
+            for i in range(min(gd_entries, 64)):
+                entry = directory * 512 + 4 * i
+                places.append((entry, kind))
+                table = self.u32(entry) * 512
+                if table and table + 4 * self.gtes <= size:
+                    places += [(table + 4 * j, kind + "-gt")
+                               for j in range(0, self.gtes, max(1, self.gtes // 64))]
+        return places
+
+
+def mutate_vmdk(path, rng):
+    vmdk = Vmdk(path)
+    places = vmdk.places()
+    vmdk.f.seek(0, 2)
+    sectors = vmdk.f.tell() // 512
+    edits = []
+    for _ in range(rng.randint(1, 4)):
+        off, kind = rng.choice(places)
+        old = vmdk.u32(off)
+        choice = rng.randrange(5)
+        if choice == 0:
+            new = old ^ (1 << rng.randrange(32))
+        elif choice == 1:
+            new = 0
+        elif choice == 2:  # another sector of the file, or just past it
+            new = rng.randrange(sectors + 256)
+        elif choice == 3:
+            new = (old + rng.choice((-1, 1, 128))) & 0xFFFFFFFF
+        else:
+            new = 0xFFFFFFFF
+        vmdk.f.seek(off)
+        vmdk.f.write(struct.pack("<I", new))
+        edits.append("%s@%d:%x->%x" % (kind, off, old, new))
+    vmdk.f.close()
+    return edits
+
+
 def mutate(img, rng):
     places = entry_places(img)
     size = img.file_size()
@@ -160,21 +231,23 @@ def mutate(img, rng):
 
 
 def compare(case, template, edits, instar, work, keep):
-    """Runs every mode on copies; returns the differences found (strings)."""
+    """Runs every mode on copies; returns the differences found (strings), or None when
+    qemu-img runs past its timeout (nothing to compare with)."""
     differences = []
-    base = os.path.join(work, "case.qcow2")
-    table_in_header = snapshot_table_in_header(base)
+    base = os.path.join(work, "case" + os.path.splitext(template)[1])
+    name = "img" + os.path.splitext(template)[1]
+    table_in_header = base.endswith(".qcow2") and snapshot_table_in_header(base)
     for mode in MODES:
         dirs = {}
         for tool in ("q", "i"):
             dirs[tool] = os.path.join(work, tool)
             shutil.rmtree(dirs[tool], ignore_errors=True)
             os.makedirs(dirs[tool])
-            shutil.copy(base, os.path.join(dirs[tool], "img.qcow2"))
-        q = run(["qemu-img", "check"] + mode + ["img.qcow2"], dirs["q"], QEMU_TIMEOUT)
+            shutil.copy(base, os.path.join(dirs[tool], name))
+        q = run(["qemu-img", "check"] + mode + [name], dirs["q"], QEMU_TIMEOUT)
         if q is None:
-            return []  # qemu-img itself runs away on this image: nothing to compare with
-        i = run([instar, "check"] + mode + ["img.qcow2"], dirs["i"], INSTAR_TIMEOUT)
+            return None
+        i = run([instar, "check"] + mode + [name], dirs["i"], INSTAR_TIMEOUT)
         if i is None:
             differences.append("instar timed out (%s)" % " ".join(mode))
             break
@@ -190,7 +263,7 @@ def compare(case, template, edits, instar, work, keep):
         # When qemu stops a repair on its overlap check it loses the refcount repairs it had
         # cached; instar's are on disk, so a later check differs (a known difference).
         if mode[:1] == ["-r"] and OVERLAP_STOP not in nq[2]:
-            after = [normalized(run(["qemu-img", "check", "img.qcow2"], dirs[t], QEMU_TIMEOUT) or
+            after = [normalized(run(["qemu-img", "check", name], dirs[t], QEMU_TIMEOUT) or
                                 (-1, b"", b"timeout"), "qemu-img") for t in ("q", "i")]
             if after[0] != after[1]:
                 differences.append("after check %s, qemu-img check differs:\n--- qemu's repair\n%s%s"
@@ -201,7 +274,7 @@ def compare(case, template, edits, instar, work, keep):
                                       after[1][2].decode(errors="replace")))
     if differences and keep:
         os.makedirs(keep, exist_ok=True)
-        shutil.copy(base, os.path.join(keep, "case-%d.qcow2" % case))
+        shutil.copy(base, os.path.join(keep, "case-%d%s" % (case, os.path.splitext(base)[1])))
     return differences
 
 
@@ -226,13 +299,19 @@ def main():
                 break
             rng = random.Random(args.seed * 1000003 + case)
             template = rng.choice(templates)
-            base = os.path.join(work, "case.qcow2")
+            base = os.path.join(work, "case" + os.path.splitext(template)[1])
             shutil.copy(template, base)
-            img = Image(base)
-            edits = mutate(img, rng)
-            img.f.close()
+            if base.endswith(".vmdk"):
+                edits = mutate_vmdk(base, rng)
+            else:
+                img = Image(base)
+                edits = mutate(img, rng)
+                img.f.close()
             differences = compare(case, template, edits, instar, work, keep)
             ran += 1
+            if differences is None:
+                skipped += 1
+                continue
             if differences:
                 failed += 1
                 print("case %d (%s; %s):" % (case, os.path.basename(template), ", ".join(edits)))
