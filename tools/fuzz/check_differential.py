@@ -10,7 +10,10 @@ exit codes must match; after a repair, `qemu-img check` must report both repaire
 Cases are numbered and seeded, so a failure is replayed with --seed S --first N --count 1.
 
   check_differential.py --instar PATH [--seed S] [--count N] [--first N] [--seconds T]
-                        [--keep DIR]
+                        [--keep DIR] [--instar-args "ARGS"]
+
+--instar-args adds instar-only flags to every instar run, e.g. "--max-clusters-per-pass 7" to
+count in many small passes (whose output must still be qemu's).
 
 Stops after --count cases or --seconds, whichever comes first; exits 1 if any case differed
 (each difference is printed with its case number and, with --keep, its images are kept).
@@ -245,7 +248,7 @@ def mutate(img, rng):
     return edits
 
 
-def compare(case, template, edits, instar, work, keep):
+def compare(case, template, edits, instar, work, keep, instar_args):
     """Runs every mode on copies; returns the differences found (strings), or None when
     qemu-img runs past its timeout (nothing to compare with)."""
     differences = []
@@ -262,7 +265,7 @@ def compare(case, template, edits, instar, work, keep):
         q = run(["qemu-img", "check"] + mode + [name], dirs["q"], QEMU_TIMEOUT)
         if q is None:
             return None
-        i = run([instar, "check"] + mode + [name], dirs["i"], INSTAR_TIMEOUT)
+        i = run([instar, "check"] + instar_args + mode + [name], dirs["i"], INSTAR_TIMEOUT)
         if i is None:
             differences.append("instar timed out (%s)" % " ".join(mode))
             break
@@ -301,6 +304,7 @@ def main():
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=600)
     parser.add_argument("--keep")
+    parser.add_argument("--instar-args", default="")
     args = parser.parse_args()
     instar = os.path.abspath(args.instar)
     keep = os.path.abspath(args.keep) if args.keep else None
@@ -322,7 +326,8 @@ def main():
                 img = Image(base)
                 edits = mutate(img, rng)
                 img.f.close()
-            differences = compare(case, template, edits, instar, work, keep)
+            differences = compare(case, template, edits, instar, work, keep,
+                                  args.instar_args.split())
             ran += 1
             if differences is None:
                 skipped += 1
