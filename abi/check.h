@@ -159,9 +159,8 @@ inline constexpr uint32_t kFindingKindMax = 44;
 enum class SnapshotUpdateFailure : uint64_t {
   kTooLarge = 0,        // EFBIG: the rewritten table exceeds qemu's limit
   kIoError = 1,         // EIO
-  kNeedsRefcountBlock = 2,  // the free clusters have no refcount block (instar allocates none)
 };
-inline constexpr uint64_t kSnapshotUpdateFailureCount = 3;
+inline constexpr uint64_t kSnapshotUpdateFailureCount = 2;
 
 // Metadata qemu refuses to overwrite (its overlap check), in the order it tests them.
 enum class MetadataKind : uint32_t {
