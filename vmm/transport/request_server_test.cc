@@ -224,6 +224,34 @@ TEST_F(RequestServerTest, SetSizeOnlyOnWritableDevicesBelowTheLimit) {
   EXPECT_EQ(lseek(devices_.output->fd.get(), 0, SEEK_END), 4096);
 }
 
+// A writable input (a repair) may grow up to its write limit and shrink back, never below the
+// size it had when opened: a hostile guest cannot truncate the data away.
+TEST_F(RequestServerTest, SetSizeNeverShortensAnInputPastItsSizeAtOpen) {
+  devices_.inputs[0] = MakeDevice(std::string(1000, 'i'), true);
+  RequestServer server(ram_, devices_, {}, {});
+  auto set = [&](uint32_t device, uint64_t bytes) {
+    auto& r = Begin(abi::RequestKind::kSetSize);
+    r.device = device;
+    r.arg0 = bytes;
+    server.Serve();
+    return Slot().status;
+  };
+  const auto out_of_range = static_cast<int32_t>(abi::CallStatus::kOutOfRange);
+  EXPECT_EQ(set(0, 999), out_of_range);
+  EXPECT_EQ(set(0, 0), out_of_range);
+  EXPECT_EQ(set(0, 4097), out_of_range);
+  EXPECT_EQ(set(1, 2000), static_cast<int32_t>(abi::CallStatus::kBadDevice));
+  EXPECT_EQ(lseek(devices_.inputs[0].fd.get(), 0, SEEK_END), 1000);
+  EXPECT_EQ(set(0, 1536), 0);
+  EXPECT_EQ(lseek(devices_.inputs[0].fd.get(), 0, SEEK_END), 1536);
+  EXPECT_EQ(set(0, 1001), 0);
+  EXPECT_EQ(lseek(devices_.inputs[0].fd.get(), 0, SEEK_END), 1001);
+  EXPECT_EQ(set(0, 999), out_of_range);
+  Begin(abi::RequestKind::kDeviceCapacity).device = 0;
+  server.Serve();
+  EXPECT_EQ(Slot().value, 1001u);
+}
+
 TEST_F(RequestServerTest, RecordBuffersAccumulateBoundedAndBeforeTheResult) {
   RequestServer server(ram_, devices_, {abi::kInfoResultMagic, sizeof(abi::InfoResult)}, {});
   bytes_[abi::kScratchMemBase] = 0xAB;
