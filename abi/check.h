@@ -97,8 +97,9 @@ enum class CheckFailure : uint32_t {
   kInvalidArgument = 2, // EINVAL: "Check failed: Invalid argument"
   kNoSpace = 3,         // ENOSPC
   kFileTooLarge = 4,    // EFBIG
+  kNotPermitted = 5,    // EPERM: vmdk's VMDK_ERROR (-1) returned as an errno
 };
-inline constexpr uint32_t kCheckFailureCount = 5;
+inline constexpr uint32_t kCheckFailureCount = 6;
 
 // One line qemu-img's check prints on stderr, as a kind and up to three numbers; the host
 // formats the text. Append-only.

@@ -105,6 +105,7 @@ bool QemuAllocation::FindRun(uint64_t count, uint64_t* first) {
 // `increment`, also the +1 it then makes.
 QemuAllocation::Outcome QemuAllocation::EnsureBlocks(uint64_t first, uint64_t count,
                                                       bool increment, uint32_t depth) {
+  if (count == 0) return Outcome::kDone;  // an empty table: qemu allocates nothing
   const uint64_t per_block = s_.image.geometry.refcount_entries;
   const uint64_t end = first + count;
   for (uint64_t index = first / per_block; index <= (end - 1) / per_block; ++index) {

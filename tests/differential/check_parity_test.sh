@@ -256,11 +256,17 @@ def variant(base, name, offset, data):
         f.write(data)
 variant(sparse, "cap0.vmdk", 12, struct.pack("<Q", 0))
 variant(sparse, "capmax.vmdk", 12, struct.pack("<Q", 0xFFFFFFFFFFFFFFFF))
+# qemu keeps the grain directory's entry span and size in 32 bits: grains of 2^32 and 2^23
+# sectors (512 per table) span "0"; a capacity of 2^62 sectors needs "0" entries.
+variant(sparse, "grain32.vmdk", 20, struct.pack("<Q", 1 << 32))
+variant(sparse, "grain23.vmdk", 20, struct.pack("<Q", 1 << 23))
+variant(sparse, "cap62.vmdk", 12, struct.pack("<Q", 1 << 62))
 variant(stream, "v3-plain.vmdk", 77, struct.pack("<H", 0))
 PY
-cp q/cap0.vmdk q/capmax.vmdk q/stream.vmdk q/v3-plain.vmdk i/
-for f in cap0 capmax stream v3-plain; do
-  for mode in "" "-r all"; do
+cp q/cap0.vmdk q/capmax.vmdk q/stream.vmdk q/v3-plain.vmdk q/grain32.vmdk q/grain23.vmdk \
+   q/cap62.vmdk i/
+for f in cap0 capmax stream v3-plain grain32 grain23 cap62; do
+  for mode in "" "-r all" "--output=json"; do
     # shellcheck disable=SC2086
     run_both q i check $mode $f.vmdk
   done

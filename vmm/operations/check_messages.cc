@@ -284,6 +284,7 @@ std::string DescribeCheckFailure(abi::CheckFailure failure) {
     case abi::CheckFailure::kInvalidArgument: return "Check failed: Invalid argument";
     case abi::CheckFailure::kNoSpace: return "Check failed: No space left on device";
     case abi::CheckFailure::kFileTooLarge: return "Check failed: File too large";
+    case abi::CheckFailure::kNotPermitted: return "Check failed: Operation not permitted";
   }
   return "Check failed";
 }
