@@ -158,28 +158,40 @@ TEST_F(RepairInterruptionTest, SnapshotTableRewrite) {
 TEST_F(RepairInterruptionTest, SnapshotTableMissingEntries) {
   Sweep("snapshot_count_lies", true, abi::CheckRepair::kAll);
 }
-// The rewritten table past the last refcount block: a new block (counting itself) first, its
-// table entry, then the table.
-TEST_F(RepairInterruptionTest, SnapshotTableRewriteAddsARefcountBlock) {
-  SweepImage(MakeEdge("edge-block", "64 32768 0 1 2 8k"), "edge: new refcount block",
+// Snapshot-table rewrites that need new refcount structures (refblock_edge_image.sh specs).
+struct EdgeCase {
+  const char* name;
+  const char* spec;
+};
+
+class RepairInterruptionEdgeTest : public RepairInterruptionTest,
+                                   public ::testing::WithParamInterface<EdgeCase> {};
+
+TEST_P(RepairInterruptionEdgeTest, SnapshotTableRewrite) {
+  SweepImage(MakeEdge(GetParam().name, GetParam().spec), GetParam().name,
              abi::CheckRepair::kAll);
 }
-// A table across the last block's boundary: the block goes after it.
-TEST_F(RepairInterruptionTest, SnapshotTableRewriteAcrossABlockBoundary) {
-  SweepImage(MakeEdge("edge-across", "64 32768 1 3 250 8k"), "edge: table across a boundary",
-             abi::CheckRepair::kAll);
-}
-// Past the refcount table's reach: new blocks and a larger table, the header switch, the old
-// table freed.
-TEST_F(RepairInterruptionTest, SnapshotTableRewriteGrowsTheRefcountTable) {
-  SweepImage(MakeEdge("edge-table", "64 2097152 0 1 2 1950k"), "edge: larger refcount table",
-             abi::CheckRepair::kAll);
-}
-// The table ends inside the file's last sector: the file is cut back to its last byte.
-TEST_F(RepairInterruptionTest, SnapshotTableRewriteEndsInsideTheLastSector) {
-  SweepImage(MakeEdge("edge-sector", "64 32768 1 1 250 8k"), "edge: partial last sector",
-             abi::CheckRepair::kAll);
-}
+
+INSTANTIATE_TEST_SUITE_P(
+    Edges, RepairInterruptionEdgeTest,
+    ::testing::Values(
+        // Past the last refcount block: a new block (counting itself), its table entry, then
+        // the table.
+        EdgeCase{"new-refcount-block", "64 32768 0 1 2 8k"},
+        // A table across the last block's boundary: the block goes after it.
+        EdgeCase{"table-across-a-boundary", "64 32768 1 3 250 8k"},
+        // Past the refcount table's reach: new blocks and a larger table, the header switch,
+        // the old table freed.
+        EdgeCase{"larger-refcount-table", "64 2097152 0 1 2 1950k"},
+        // The table ends inside the file's last sector: the file is cut back to its last byte.
+        EdgeCase{"partial-last-sector", "64 32768 1 1 250 8k"}),
+    [](const ::testing::TestParamInfo<EdgeCase>& info) {
+      std::string name;
+      for (const char* c = info.param.name; *c != 0; ++c) {
+        if (*c != '-') name += *c;
+      }
+      return name;
+    });
 
 }  // namespace
 }  // namespace instar::vmm
