@@ -135,7 +135,6 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes, OpenMode mod
     return Fail(HeaderError::kUnsupportedFeatures, h.incompatible_features & ~kIncompatKnown);
   }
   if (h.refcount_order > 6) return Fail(HeaderError::kRefcountOrderTooLarge, h.refcount_order);
-  if (h.crypt_method > kCryptLuks) return Fail(HeaderError::kBadEncryptionMethod, h.crypt_method);
 
   if (h.refcount_table_clusters > (kMaxRefcountTableBytes >> h.cluster_bits)) {
     return Fail(HeaderError::kRefcountTableTooLarge);
@@ -160,6 +159,8 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes, OpenMode mod
   if (h.l1_size != 0 && h.l1_table_offset + uint64_t{h.l1_size} * 8 > kMaxImageBytes) {
     return Fail(HeaderError::kL1TableUnreadable);
   }
+  // qemu looks at the encryption method only once the tables are validated and read.
+  if (h.crypt_method > kCryptLuks) return Fail(HeaderError::kBadEncryptionMethod, h.crypt_method);
 
   if (f.ext_end > h.header_length) {
     TRY_STATUS(ParseExtensions(bytes, h.header_length, f.ext_end, &h));

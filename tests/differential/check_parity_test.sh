@@ -214,12 +214,14 @@ variant("size-odd.qcow2", [(24, struct.pack(">Q", 4 * 1024 * 1024 + 3))])
 variant("crypt-odd.qcow2", [(32, struct.pack(">I", 0x8000))])
 # An empty L1 table at an invalid offset: qemu validates the offset before the table's size.
 variant("l1-order.qcow2", [(36, struct.pack(">IQ", 0, 0xFFFF000000000000))])
+# An unknown encryption method and an oversized L1 table: qemu validates the tables first.
+variant("crypt-l1.qcow2", [(32, struct.pack(">II", 0xFFFFFFFF, 0x7FFFFFFF))])
 with open(base, "rb") as f:
     head = f.read(50)
 with open(base.replace("hdr.qcow2", "short.qcow2"), "wb") as f:
     f.write(head)
 PY
-for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd l1-order; do
+for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd l1-order crypt-l1; do
   cp q/$f.qcow2 i/
   run_both q i check $f.qcow2
 done
