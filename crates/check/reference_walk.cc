@@ -27,7 +27,9 @@ class Walk {
  public:
   Walk(CheckState& s, WalkMode mode, uint32_t fix)
       : s_(s), primary_(mode == WalkMode::kPrimary), silent_(mode == WalkMode::kSilent),
-        fix_(fix) {}
+        fix_(fix) {
+    Order(1);
+  }
 
   void Run();
 
@@ -47,6 +49,15 @@ class Walk {
   void CheckBitmapTable(uint64_t offset, uint64_t entries);
   void CheckRefblocks();
   void PrescanCopied(uint64_t entry, uint64_t offset);
+  // Every window's walk makes the same events in the same order (the primary walk's in-walk
+  // repairs change nothing a reference depends on), so an event's number places what it finds
+  // among the other windows' findings: key 2n for what event n finds about a window's own
+  // clusters, 2n + 1 for what is found between events n and n + 1.
+  void Event() {
+    if (events_ < kMaxEvents) ++events_;
+    Order(2 * events_ + 1);
+  }
+  void Order(uint64_t key) { s_.sink->order = (s_.walk_phase << CheckState::kOrderPhaseShift) | key; }
   bool stopped() const { return s_.failure != abi::CheckFailure::kNone; }
   // A read qemu's check cannot do ends the whole check with EIO.
   void Stop(FindingKind kind) {
@@ -65,10 +76,13 @@ class Walk {
   bool silent_;
   uint32_t fix_;
   bool prescan_l2_ = false;  // the L2 table being walked is one CheckCopiedFlags visits
+  static constexpr uint64_t kMaxEvents = (uint64_t{1} << (CheckState::kOrderPhaseShift - 1)) - 1;
+  uint64_t events_ = 0;
 };
 
 // qemu_inc_refcounts_imrt: one more reference to every cluster of [offset, offset+size).
 void Walk::Inc(uint64_t offset, uint64_t size) {
+  Event();
   if (size == 0) return;
   const uint64_t cs = s_.cluster_size();
   const uint64_t file_len = s_.io->Size();
@@ -88,7 +102,9 @@ void Walk::Inc(uint64_t offset, uint64_t size) {
   for (uint64_t k = from; k < to; ++k) {
     const uint64_t refcount = s_.window.Get(k);
     if (refcount == s_.refcount_max()) {
+      Order(2 * events_);
       if (!silent_) s_.sink->Emit(FindingKind::kRefcountOverflow, k << s_.cluster_bits());
+      Order(2 * events_ + 1);
       ++s_.counts.corruptions;
       continue;
     }
@@ -273,7 +289,7 @@ void Walk::CheckSnapshots() {
     f.name_len = entry.name_len;
     __builtin_memcpy(f.id, entry.id, sizeof f.id);
     __builtin_memcpy(f.name, entry.name, sizeof f.name);
-    if (primary_) s_.sink->snapshot_finding(s_.sink->context, f);
+    if (primary_) s_.sink->EmitSnapshot(f);
     Corruption();
   }
   if (reader.io_failed()) s_.io_failed = true;
@@ -369,11 +385,13 @@ void Walk::CheckRefblocks() {
         if (offset > INT64_MAX - cs) {
           s_.rebuild = true;
           s_.sink->Emit(FindingKind::kResizeFailed, kResizeInvalid);
-        } else if (s_.window.Contains(cluster) && s_.io->Write(offset, cs, s_.l2)) {
+        } else if (s_.io->Write(offset, cs, s_.l2)) {
+          // The windows go on to the new end of the file.
           s_.domain_end = ClustersFor(s_, s_.io->Size());
           --s_.counts.corruptions;
           ++s_.counts.corruptions_fixed;
           Inc(offset, cs);
+          Event();  // as the later windows' walks, which count this block as any other
           continue;
         } else {
           // The host refuses growth past its bound (and the count covers no more), as a file
@@ -386,8 +404,11 @@ void Walk::CheckRefblocks() {
     }
     if (offset == 0) continue;
     Inc(offset, cs);
+    Event();
     if (s_.window.Contains(cluster) && s_.window.Get(cluster) != 1) {
+      Order(2 * events_);
       if (!silent_) s_.sink->Emit(FindingKind::kRefblockRefcount, i, s_.window.Get(cluster));
+      Order(2 * events_ + 1);
       ++s_.counts.corruptions;
       s_.rebuild = true;
     }
