@@ -100,6 +100,7 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single, bool repair_error
   // Windows start on whole bytes of the count, so a rebuild can write them as block slices.
   const uint64_t align = bits < 8 ? 8 / bits : 1;
   if (capacity != 0) capacity = capacity < align ? align : capacity / align * align;
+  wanted = base::DivRoundUp(wanted, align) * align;
   if (capacity > wanted) capacity = wanted;
   if (capacity == 0 || (need_single && capacity < wanted)) {
     return Fail(CheckError::kScratchTooSmall, wanted);
