@@ -5,6 +5,7 @@
 #include "crates/check/corruption_event.h"
 #include "crates/check/metadata_overlap.h"
 #include "crates/check/reference_walk.h"
+#include "crates/qcow2/entries.h"
 
 namespace instar::check {
 namespace {
@@ -218,29 +219,44 @@ bool Rebuild::Guarded(uint64_t offset, uint64_t size, uint64_t what) {
 }
 
 // Each block holds the final count of its clusters (qemu writes some twice on the way there),
-// written in slices as the windows come.
+// written in slices as the windows come. Past the walk's reach a block holds only clusters the
+// rebuild took: that part is written at once, from a cluster buffer.
 bool Rebuild::WriteBlocks() {
   const uint32_t bits = 1u << s_.image.refcount_order();
-  const uint64_t limit = base::DivRoundUp(end_, per_block_) * per_block_;
-  for (uint64_t base = 0; base < limit; base += s_.window.capacity()) {
-    const uint64_t first_index = base / per_block_;
-    const uint64_t last = (base + s_.window.capacity() - 1) / per_block_;
-    bool loaded = false;
-    for (uint64_t index = first_index; index <= last && index < table_entries_; ++index) {
-      if (table_[index] == 0) continue;
-      if (!loaded && !Load(base)) return false;
-      loaded = true;
-      const uint64_t block_start = index * per_block_;
-      const uint64_t lo = block_start > base ? block_start : base;
-      const uint64_t block_end = block_start + per_block_;
+  const uint64_t cap = s_.window.capacity();
+  const uint64_t counted_end = base::DivRoundUp(walk_end_, cap) * cap;
+  for (uint64_t index = 0; index < table_entries_; ++index) {
+    if (table_[index] == 0) continue;
+    const uint64_t block_start = index * per_block_;
+    const uint64_t block_end = block_start + per_block_;
+    if (!Guarded(table_[index], s_.cluster_size(), /*what=*/0)) return false;
+    uint64_t lo = block_start;
+    for (; lo < block_end && lo < counted_end; lo = s_.window.end()) {
+      if (!Load(lo)) return false;
       const uint64_t hi = block_end < s_.window.end() ? block_end : s_.window.end();
-      if (lo == block_start && !Guarded(table_[index], s_.cluster_size(), /*what=*/0)) {
-        return false;
-      }
       if (!s_.io->Write(table_[index] + (lo - block_start) * bits / 8, (hi - lo) * bits / 8,
-                        s_.window.bytes() + (lo - base) * bits / 8)) {
+                        s_.window.bytes() + (lo - s_.window.base()) * bits / 8)) {
         return false;
       }
+    }
+    if (lo >= block_end) continue;
+    uint8_t* tail = s_.l2;
+    s_.l2_buffered = UINT64_MAX;
+    __builtin_memset(tail, 0, s_.cluster_size());
+    const auto mark = [&](uint64_t c) {
+      if (c >= lo && c < block_end) {
+        qcow2::SetRefcount(tail, s_.image.refcount_order(), c - block_start, 1);
+      }
+    };
+    for (uint64_t i = 0; i < table_entries_; ++i) {
+      if (table_[i] != 0) mark(table_[i] >> s_.cluster_bits());
+    }
+    for (uint64_t r = 0; r < range_count_; ++r) {
+      for (uint64_t c = ranges_[r].first; c < ranges_[r].first + ranges_[r].count; ++c) mark(c);
+    }
+    if (!s_.io->Write(table_[index] + (lo - block_start) * bits / 8, (block_end - lo) * bits / 8,
+                      tail + (lo - block_start) * bits / 8)) {
+      return false;
     }
   }
   return true;
