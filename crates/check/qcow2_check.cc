@@ -68,7 +68,7 @@ class Checker {
   uint8_t* window_bytes_ = nullptr;
   uint64_t window_byte_size_ = 0;
   uint64_t window_capacity_ = 0;
-  uint64_t rebuild_table_entries_ = 0;  // what a rebuild's table may need (0: no rebuild)
+  uint64_t rebuild_table_entries_ = 0;  // what a rebuild's table may need
 };
 
 base::Status<CheckError> Checker::PlanWindow(bool need_single, bool repair_errors) {
@@ -191,15 +191,14 @@ void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
 void Checker::RebuildAndRecount(uint32_t fix, uint64_t* highest, RunOutcome* out) {
   s_.sink->Emit(FindingKind::kRebuilding);
   const CheckCounts old = s_.counts;
-  if (rebuild_table_entries_ == 0) {
-    s_.sink->Emit(FindingKind::kRebuildTooLarge, s_.domain_end);
-    ++s_.counts.check_errors;
-    s_.failure = abi::CheckFailure::kIoError;
-    return;
-  }
-  if (!RebuildRefcountStructure(s_, arena_, rebuild_table_entries_)) {
-    s_.failure = abi::CheckFailure::kIoError;
-    return;
+  switch (RebuildRefcountStructure(s_, arena_, rebuild_table_entries_)) {
+    case RebuildOutcome::kRebuilt: break;
+    case RebuildOutcome::kNoRoom:
+      s_.sink->Emit(FindingKind::kRebuildTooLarge, s_.domain_end);
+      ++s_.counts.check_errors;
+      s_.failure = abi::CheckFailure::kIoError;
+      return;
+    case RebuildOutcome::kFailed: s_.failure = abi::CheckFailure::kIoError; return;
   }
   s_.counts.corruptions = 0;
   s_.counts.leaks = 0;

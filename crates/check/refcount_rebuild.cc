@@ -26,7 +26,7 @@ class Rebuild {
         per_block_(s.image.geometry.refcount_entries), walk_end_(s.domain_end),
         end_(s.domain_end), loaded_(s.window.base()) {}
 
-  bool Run();
+  RebuildOutcome Run();
 
  private:
   uint64_t WindowOf(uint64_t cluster) const {
@@ -63,6 +63,7 @@ class Rebuild {
   uint64_t queued_ = 0;
   Range ranges_[kMaxTablePlacements];
   uint64_t range_count_ = 0;
+  bool no_room_ = false;
 };
 
 bool Rebuild::Load(uint64_t base) {
@@ -122,7 +123,10 @@ bool Rebuild::FreeRun(uint64_t count, uint64_t* first) {
     for (; c < stop && run < count; ++c) run = s_.window.Get(c) == 0 ? run + 1 : 0;
   }
   *first = c - run;
-  if (range_count_ == kMaxTablePlacements) return false;
+  if (range_count_ == kMaxTablePlacements) {
+    no_room_ = true;
+    return false;
+  }
   ranges_[range_count_++] = {*first, count};
   for (uint64_t i = 0; i < count; ++i) Take(*first + i);
   return true;
@@ -132,7 +136,10 @@ bool Rebuild::Place(uint64_t index, uint64_t cluster) {
   if (table_entries_ <= index) {
     const uint64_t per_cluster = s_.cluster_size() / 8;
     const uint64_t entries = (index / per_cluster + 1) * per_cluster;
-    if (entries > capacity_) return false;
+    if (entries > capacity_) {
+      no_room_ = true;
+      return false;
+    }
     for (uint64_t e = table_entries_; e < entries; ++e) table_[e] = 0;
     table_entries_ = entries;
   }
@@ -179,7 +186,10 @@ bool Rebuild::PlaceBlocks() {
         if (!Place(index, at)) return false;
         first_free = at;
       } else {
-        if (queued_ == capacity_) return false;
+        if (queued_ == capacity_) {
+          no_room_ = true;
+          return false;
+        }
         queue_[(queue_head_ + queued_) % capacity_] = index;
         ++queued_;
         first_free = window_end;
@@ -284,8 +294,11 @@ bool Rebuild::WriteTableAndHeader(uint64_t table_offset, uint64_t table_clusters
   return true;
 }
 
-bool Rebuild::Run() {
-  if (!PlaceBlocks()) return false;
+RebuildOutcome Rebuild::Run() {
+  const auto failed = [this] {
+    return no_room_ ? RebuildOutcome::kNoRoom : RebuildOutcome::kFailed;
+  };
+  if (!PlaceBlocks()) return failed();
   const uint64_t cs = s_.cluster_size();
   uint64_t table_first = 0, table_clusters = 0;
   // Taking clusters for the table changes the counts of the blocks covering it, which may
@@ -294,20 +307,23 @@ bool Rebuild::Run() {
   do {
     grown = false;
     table_clusters = base::DivRoundUp(table_entries_ * 8, cs);
-    if (!FreeRun(table_clusters, &table_first)) return false;
-    if (!PlaceBlocksFor(table_first, table_first + table_clusters, &grown)) return false;
+    if (!FreeRun(table_clusters, &table_first)) return failed();
+    if (!PlaceBlocksFor(table_first, table_first + table_clusters, &grown)) return failed();
   } while (grown);
-  if (!WriteBlocks()) return false;
+  if (!WriteBlocks()) return RebuildOutcome::kFailed;
   s_.domain_end = end_;
-  return WriteTableAndHeader(table_first << s_.cluster_bits(), table_clusters);
+  return WriteTableAndHeader(table_first << s_.cluster_bits(), table_clusters)
+             ? RebuildOutcome::kRebuilt
+             : RebuildOutcome::kFailed;
 }
 
 }  // namespace
 
-bool RebuildRefcountStructure(CheckState& s, base::Arena& arena, uint64_t table_entries) {
+RebuildOutcome RebuildRefcountStructure(CheckState& s, base::Arena& arena,
+                                        uint64_t table_entries) {
   auto* table = reinterpret_cast<uint64_t*>(arena.Allocate(table_entries * 8, 512));
   auto* queue = reinterpret_cast<uint64_t*>(arena.Allocate(table_entries * 8, 8));
-  if (table == nullptr || queue == nullptr || table_entries == 0) return false;
+  if (table == nullptr || queue == nullptr || table_entries == 0) return RebuildOutcome::kNoRoom;
   return Rebuild(s, table, queue, table_entries).Run();
 }
 

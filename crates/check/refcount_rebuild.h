@@ -19,8 +19,15 @@
 
 namespace instar::check {
 
-// `table_entries`: the most refcount table entries the rebuild may need. False when a write
-// failed or the new structure does not fit what was planned.
-bool RebuildRefcountStructure(CheckState& s, base::Arena& arena, uint64_t table_entries);
+enum class RebuildOutcome {
+  kRebuilt,
+  kFailed,  // a read or write failed, or qemu's overlap check refused a write (reported)
+  kNoRoom,  // the new table (or the queue) needs more entries than planned, or the arena
+            // cannot hold them; nothing was written
+};
+
+// `table_entries`: the most refcount table entries the rebuild may need.
+RebuildOutcome RebuildRefcountStructure(CheckState& s, base::Arena& arena,
+                                        uint64_t table_entries);
 
 }  // namespace instar::check
