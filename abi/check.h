@@ -78,7 +78,7 @@ enum class CheckError : uint32_t {
   kVmdkBadHeader = 24,            // vmdk the check cannot open; detail: SparseHeaderError
   // The scratch region cannot hold even the buffers of one pass; detail: clusters.
   kScratchTooSmall = 25,
-  kNotSupportedByFormat = 26,     // "This image format does not support checks"; detail: format
+  kNotSupportedByFormat = 26,     // "This image format does not support checks"; detail: probe::Format
   kVmdkSeparateExtents = 27,      // a descriptor file: its extents are other files
   kL1ReadFailed = 28,             // the active L1 table lies past what qemu can read
   // The qcow2 header failed one of qemu's open-time checks the codes above do not name; the

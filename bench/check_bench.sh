@@ -6,24 +6,25 @@
 #   4. a 64 TiB sparse qcow2.
 # Clusters are allocated with preallocation=metadata (the check reads metadata, never data),
 # so the files are sparse and quick to make. Prints the median of RUNS runs per tool and the
-# instar/qemu-img ratio (after one warm-up run each, so both read from the page cache).
+# instar/qemu-img ratio (after one warm-up run each, so both read from the page cache; the
+# runs of the two tools alternate).
 # Usage: bench/check_bench.sh [INSTAR] [RUNS]
 set -eu
 INSTAR="${1:-$(dirname "$0")/../bazel-bin/tools/cli/instar}"
-RUNS="${2:-5}"
+RUNS="${2:-11}"
 DIR="$(mktemp -d "${TMPDIR:-/tmp}/check-bench.XXXXXX")"
 trap 'rm -rf "$DIR"' EXIT
 
-median_seconds() {  # COMMAND...: median wall time of $RUNS runs (output discarded)
-  local times=()
-  for _ in $(seq "$RUNS"); do
-    local start end
-    start=$(date +%s.%N)
-    "$@" >/dev/null 2>&1 || true
-    end=$(date +%s.%N)
-    times+=("$(echo "$end - $start" | bc -l)")
-  done
-  printf '%s\n' "${times[@]}" | sort -g | sed -n "$(( (RUNS + 1) / 2 ))p"
+seconds() {  # COMMAND...: wall time of one run (output discarded)
+  local start end
+  start=$(date +%s.%N)
+  "$@" >/dev/null 2>&1 || true
+  end=$(date +%s.%N)
+  echo "$end - $start" | bc -l
+}
+
+median() {  # VALUES...
+  printf '%s\n' "$@" | sort -g | sed -n "$(( ($# + 1) / 2 ))p"
 }
 
 bench() {  # LABEL IMAGE
@@ -32,15 +33,21 @@ bench() {  # LABEL IMAGE
   if ! diff <(qemu-img check "$image" 2>&1) <("$INSTAR" check "$image" 2>&1 | sed 's/^instar:/qemu-img:/') >/dev/null; then
     echo "$label: OUTPUTS DIFFER" >&2
   fi
-  local q i
   qemu-img check "$image" >/dev/null 2>&1 || true
   "$INSTAR" check "$image" >/dev/null 2>&1 || true
-  q=$(median_seconds qemu-img check "$image")
-  i=$(median_seconds "$INSTAR" check "$image")
+  # The runs alternate, so both tools see the same load on a shared machine.
+  local qs=() is=() q i
+  for _ in $(seq "$RUNS"); do
+    qs+=("$(seconds qemu-img check "$image")")
+    is+=("$(seconds "$INSTAR" check "$image")")
+  done
+  q=$(median "${qs[@]}")
+  i=$(median "${is[@]}")
   printf '%-44s qemu-img %7.3f s   instar %7.3f s   ratio %5.2f\n' "$label" "$q" "$i" \
     "$(echo "$i / $q" | bc -l)"
 }
 
+echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 qemu-img create -q -f qcow2 -o cluster_size=65536,preallocation=metadata "$DIR/a.qcow2" 2G
 bench "2 GiB allocated, 64 KiB clusters" "$DIR/a.qcow2"
 qemu-img create -q -f qcow2 -o cluster_size=512,preallocation=metadata "$DIR/b.qcow2" 2G
@@ -51,3 +58,4 @@ bench "1 TiB virtual, 4 GiB allocated" "$DIR/c.qcow2"
 qemu-img create -q -f qcow2 "$DIR/d.qcow2" 64T
 qemu-io -c 'write 0 64k' -c 'write 63T 64k' "$DIR/d.qcow2" >/dev/null
 bench "64 TiB sparse" "$DIR/d.qcow2"
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -36,4 +36,40 @@ class ByteView {
   uint64_t size_ = 0;
 };
 
+// Word-wise byte comparisons: the guest has no SIMD, and a byte loop would dominate comparing
+// a gigabyte or a whole refcount window.
+inline uint64_t LoadWord(const uint8_t* p) {
+  uint64_t v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+inline bool BytesEqual(const uint8_t* a, const uint8_t* b, uint64_t n) {
+  uint64_t i = 0;
+  for (; n - i >= 32; i += 32) {
+    const uint64_t diff = (LoadWord(a + i) ^ LoadWord(b + i)) |
+                          (LoadWord(a + i + 8) ^ LoadWord(b + i + 8)) |
+                          (LoadWord(a + i + 16) ^ LoadWord(b + i + 16)) |
+                          (LoadWord(a + i + 24) ^ LoadWord(b + i + 24));
+    if (diff != 0) return false;
+  }
+  for (; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+inline bool AllZero(const uint8_t* p, uint64_t n) {
+  uint64_t i = 0;
+  for (; n - i >= 32; i += 32) {
+    if ((LoadWord(p + i) | LoadWord(p + i + 8) | LoadWord(p + i + 16) | LoadWord(p + i + 24)) != 0) {
+      return false;
+    }
+  }
+  for (; i < n; ++i) {
+    if (p[i] != 0) return false;
+  }
+  return true;
+}
+
 }  // namespace instar::base

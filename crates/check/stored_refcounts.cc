@@ -20,6 +20,7 @@ void StoredRefcounts::Retarget(uint64_t reftable_offset, uint64_t reftable_entri
   table_chunk_index_ = UINT64_MAX;
   block_offset_ = UINT64_MAX;
   block_dirty_ = false;
+  located_index_ = UINT64_MAX;
 }
 
 bool StoredRefcounts::TableEntry(uint64_t index, uint64_t* entry) {
@@ -51,23 +52,44 @@ bool StoredRefcounts::LoadBlock(uint64_t offset) {
   return true;
 }
 
-StoredRefcounts::Lookup StoredRefcounts::Get(uint64_t cluster, uint64_t* refcount,
-                                             uint64_t* block_offset, uint64_t* table_index) {
-  const uint64_t per_block = image_->geometry.refcount_entries;
-  const uint64_t index = cluster / per_block;
-  uint64_t entry = 0;
-  if (!TableEntry(index, &entry)) return Lookup::kIoError;
-  const uint64_t offset = entry & qcow2::kRefcountTableOffsetMask;
-  if (block_offset != nullptr) *block_offset = offset;
-  if (table_index != nullptr) *table_index = index;
-  if (offset == 0) {
-    *refcount = 0;
+// The block holding `cluster` loaded into the cache (`*offset` 0: no block, nothing loaded).
+StoredRefcounts::Lookup StoredRefcounts::Locate(uint64_t cluster, uint64_t* offset,
+                                                uint64_t* table_index) {
+  *table_index = cluster / image_->geometry.refcount_entries;
+  // Walks ask about neighbouring clusters: the block found last is usually the one wanted.
+  if (*table_index == located_index_ && (located_offset_ == 0 || located_offset_ == block_offset_)) {
+    *offset = located_offset_;
     return Lookup::kOk;
   }
-  if ((offset & (image_->cluster_size() - 1)) != 0) return Lookup::kUnalignedBlock;
-  if (!LoadBlock(offset)) return Lookup::kIoError;
-  *refcount = qcow2::GetRefcount(block_, image_->refcount_order(), cluster % per_block);
+  uint64_t entry = 0;
+  if (!TableEntry(*table_index, &entry)) return Lookup::kIoError;
+  *offset = entry & qcow2::kRefcountTableOffsetMask;
+  if ((*offset & (image_->cluster_size() - 1)) != 0) return Lookup::kUnalignedBlock;
+  if (*offset != 0 && !LoadBlock(*offset)) return Lookup::kIoError;
+  located_index_ = *table_index;
+  located_offset_ = *offset;
   return Lookup::kOk;
+}
+
+StoredRefcounts::Lookup StoredRefcounts::Block(uint64_t cluster, const uint8_t** bytes) {
+  uint64_t offset = 0, index = 0;
+  const Lookup found = Locate(cluster, &offset, &index);
+  *bytes = found == Lookup::kOk && offset != 0 ? block_ : nullptr;
+  return found;
+}
+
+StoredRefcounts::Lookup StoredRefcounts::Get(uint64_t cluster, uint64_t* refcount,
+                                             uint64_t* block_offset, uint64_t* table_index) {
+  uint64_t offset = 0, index = 0;
+  const Lookup found = Locate(cluster, &offset, &index);
+  if (block_offset != nullptr) *block_offset = offset;
+  if (table_index != nullptr) *table_index = index;
+  if (found == Lookup::kOk) {
+    *refcount = offset == 0 ? 0
+                            : qcow2::GetRefcount(block_, image_->refcount_order(),
+                                                 cluster % image_->geometry.refcount_entries);
+  }
+  return found;
 }
 
 bool StoredRefcounts::Set(uint64_t cluster, uint64_t refcount) {

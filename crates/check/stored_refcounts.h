@@ -25,6 +25,9 @@ class StoredRefcounts {
 
   Lookup Get(uint64_t cluster, uint64_t* refcount, uint64_t* block_offset = nullptr,
              uint64_t* table_index = nullptr);
+  // The refcount block holding `cluster`: its cached bytes, or nullptr when the table has no
+  // block there (every refcount 0). Valid until the next call that moves the cache.
+  Lookup Block(uint64_t cluster, const uint8_t** bytes);
   // Sets the refcount of a cluster whose refcount block exists (Get returned kOk with a
   // non-zero refcount, or the block is otherwise known to be allocated).
   bool Set(uint64_t cluster, uint64_t refcount);
@@ -33,6 +36,7 @@ class StoredRefcounts {
   bool TableEntry(uint64_t index, uint64_t* entry);
 
  private:
+  Lookup Locate(uint64_t cluster, uint64_t* offset, uint64_t* table_index);
   bool LoadBlock(uint64_t offset);
 
   const ImageAccess* io_ = nullptr;
@@ -44,6 +48,8 @@ class StoredRefcounts {
   uint8_t* block_ = nullptr;
   uint64_t block_offset_ = UINT64_MAX;
   bool block_dirty_ = false;
+  uint64_t located_index_ = UINT64_MAX;  // the table entry Locate found last, and its offset
+  uint64_t located_offset_ = 0;
 };
 
 }  // namespace instar::check

@@ -3,6 +3,7 @@
 #include "crates/base/bytes.h"
 #include "crates/base/checked.h"
 #include "crates/base/endian.h"
+#include "crates/probe/probe.h"
 #include "crates/vmdk/descriptor.h"
 #include "crates/vmdk/sparse_header.h"
 
@@ -101,7 +102,7 @@ base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sin
     return Fail(CheckError::kVmdkVersion3ReadOnly);
   }
   if (repair != abi::CheckRepair::kNone) {
-    return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(abi::ImageFormat::kVmdk));
+    return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(probe::Format::kVmdk));
   }
   result->magic = abi::kCheckResultMagic;
   result->format = static_cast<uint32_t>(abi::ImageFormat::kVmdk);

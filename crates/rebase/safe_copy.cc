@@ -1,5 +1,7 @@
 #include "crates/rebase/safe_copy.h"
 
+#include "crates/base/bytes.h"
+
 namespace instar::rebase {
 namespace {
 
@@ -30,31 +32,6 @@ base::Status<CopyFailure> ReadChain(chain_read::Chain* chain, CopyFailure::Side 
   }
   for (uint64_t i = filled; i < length; ++i) out[i] = 0;
   return {};
-}
-
-// Word-wise: the guest has no SIMD and a byte loop would dominate a 1 GiB comparison. `n` is
-// a multiple of 32 (units are whole sectors).
-uint64_t Word(const uint8_t* p) {
-  uint64_t v;
-  __builtin_memcpy(&v, p, sizeof v);
-  return v;
-}
-
-bool Equal(const uint8_t* a, const uint8_t* b, uint64_t n) {
-  for (uint64_t i = 0; i < n; i += 32) {
-    const uint64_t diff = (Word(a + i) ^ Word(b + i)) | (Word(a + i + 8) ^ Word(b + i + 8)) |
-                          (Word(a + i + 16) ^ Word(b + i + 16)) |
-                          (Word(a + i + 24) ^ Word(b + i + 24));
-    if (diff != 0) return false;
-  }
-  return true;
-}
-
-bool AllZero(const uint8_t* p, uint64_t n) {
-  for (uint64_t i = 0; i < n; i += 32) {
-    if ((Word(p + i) | Word(p + i + 8) | Word(p + i + 16) | Word(p + i + 24)) != 0) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -96,18 +73,18 @@ base::Result<CopyStats, CopyFailure> CopyDifferences(OverlayTarget& overlay,
                          buffers.new_content));
     stats.units_compared += run;
     for (uint64_t i = 0; i < run;) {
-      if (Equal(buffers.old_content + i * unit, buffers.new_content + i * unit, unit)) {
+      if (base::BytesEqual(buffers.old_content + i * unit, buffers.new_content + i * unit, unit)) {
         ++i;
         continue;
       }
       uint64_t j = i + 1;
-      while (j < run && !Equal(buffers.old_content + j * unit, buffers.new_content + j * unit,
+      while (j < run && !base::BytesEqual(buffers.old_content + j * unit, buffers.new_content + j * unit,
                                unit)) {
         ++j;
       }
       const uint8_t* old_bytes = buffers.old_content + i * unit;
       const uint64_t bytes = (j - i) * unit;
-      const bool zeros = AllZero(old_bytes, bytes);
+      const bool zeros = base::AllZero(old_bytes, bytes);
       auto written = zeros ? overlay.Zero(u + i, j - i) : overlay.Write(u + i, j - i, old_bytes);
       if (!written.ok()) return OverlayFailed(written.error());
       if (!zeros) stats.bytes_copied += bytes;

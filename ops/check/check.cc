@@ -35,16 +35,19 @@ instar::abi::CheckResult g_result;
 instar::abi::CheckFindingBatch g_batch;
 
 // Every call-table request is a VM exit, which costs far more than copying a few hundred
-// KiB: small reads (L2 tables and refcount blocks of small-cluster images) are served from a
-// read-ahead window, which writes keep coherent.
+// KiB: small reads (L2 tables and refcount blocks of small-cluster images) and larger ones
+// that continue the previous read (a large L1 table read chunk by chunk, adjacent L2 tables)
+// are served from a read-ahead window, which writes keep coherent.
 constexpr uint64_t kReadAheadBytes = 1024 * 1024;
 constexpr uint64_t kReadAheadMaxRequest = 16 * 1024;
+constexpr uint64_t kReadAheadMaxSequential = 128 * 1024;
 
 struct Io {
   instar::ops::DeviceIo* device;
   uint8_t* window = nullptr;  // kReadAheadBytes
   uint64_t window_offset = 0;
   uint64_t window_bytes = 0;  // 0: empty
+  uint64_t last_read_end = UINT64_MAX;
 };
 
 // Reads past the end of the file return zeros (qemu's file driver does the same).
@@ -59,7 +62,9 @@ bool ReadDevice(Io& io, uint64_t offset, uint64_t length, uint8_t* out) {
 
 bool ReadImage(void* context, uint64_t offset, uint64_t length, uint8_t* out) {
   Io& io = *static_cast<Io*>(context);
-  if (io.window == nullptr || length > kReadAheadMaxRequest) {
+  const bool sequential = offset == io.last_read_end && length <= kReadAheadMaxSequential;
+  io.last_read_end = offset + length;
+  if (io.window == nullptr || (length > kReadAheadMaxRequest && !sequential)) {
     return ReadDevice(io, offset, length, out);
   }
   const bool hit = io.window_bytes != 0 && offset >= io.window_offset &&
@@ -166,6 +171,12 @@ CheckStatus Check(const instar::abi::CallTable* table, instar::base::Arena& aren
       case instar::probe::Format::kRaw: format = ImageFormat::kRaw; break;
       case instar::probe::Format::kQcow2: format = ImageFormat::kQcow2; break;
       case instar::probe::Format::kVmdk: format = ImageFormat::kVmdk; break;
+      // Formats qemu opens but has no check for: nothing of them needs parsing to say so.
+      case instar::probe::Format::kQcow1:
+      case instar::probe::Format::kVpc:
+      case instar::probe::Format::kCloop:
+      case instar::probe::Format::kBochs:
+        return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(probed));
       default: return Fail(CheckError::kUnsupportedFormat, static_cast<uint64_t>(probed));
     }
   }
@@ -184,7 +195,7 @@ CheckStatus Check(const instar::abi::CallTable* table, instar::base::Arena& aren
                                       (config.flags & instar::abi::kCheckBackingChecked) != 0,
                                       &g_result);
     case ImageFormat::kRaw:
-      return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(ImageFormat::kRaw));
+      return Fail(CheckError::kNotSupportedByFormat, static_cast<uint64_t>(instar::probe::Format::kRaw));
     case ImageFormat::kAuto: break;
   }
   return Fail(CheckError::kBadConfig, config.requested_format);

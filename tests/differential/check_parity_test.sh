@@ -273,7 +273,9 @@ done
 qemu-img create -q -f raw q/disk.raw 1M
 qemu-img create -q -f vmdk q/disk.vmdk 64M
 qemu-io -f vmdk -c 'write 0 1M' q/disk.vmdk >/dev/null
-cp q/disk.raw q/disk.vmdk i/
+qemu-img create -q -f qcow q/disk.qcow 1G   # qcow version 1 and vpc: qemu has no check
+qemu-img create -q -f vpc q/disk.vpc 64M
+cp q/disk.raw q/disk.vmdk q/disk.qcow q/disk.vpc i/
 head -c 200000 q/disk.vmdk > q/short.vmdk   # grains past the end of the file
 cp q/short.vmdk i/
 printf 'garbage' > q/junk.qcow2; cp q/junk.qcow2 i/
@@ -284,7 +286,8 @@ for args in "check disk.raw" "check -f raw clean.qcow2" "check -r all disk.raw" 
             "check -r foo clean.qcow2" "check --output=xml clean.qcow2" "check" \
             "check a b" "check -q clean.qcow2" "check -q --output=json clean.qcow2" \
             "check -U -r all clean.qcow2" "check -f nosuch clean.qcow2" "check -r" \
-            "check --bogus clean.qcow2"; do
+            "check --bogus clean.qcow2" "check disk.qcow" "check -r all disk.qcow" \
+            "check --output=json disk.vpc" "check -r leaks disk.vpc"; do
   # shellcheck disable=SC2086
   run_both q i $args
 done

@@ -1,7 +1,5 @@
 #include "tools/cli/check_command.h"
 
-#include <getopt.h>
-
 #include <cstdio>
 #include <cstdlib>
 #include <string>
@@ -17,9 +15,7 @@ namespace instar::cli {
 namespace {
 
 enum LongOnly {
-  kOptOutput = 256,
-  kOptObject,
-  kOptImageOpts,
+  kOptOutput = kFirstCommandOption,
   kOptMaxClustersPerPass,
 };
 
@@ -53,62 +49,47 @@ void PrintHelp() {
 }  // namespace
 
 int CheckCommand(int argc, char** argv) {
-  static const option kOptions[] = {
-      {"help", no_argument, nullptr, 'h'},
-      {"format", required_argument, nullptr, 'f'},
-      {"repair", required_argument, nullptr, 'r'},
-      {"output", required_argument, nullptr, kOptOutput},
-      {"object", required_argument, nullptr, kOptObject},
-      {"image-opts", no_argument, nullptr, kOptImageOpts},
-      {"force-share", no_argument, nullptr, 'U'},
-      {"quiet", no_argument, nullptr, 'q'},
-      INSTAR_GUEST_LONG_OPTIONS,
-      {"max-clusters-per-pass", required_argument, nullptr, kOptMaxClustersPerPass},
-      {nullptr, 0, nullptr, 0},
-  };
   std::string format_name, output = "human";
   bool quiet = false, force_share = false;
   vmm::CheckRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
   if (std::getenv("INSTAR_DEADLINE_MS") == nullptr) guest.limits.deadline = kCheckDeadline;
-  opterr = 0;
-  optind = 1;
-  for (;;) {
-    const int c = getopt_long(argc, argv, ":hf:r:T:qU", kOptions, nullptr);
-    if (c == -1) break;
-    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
-    if (shared == OptionOutcome::kInvalid) return kExitError;
-    if (shared == OptionOutcome::kTaken) continue;
-    uint64_t v = 0;
-    switch (c) {
-      case 'h': PrintHelp(); return kExitOk;
-      case 'f': format_name = optarg; break;
-      case 'r':
-        if (std::string(optarg) == "leaks") {
-          request.repair = abi::CheckRepair::kLeaks;
-        } else if (std::string(optarg) == "all") {
-          request.repair = abi::CheckRepair::kAll;
-        } else {
-          return UsageError(std::string("Unknown option value for -r (expecting 'leaks' or "
-                                        "'all'): ") + optarg);
+  const std::optional<int> stop = ParseOptions(
+      argc, argv, "hf:r:T:qU",
+      {{"help", no_argument, nullptr, 'h'},
+       {"format", required_argument, nullptr, 'f'},
+       {"repair", required_argument, nullptr, 'r'},
+       {"output", required_argument, nullptr, kOptOutput},
+       {"force-share", no_argument, nullptr, 'U'},
+       {"quiet", no_argument, nullptr, 'q'},
+       {"max-clusters-per-pass", required_argument, nullptr, kOptMaxClustersPerPass}},
+      &guest, [&](int c, const char* arg) -> std::optional<int> {
+        uint64_t v = 0;
+        switch (c) {
+          case 'h': PrintHelp(); return kExitOk;
+          case 'f': format_name = arg; break;
+          case 'r':
+            if (std::string(arg) == "leaks") {
+              request.repair = abi::CheckRepair::kLeaks;
+            } else if (std::string(arg) == "all") {
+              request.repair = abi::CheckRepair::kAll;
+            } else {
+              return UsageError(std::string("Unknown option value for -r (expecting 'leaks' or "
+                                            "'all'): ") + arg);
+            }
+            break;
+          case 'T': break;
+          case 'q': quiet = true; break;
+          case 'U': force_share = true; break;
+          case kOptOutput: output = arg; break;
+          case kOptMaxClustersPerPass:
+            if (!ParseLimit(arg, &v)) return UsageError("invalid --max-clusters-per-pass value");
+            request.max_clusters_per_pass = v;
+            break;
         }
-        break;
-      case 'T': break;
-      case 'q': quiet = true; break;
-      case 'U': force_share = true; break;
-      case kOptOutput: output = optarg; break;
-      case kOptObject:
-      case kOptImageOpts:
-        PrintError("--object and --image-opts are not supported by instar");
-        return kExitError;
-      case kOptMaxClustersPerPass:
-        if (!ParseLimit(optarg, &v)) return UsageError("invalid --max-clusters-per-pass value");
-        request.max_clusters_per_pass = v;
-        break;
-      case ':': return OptionError(optopt, argv[optind - 1], true);
-      default: return OptionError(optopt, argv[optind - 1], false);
-    }
-  }
+        return std::nullopt;
+      });
+  if (stop) return *stop;
   if (output != "human" && output != "json") {
     PrintError("--output must be used with human or json as argument.");
     return kExitError;
@@ -140,15 +121,10 @@ int CheckCommand(int argc, char** argv) {
   if (outcome->findings_truncated) {
     PrintError("further findings were not reported (more than instar relays)");
   }
-  if (guest.verbose) {
-    Emit(stderr, Format("instar: vm setup %.0f us, total %.0f us, %llu exits, %llu passes\n",
-                 outcome->timings.setup_us, outcome->timings.total_us,
-                 static_cast<unsigned long long>(outcome->timings.exits),
-                 static_cast<unsigned long long>(outcome->result.passes)));
-  }
+  if (guest.verbose) PrintTimings(outcome->timings, outcome->result.passes);
   if (outcome->format_unsupported) {
     if (request.format == abi::ImageFormat::kAuto && request.repair != abi::CheckRepair::kNone &&
-        outcome->unsupported_format == abi::ImageFormat::kRaw) {
+        outcome->unsupported_format == probe::Format::kRaw) {
       // qemu warns when it opens a probed raw image for writing.
       PrintRawProbeWarning(filename);
     }

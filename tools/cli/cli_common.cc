@@ -22,13 +22,6 @@ int UsageError(const std::string& message) {
   return kExitError;
 }
 
-int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argument) {
-  std::string option = optopt_char != 0 ? std::string("-") + static_cast<char>(optopt_char)
-                                        : std::string(argv_at_optind ? argv_at_optind : "");
-  if (missing_argument) return UsageError("missing argument for option '" + option + "'");
-  return UsageError("unrecognized option '" + option + "'");
-}
-
 std::string OpenErrorText(const std::string& name, const Status& s) {
   // File-open errors repeat the name, as qemu-img's do.
   // "Failed to get ... lock" (an image QEMU holds) is not a file-open error.
@@ -45,10 +38,12 @@ std::string OpenErrorText(const std::string& name, const Status& s) {
   return s.message();
 }
 
-void PrintTimings(const vmm::LaunchTimings& timings) {
-  Emit(stderr, Format("instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits\n",
+void PrintTimings(const vmm::LaunchTimings& timings, std::optional<uint64_t> passes) {
+  if (timings.exits == 0) return;  // refused before any guest ran: nothing was timed
+  Emit(stderr, Format("instar: vm setup %.0f us, first exit %.0f us, total %.0f us, %llu exits",
                timings.setup_us, timings.first_exit_us, timings.total_us,
                static_cast<unsigned long long>(timings.exits)));
+  Emit(stderr, passes ? Format(", %llu passes\n", static_cast<unsigned long long>(*passes)) : "\n");
 }
 
 void PrintRawProbeWarning(const std::string& filename) {
@@ -143,31 +138,69 @@ std::unique_ptr<vmm::Sandbox> OpenSandboxOrReport(const std::string& choice) {
 
 GuestOptions GuestOptionsFromEnvironment() { return {false, LimitsFromEnvironment()}; }
 
-OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options) {
+namespace {
+
+enum SharedOptionId { kOptVerbose = 1000, kOptDeadline, kOptMaxExits, kOptAllowDir, kOptObject,
+                      kOptImageOpts };
+
+// qemu-img's line for getopt's '?' or ':' result; returns kExitError.
+int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argument) {
+  std::string option = optopt_char != 0 ? std::string("-") + static_cast<char>(optopt_char)
+                                        : std::string(argv_at_optind ? argv_at_optind : "");
+  if (missing_argument) return UsageError("missing argument for option '" + option + "'");
+  return UsageError("unrecognized option '" + option + "'");
+}
+
+// A shared option: nullopt once taken into *options, else the exit code.
+std::optional<int> TakeSharedOption(int c, const char* arg, GuestOptions* options) {
   uint64_t v = 0;
   switch (c) {
     case kOptVerbose:
       options->verbose = true;
-      return OptionOutcome::kTaken;
+      return std::nullopt;
     case kOptDeadline:
-      if (!ParseLimit(arg, &v)) {
-        UsageError("invalid --deadline value");
-        return OptionOutcome::kInvalid;
-      }
+      if (!ParseLimit(arg, &v)) return UsageError("invalid --deadline value");
       options->limits.deadline = std::chrono::milliseconds(v);
-      return OptionOutcome::kTaken;
+      return std::nullopt;
     case kOptMaxExits:
-      if (!ParseLimit(arg, &v)) {
-        UsageError("invalid --max-exits value");
-        return OptionOutcome::kInvalid;
-      }
+      if (!ParseLimit(arg, &v)) return UsageError("invalid --max-exits value");
       options->limits.max_exits = v;
-      return OptionOutcome::kTaken;
+      return std::nullopt;
     case kOptAllowDir:
       options->extra_allowed_dirs.push_back(arg);
-      return OptionOutcome::kTaken;
+      return std::nullopt;
     default:
-      return OptionOutcome::kNotOurs;
+      // --object and --image-opts name things instar has no use for.
+      PrintError("--object and --image-opts are not supported by instar");
+      return kExitError;
+  }
+}
+
+}  // namespace
+
+std::optional<int> ParseOptions(int argc, char** argv, const char* short_options,
+                                std::initializer_list<option> long_options, GuestOptions* guest,
+                                const OptionHandler& take) {
+  std::vector<option> table(long_options);
+  table.insert(table.end(), {{"verbose", no_argument, nullptr, kOptVerbose},
+                             {"deadline", required_argument, nullptr, kOptDeadline},
+                             {"max-exits", required_argument, nullptr, kOptMaxExits},
+                             {"allow-dir", required_argument, nullptr, kOptAllowDir},
+                             {"object", required_argument, nullptr, kOptObject},
+                             {"image-opts", no_argument, nullptr, kOptImageOpts},
+                             {nullptr, 0, nullptr, 0}});
+  // A leading ':' makes getopt tell a missing argument from an unknown option, quietly.
+  const std::string shorts = std::string(":") + short_options;
+  opterr = 0;
+  optind = 1;
+  for (;;) {
+    const int c = getopt_long(argc, argv, shorts.c_str(), table.data(), nullptr);
+    if (c == -1) return std::nullopt;
+    if (c == ':') return OptionError(optopt, argv[optind - 1], true);
+    if (c == '?') return OptionError(optopt, argv[optind - 1], false);
+    const std::optional<int> stop = c >= kOptVerbose ? TakeSharedOption(c, optarg, guest)
+                                                     : take(c, optarg);
+    if (stop) return stop;
   }
 }
 

@@ -4,6 +4,8 @@
 
 #include <getopt.h>
 
+#include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -31,9 +33,6 @@ void PrintRefusal(const std::string& name, const std::vector<std::string>& lines
 std::string OpenErrorText(const std::string& name, const Status& status);
 // qemu-img's two-line usage error; returns kExitError.
 int UsageError(const std::string& message);
-// Reports getopt's '?' or ':' result the way qemu-img does; returns kExitError.
-int OptionError(int optopt_char, const char* argv_at_optind, bool missing_argument);
-
 // -f NAME -> format; nullopt for names instar does not know.
 std::optional<abi::ImageFormat> ParseFormatName(const std::string& name);
 
@@ -47,15 +46,7 @@ void SetPreopenedSandbox(std::unique_ptr<vmm::Sandbox> sandbox);
 
 // The options of instar's own every command takes: --verbose (guest debug text and timings
 // on stderr), --deadline MS and --max-exits N (bounds on the guest), --allow-dir DIR (where
-// backing and extent files may also live). Their getopt values are fixed here so each
-// command's option table can list them with INSTAR_GUEST_LONG_OPTIONS.
-enum GuestOptionId { kOptVerbose = 1000, kOptDeadline, kOptMaxExits, kOptAllowDir };
-#define INSTAR_GUEST_LONG_OPTIONS                                              \
-  {"verbose", no_argument, nullptr, ::instar::cli::kOptVerbose},               \
-      {"deadline", required_argument, nullptr, ::instar::cli::kOptDeadline},   \
-      {"max-exits", required_argument, nullptr, ::instar::cli::kOptMaxExits},  \
-      {"allow-dir", required_argument, nullptr, ::instar::cli::kOptAllowDir}
-
+// backing and extent files may also live).
 struct GuestOptions {
   bool verbose = false;
   vmm::VmLimits limits;  // from the environment, then the flags
@@ -63,10 +54,22 @@ struct GuestOptions {
 };
 GuestOptions GuestOptionsFromEnvironment();
 
-enum class OptionOutcome { kNotOurs, kTaken, kInvalid };
-// Takes getopt's `c` (and `arg`) when it is one of the shared options; kInvalid has printed
-// the usage error.
-OptionOutcome TakeGuestOption(int c, const char* arg, GuestOptions* options);
+// A command numbers its long-only options from here (below the shared ones' values).
+inline constexpr int kFirstCommandOption = 256;
+
+// What a command does with one of its options: nullopt to go on, or the exit code to stop
+// with (after printing what it has to).
+using OptionHandler = std::function<std::optional<int>(int option, const char* argument)>;
+
+// Parses a command's options as qemu-img does (getopt_long; qemu-img's lines for an unknown
+// option or a missing argument). `short_options` in getopt syntax; `long_options` the
+// command's own (values: their short option, or kFirstCommandOption and up). The shared ones
+// above are taken into `*guest`, and --object / --image-opts are refused; `take` gets every
+// other option. Returns nullopt when all were taken (optind then indexes the first operand),
+// else the exit code to stop with.
+std::optional<int> ParseOptions(int argc, char** argv, const char* short_options,
+                                std::initializer_list<option> long_options, GuestOptions* guest,
+                                const OptionHandler& take);
 
 // Where the backing (and extent) files of `filename` may live: its own directory, the
 // --allow-dir ones, then the operator's ('allow DIR' lines in $INSTAR_CONFIG or
@@ -79,8 +82,10 @@ std::optional<std::vector<std::string>> AllowedDirsFor(const std::string& filena
 bool ResolveFormatName(const std::string& filename, const std::string& name,
                        abi::ImageFormat* format);
 
-// With --verbose: the run's timings on stderr ("instar: vm setup ... us, ...").
-void PrintTimings(const vmm::LaunchTimings& timings);
+// With --verbose: the run's timings on stderr ("instar: vm setup ... us, ..."), with the
+// check's passes over the refcount space when given; nothing when no guest ran.
+void PrintTimings(const vmm::LaunchTimings& timings,
+                  std::optional<uint64_t> passes = std::nullopt);
 
 // qemu-img's warning after it probed a writable image as raw.
 void PrintRawProbeWarning(const std::string& filename);

@@ -1,7 +1,5 @@
 #include "tools/cli/commit_command.h"
 
-#include <getopt.h>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdlib>
@@ -21,11 +19,6 @@ namespace {
 // Commit moves every byte the top owns through the guest: allow far longer than info does (a
 // guest that takes longer, or --deadline / INSTAR_DEADLINE_MS, is stopped).
 constexpr std::chrono::milliseconds kCommitDeadline{1800000};
-
-enum LongOnly {
-  kOptObject = 256,
-  kOptImageOpts,
-};
 
 void PrintHelp() {
   Emit(stdout, "usage: instar commit [-q] [-f FMT] [-t CACHE] [-b BASE] [-r RATE] [-d] [-p] FILENAME\n"
@@ -67,53 +60,38 @@ bool CheckRateLimit(const std::string& text) {
 }  // namespace
 
 int CommitCommand(int argc, char** argv) {
-  static const option kOptions[] = {
-      {"help", no_argument, nullptr, 'h'},
-      {"format", required_argument, nullptr, 'f'},
-      {"base", required_argument, nullptr, 'b'},
-      {"drop", no_argument, nullptr, 'd'},
-      {"progress", no_argument, nullptr, 'p'},
-      {"quiet", no_argument, nullptr, 'q'},
-      {"cache", required_argument, nullptr, 't'},
-      {"rate-limit", required_argument, nullptr, 'r'},
-      {"object", required_argument, nullptr, kOptObject},
-      {"image-opts", no_argument, nullptr, kOptImageOpts},
-      INSTAR_GUEST_LONG_OPTIONS,
-      {nullptr, 0, nullptr, 0},
-  };
   std::string format_name;
   std::string cache = "writeback";
   bool quiet = false;
   vmm::CommitRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
   if (std::getenv("INSTAR_DEADLINE_MS") == nullptr) guest.limits.deadline = kCommitDeadline;
-  opterr = 0;
-  optind = 1;
-  for (;;) {
-    const int c = getopt_long(argc, argv, ":f:ht:b:dpqr:", kOptions, nullptr);
-    if (c == -1) break;
-    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
-    if (shared == OptionOutcome::kInvalid) return kExitError;
-    if (shared == OptionOutcome::kTaken) continue;
-    switch (c) {
-      case 'h': PrintHelp(); return kExitOk;
-      case 'f': format_name = optarg; break;
-      case 't': cache = optarg; break;
-      case 'b': request.base = optarg; break;
-      case 'd': request.drop = true; break;
-      case 'p': request.progress = true; break;
-      case 'q': quiet = true; break;
-      case 'r':
-        if (!CheckRateLimit(optarg)) return kExitError;
-        break;
-      case kOptObject:
-      case kOptImageOpts:
-        PrintError("--object and --image-opts are not supported by instar");
-        return kExitError;
-      case ':': return OptionError(optopt, argv[optind - 1], true);
-      default: return OptionError(optopt, argv[optind - 1], false);
-    }
-  }
+  const std::optional<int> stop = ParseOptions(
+      argc, argv, "f:ht:b:dpqr:",
+      {{"help", no_argument, nullptr, 'h'},
+       {"format", required_argument, nullptr, 'f'},
+       {"base", required_argument, nullptr, 'b'},
+       {"drop", no_argument, nullptr, 'd'},
+       {"progress", no_argument, nullptr, 'p'},
+       {"quiet", no_argument, nullptr, 'q'},
+       {"cache", required_argument, nullptr, 't'},
+       {"rate-limit", required_argument, nullptr, 'r'}},
+      &guest, [&](int c, const char* arg) -> std::optional<int> {
+        switch (c) {
+          case 'h': PrintHelp(); return kExitOk;
+          case 'f': format_name = arg; break;
+          case 't': cache = arg; break;
+          case 'b': request.base = arg; break;
+          case 'd': request.drop = true; break;
+          case 'p': request.progress = true; break;
+          case 'q': quiet = true; break;
+          case 'r':
+            if (!CheckRateLimit(arg)) return kExitError;
+            break;
+        }
+        return std::nullopt;
+      });
+  if (stop) return *stop;
   // Progress is not shown in quiet mode.
   if (quiet) request.progress = false;
   if (optind != argc - 1) return UsageError("Expecting one image file name");

@@ -1,7 +1,5 @@
 #include "tools/cli/info_command.h"
 
-#include <getopt.h>
-
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -16,10 +14,8 @@ namespace instar::cli {
 namespace {
 
 enum LongOnly {
-  kOptOutput = 256,
+  kOptOutput = kFirstCommandOption,
   kOptBackingChain,
-  kOptObject,
-  kOptImageOpts,
 };
 
 void PrintHelp() {
@@ -54,42 +50,27 @@ void PrintWarnings(const vmm::ImageInfo& info) {
 }  // namespace
 
 int InfoCommand(int argc, char** argv) {
-  static const option kOptions[] = {
-      {"help", no_argument, nullptr, 'h'},
-      {"format", required_argument, nullptr, 'f'},
-      {"output", required_argument, nullptr, kOptOutput},
-      {"backing-chain", no_argument, nullptr, kOptBackingChain},
-      {"object", required_argument, nullptr, kOptObject},
-      {"image-opts", no_argument, nullptr, kOptImageOpts},
-      {"force-share", no_argument, nullptr, 'U'},
-      INSTAR_GUEST_LONG_OPTIONS,
-      {nullptr, 0, nullptr, 0},
-  };
   std::string format_name, output = "human";
   bool backing_chain = false, force_share = false;
   GuestOptions guest = GuestOptionsFromEnvironment();
-  opterr = 0;
-  optind = 1;
-  for (;;) {
-    const int c = getopt_long(argc, argv, ":f:hU", kOptions, nullptr);
-    if (c == -1) break;
-    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
-    if (shared == OptionOutcome::kInvalid) return kExitError;
-    if (shared == OptionOutcome::kTaken) continue;
-    switch (c) {
-      case 'h': PrintHelp(); return kExitOk;
-      case 'f': format_name = optarg; break;
-      case 'U': force_share = true; break;
-      case kOptOutput: output = optarg; break;
-      case kOptBackingChain: backing_chain = true; break;
-      case kOptObject:
-      case kOptImageOpts:
-        PrintError("--object and --image-opts are not supported by instar");
-        return kExitError;
-      case ':': return OptionError(optopt, argv[optind - 1], true);
-      default: return OptionError(optopt, argv[optind - 1], false);
-    }
-  }
+  const std::optional<int> stop = ParseOptions(
+      argc, argv, "f:hU",
+      {{"help", no_argument, nullptr, 'h'},
+       {"format", required_argument, nullptr, 'f'},
+       {"output", required_argument, nullptr, kOptOutput},
+       {"backing-chain", no_argument, nullptr, kOptBackingChain},
+       {"force-share", no_argument, nullptr, 'U'}},
+      &guest, [&](int c, const char* arg) -> std::optional<int> {
+        switch (c) {
+          case 'h': PrintHelp(); return kExitOk;
+          case 'f': format_name = arg; break;
+          case 'U': force_share = true; break;
+          case kOptOutput: output = arg; break;
+          case kOptBackingChain: backing_chain = true; break;
+        }
+        return std::nullopt;
+      });
+  if (stop) return *stop;
   if (optind != argc - 1) return UsageError("Expecting one image file name");
   const std::string filename = argv[optind];
   if (output != "human" && output != "json") {

@@ -1,7 +1,5 @@
 #include "tools/cli/rebase_command.h"
 
-#include <getopt.h>
-
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -14,10 +12,7 @@
 namespace instar::cli {
 namespace {
 
-enum LongOnly {
-  kOptObject = 256,
-  kOptImageOpts,
-};
+
 
 void PrintHelp() {
   Emit(stdout, "usage: instar rebase [-f FMT] [-t CACHE] [-T SRC_CACHE] [-p] [-q] [-U] [-u] "
@@ -45,23 +40,6 @@ void PrintHelp() {
 }  // namespace
 
 int RebaseCommand(int argc, char** argv) {
-  static const option kOptions[] = {
-      {"help", no_argument, nullptr, 'h'},
-      // Long spellings of the short options, for the daemon's object arguments.
-      {"format", required_argument, nullptr, 'f'},
-      {"backing", required_argument, nullptr, 'b'},
-      {"backing-format", required_argument, nullptr, 'F'},
-      {"unsafe", no_argument, nullptr, 'u'},
-      {"progress", no_argument, nullptr, 'p'},
-      {"quiet", no_argument, nullptr, 'q'},
-      {"cache", required_argument, nullptr, 't'},
-      {"source-cache", required_argument, nullptr, 'T'},
-      {"object", required_argument, nullptr, kOptObject},
-      {"image-opts", no_argument, nullptr, kOptImageOpts},
-      {"force-share", no_argument, nullptr, 'U'},
-      INSTAR_GUEST_LONG_OPTIONS,
-      {nullptr, 0, nullptr, 0},
-  };
   std::string format_name;
   std::string cache = "writeback";
   std::string source_cache = "writeback";
@@ -69,33 +47,35 @@ int RebaseCommand(int argc, char** argv) {
   bool progress = false;
   vmm::RebaseRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
-  opterr = 0;
-  optind = 1;
-  for (;;) {
-    const int c = getopt_long(argc, argv, ":hf:F:b:upt:T:qU", kOptions, nullptr);
-    if (c == -1) break;
-    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
-    if (shared == OptionOutcome::kInvalid) return kExitError;
-    if (shared == OptionOutcome::kTaken) continue;
-    switch (c) {
-      case 'h': PrintHelp(); return kExitOk;
-      case 'f': format_name = optarg; break;
-      case 'F': request.backing_format = optarg; break;
-      case 'b': request.backing = optarg; break;
-      case 'u': request.unsafe = true; break;
-      case 'p': progress = true; break;
-      case 't': cache = optarg; break;
-      case 'T': source_cache = optarg; break;
-      case 'q': quiet = true; break;
-      case 'U': request.force_share = true; break;
-      case kOptObject:
-      case kOptImageOpts:
-        PrintError("--object and --image-opts are not supported by instar");
-        return kExitError;
-      case ':': return OptionError(optopt, argv[optind - 1], true);
-      default: return OptionError(optopt, argv[optind - 1], false);
-    }
-  }
+  const std::optional<int> stop = ParseOptions(
+      argc, argv, "hf:F:b:upt:T:qU",
+      {{"help", no_argument, nullptr, 'h'},
+       // Long spellings of the short options, for the daemon's object arguments.
+       {"format", required_argument, nullptr, 'f'},
+       {"backing", required_argument, nullptr, 'b'},
+       {"backing-format", required_argument, nullptr, 'F'},
+       {"unsafe", no_argument, nullptr, 'u'},
+       {"progress", no_argument, nullptr, 'p'},
+       {"quiet", no_argument, nullptr, 'q'},
+       {"cache", required_argument, nullptr, 't'},
+       {"source-cache", required_argument, nullptr, 'T'},
+       {"force-share", no_argument, nullptr, 'U'}},
+      &guest, [&](int c, const char* arg) -> std::optional<int> {
+        switch (c) {
+          case 'h': PrintHelp(); return kExitOk;
+          case 'f': format_name = arg; break;
+          case 'F': request.backing_format = arg; break;
+          case 'b': request.backing = arg; break;
+          case 'u': request.unsafe = true; break;
+          case 'p': progress = true; break;
+          case 't': cache = arg; break;
+          case 'T': source_cache = arg; break;
+          case 'q': quiet = true; break;
+          case 'U': request.force_share = true; break;
+        }
+        return std::nullopt;
+      });
+  if (stop) return *stop;
   if (quiet) progress = false;
   if (optind != argc - 1) return UsageError("Expecting one image file name");
   if (!request.unsafe && !request.backing) {

@@ -1,7 +1,5 @@
 #include "tools/cli/resize_command.h"
 
-#include <getopt.h>
-
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -15,9 +13,7 @@ namespace instar::cli {
 namespace {
 
 enum LongOnly {
-  kOptObject = 256,
-  kOptImageOpts,
-  kOptPreallocation,
+  kOptPreallocation = kFirstCommandOption,
   kOptShrink,
 };
 
@@ -54,47 +50,32 @@ int ResizeCommand(int argc, char** argv) {
   if (argc < 3) return UsageError("Not enough arguments");
   const std::string size_argument = argv[--argc];
 
-  static const option kOptions[] = {
-      {"help", no_argument, nullptr, 'h'},
-      {"format", required_argument, nullptr, 'f'},
-      {"object", required_argument, nullptr, kOptObject},
-      {"image-opts", no_argument, nullptr, kOptImageOpts},
-      {"preallocation", required_argument, nullptr, kOptPreallocation},
-      {"shrink", no_argument, nullptr, kOptShrink},
-      INSTAR_GUEST_LONG_OPTIONS,
-      {nullptr, 0, nullptr, 0},
-  };
   std::string format_name;
   bool quiet = false;
   vmm::ResizeRequest request;
   GuestOptions guest = GuestOptionsFromEnvironment();
-  opterr = 0;
-  optind = 1;
-  for (;;) {
-    const int c = getopt_long(argc, argv, ":f:hq", kOptions, nullptr);
-    if (c == -1) break;
-    const OptionOutcome shared = TakeGuestOption(c, optarg, &guest);
-    if (shared == OptionOutcome::kInvalid) return kExitError;
-    if (shared == OptionOutcome::kTaken) continue;
-    switch (c) {
-      case 'h': PrintHelp(); return kExitOk;
-      case 'f': format_name = optarg; break;
-      case 'q': quiet = true; break;
-      case kOptShrink: request.allow_shrink = true; break;
-      case kOptPreallocation:
-        if (!ParsePreallocation(optarg, &request.preallocation)) {
-          PrintError(std::string("Invalid preallocation mode '") + optarg + "'");
-          return kExitError;
+  const std::optional<int> stop = ParseOptions(
+      argc, argv, "f:hq",
+      {{"help", no_argument, nullptr, 'h'},
+       {"format", required_argument, nullptr, 'f'},
+       {"preallocation", required_argument, nullptr, kOptPreallocation},
+       {"shrink", no_argument, nullptr, kOptShrink}},
+      &guest, [&](int c, const char* arg) -> std::optional<int> {
+        switch (c) {
+          case 'h': PrintHelp(); return kExitOk;
+          case 'f': format_name = arg; break;
+          case 'q': quiet = true; break;
+          case kOptShrink: request.allow_shrink = true; break;
+          case kOptPreallocation:
+            if (!ParsePreallocation(arg, &request.preallocation)) {
+              PrintError(std::string("Invalid preallocation mode '") + arg + "'");
+              return kExitError;
+            }
+            break;
         }
-        break;
-      case kOptObject:
-      case kOptImageOpts:
-        PrintError("--object and --image-opts are not supported by instar");
-        return kExitError;
-      case ':': return OptionError(optopt, argv[optind - 1], true);
-      default: return OptionError(optopt, argv[optind - 1], false);
-    }
-  }
+        return std::nullopt;
+      });
+  if (stop) return *stop;
   if (optind != argc - 1) return UsageError("Expecting image file name and size");
   const std::string filename = argv[optind];
 

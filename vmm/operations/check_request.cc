@@ -18,6 +18,28 @@ namespace {
 
 constexpr uint64_t kInt64Max = static_cast<uint64_t>(INT64_MAX);
 
+// The formats the check guest may call checkless: qemu opens them but has no check for them
+// (vmdk: none for a repair).
+bool FormatHasNoCheck(probe::Format format) {
+  switch (format) {
+    case probe::Format::kRaw:
+    case probe::Format::kVmdk:
+    case probe::Format::kQcow1:
+    case probe::Format::kVpc:
+    case probe::Format::kCloop:
+    case probe::Format::kBochs:
+      return true;
+    case probe::Format::kQcow2:
+    case probe::Format::kVdi:
+    case probe::Format::kVhdx:
+    case probe::Format::kQed:
+    case probe::Format::kLuks:
+    case probe::Format::kParallels:
+      return false;
+  }
+  return false;
+}
+
 }  // namespace
 
 Status CollectCheckFindings(const std::vector<Record>& records, CheckOutcome* out) {
@@ -140,12 +162,12 @@ StatusOr<CheckOutcome> RunCheckOnce(const Sandbox& sandbox, const CheckRequest& 
       return GuestFailed("the check guest refused a header the info guest accepts");
     }
     if (error == abi::CheckError::kNotSupportedByFormat) {
-      if (detail != static_cast<uint64_t>(abi::ImageFormat::kRaw) &&
-          detail != static_cast<uint64_t>(abi::ImageFormat::kVmdk)) {
-        return GuestFailed("check guest named an unknown format without checks");
+      const auto format = static_cast<probe::Format>(detail);
+      if (detail >= probe::kFormatCount || !FormatHasNoCheck(format)) {
+        return GuestFailed("check guest named a format that has checks as one without");
       }
       out.format_unsupported = true;
-      out.unsupported_format = static_cast<abi::ImageFormat>(detail);
+      out.unsupported_format = format;
       return out;
     }
     return Status(StatusCode::kImageRejected, DescribeCheckError(error, detail));

@@ -10,6 +10,7 @@
 
 #include "abi/check.h"
 #include "abi/image_format.h"
+#include "crates/probe/probe.h"
 #include "vmm/base/status.h"
 #include "vmm/launcher/sandbox.h"
 #include "vmm/launcher/operation_launcher.h"
@@ -33,7 +34,7 @@ struct CheckOutcome {
   // The check did not run because qemu-img would refuse the format ("This image format does
   // not support checks", exit 63).
   bool format_unsupported = false;
-  abi::ImageFormat unsupported_format = abi::ImageFormat::kAuto;  // which one
+  probe::Format unsupported_format = probe::Format::kRaw;  // which one
   abi::CheckResult result{};
   std::string messages;  // the findings, as qemu prints them on stderr, in order
   bool findings_truncated = false;
