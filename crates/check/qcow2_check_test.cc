@@ -308,6 +308,40 @@ TEST(Qcow2Check, EveryWindowWidthPrintsAndRepairsAsOneWindow) {
   }
 }
 
+// 512-byte clusters at 64 bits: a refcount block per 64 clusters, so the rebuild places two
+// blocks and its table, some of them past a full window (queued for the next windows).
+TEST(Qcow2Check, RebuildOfSeveralBlocksInWindowsIsTheOneWindowRebuild) {
+  Image original(9, 6, 59);
+  const uint64_t cs = original.cs();
+  // Clusters 64 (the second block, the table's entry 1) and 65 (one more data cluster).
+  original.file.bytes.resize(66 * cs);
+  base::StoreBe64(original.at(cs + 8), 64 * cs);
+  base::StoreBe64(original.at(original.L2EntryOffset(59)), qcow2::EncodeL2Normal(65 * cs, true));
+  for (uint64_t c : {64u, 65u}) qcow2::SetRefcount(original.at(64 * cs), 6, c - 64, 1);
+  original.SetRefcount(9, 0);
+  original.SetRefcount(30, 0);
+  Image one_image = original;
+  const CheckRun one = Check(one_image, abi::CheckRepair::kAll);
+  ASSERT_TRUE(one.ok);
+  ASSERT_EQ(one.findings.Count(abi::FindingKind::kRebuilding), 1u);
+  const CheckRun after = Check(one_image);
+  EXPECT_EQ(after.result.corruptions + after.result.leaks, 0u);
+  const uint64_t table = base::LoadBe64(one_image.at(48));
+  EXPECT_NE(base::LoadBe64(one_image.at(table + 8)), 0u);  // a second block
+  for (uint64_t per_pass : {1u, 5u, 16u, 64u}) {
+    Image image = original;
+    const CheckRun many = Check(image, abi::CheckRepair::kAll, per_pass);
+    ASSERT_TRUE(many.ok);
+    EXPECT_TRUE(image.file.bytes == one_image.file.bytes) << per_pass;
+    const auto printed = many.findings.Printed();
+    const auto expected = one.findings.Printed();
+    ASSERT_EQ(printed.size(), expected.size()) << per_pass;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(std::memcmp(&printed[i], &expected[i], sizeof printed[i]), 0) << per_pass;
+    }
+  }
+}
+
 TEST(Qcow2Check, MissingSnapshotEntriesAreIncompleteAndTheTableIsRewrittenFirst) {
   Image image(16, 4, 2);
   // Cluster 7: a table of one entry without extra data; the header counts three.
