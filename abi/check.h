@@ -53,18 +53,8 @@ enum class CheckError : uint32_t {
   kOk = 0,
   kIoError = 1,
   kBadConfig = 2,
+  // 3-13 are retired: a qcow2 header qemu refuses is kQcow2HeaderRefused. Never reuse them.
   // The image could not be opened (qemu-img: "Could not open 'FILE': ..."); detail as noted.
-  kNotQcow2 = 3,                  // -f qcow2 on something else
-  kUnsupportedQcow2Version = 4,   // detail: version
-  kTruncatedHeader = 5,
-  kInvalidClusterSize = 6,        // detail: cluster_bits
-  kHeaderTooShort = 7,
-  kHeaderTooLong = 8,
-  kRefcountOrderTooLarge = 9,
-  kUnsupportedFeatures = 10,      // detail: unknown incompatible bits
-  kBadEncryptionMethod = 11,      // detail: method
-  kBackingFileTooLong = 12,
-  kBadHeaderExtension = 13,
   kEncrypted = 14,                // encrypted images need a key instar never has
   kExternalDataFile = 15,
   kReftableTooLarge = 16,
@@ -81,7 +71,7 @@ enum class CheckError : uint32_t {
   kNotSupportedByFormat = 26,     // "This image format does not support checks"; detail: probe::Format
   kVmdkSeparateExtents = 27,      // a descriptor file: its extents are other files
   kL1ReadFailed = 28,             // the active L1 table lies past what qemu can read
-  // The qcow2 header failed one of qemu's open-time checks the codes above do not name; the
+  // The qcow2 header failed one of qemu's open-time checks (detail: qcow2::HeaderError); the
   // host asks the info operation for qemu's exact message (one place knows them all).
   kQcow2HeaderRefused = 29,
   kDataFileRawWithoutDataFile = 30,  // the data-file-raw autoclear bit, no external data file
@@ -89,6 +79,7 @@ enum class CheckError : uint32_t {
   kVmdkVersion3ReadOnly = 32,     // a repair opens the image for writing
 };
 inline constexpr uint32_t kCheckErrorCount = 33;
+inline constexpr bool CheckErrorRetired(uint32_t code) { return code >= 3 && code <= 13; }
 
 // What a check run ended with besides the counts: qemu's check returned an errno.
 enum class CheckFailure : uint32_t {

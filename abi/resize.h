@@ -78,18 +78,7 @@ enum class ResizeError : uint32_t {
   kIoError = 1,
   kBadConfig = 2,
   kUnsupportedFormat = 3,        // detail: probe::Format
-  // Opening a qcow2 image (detail as in the matching InfoError).
-  kNotQcow2 = 4,
-  kTruncatedHeader = 5,
-  kUnsupportedQcow2Version = 6,  // detail: version
-  kInvalidClusterSize = 7,       // detail: cluster_bits
-  kHeaderTooShort = 8,
-  kHeaderTooLong = 9,
-  kRefcountOrderTooLarge = 10,
-  kUnsupportedFeatures = 11,     // detail: unknown incompatible bits
-  kBadEncryptionMethod = 12,     // detail: method
-  kBackingFileTooLong = 13,
-  kBadHeaderExtension = 14,
+  // 4-14 are retired: a qcow2 header qemu refuses is kQcow2HeaderRefused. Never reuse them.
   // qemu-img's own refusals, in the order it checks them.
   kSizeNotPositive = 15,         // the resolved size is <= 0 as a signed 64-bit number
   kPreallocationNeedsGrowth = 16,
@@ -117,7 +106,7 @@ enum class ResizeError : uint32_t {
   kVmdkBadDescriptor = 36,       // detail: line
   kVmdkCorrupt = 37,             // grain directory or tables out of the file; detail: offset
   kBackingFileLarger = 38,       // zeroes over a longer backing file that instar cannot write
-  // The qcow2 header failed one of qemu's open-time checks the codes above do not name; the
+  // The qcow2 header failed one of qemu's open-time checks (detail: qcow2::HeaderError); the
   // host asks the info operation for qemu's exact message (one place knows them all).
   kQcow2HeaderRefused = 39,
   kZeroNotSupported = 40,        // zeroes over a longer backing file on a v2 image
@@ -128,6 +117,7 @@ enum class ResizeError : uint32_t {
   kExtentMismatch = 43,          // an extent's header disagrees with the descriptor; detail: index
 };
 inline constexpr uint32_t kResizeErrorCount = 44;
+inline constexpr bool ResizeErrorRetired(uint32_t code) { return code >= 4 && code <= 14; }
 
 struct ResizeResult {
   uint32_t magic;

@@ -359,7 +359,8 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
 
   result->magic = abi::kCheckResultMagic;
   result->format = static_cast<uint32_t>(abi::ImageFormat::kQcow2);
-  result->total_clusters = base::DivRoundUp(s->image.header.size, cs);
+  // qemu counts whole sectors of the virtual size (its total_sectors drops a partial one).
+  result->total_clusters = base::DivRoundUp(s->image.header.size / 512 * 512, cs);
   const RunOutcome first = checker.Run(fix);
   Fill(first, result);
   if (first.failure == abi::CheckFailure::kNone &&

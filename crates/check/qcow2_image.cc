@@ -8,26 +8,6 @@ namespace {
 using abi::CheckError;
 using base::Fail;
 
-CheckError FromHeader(qcow2::HeaderError e) {
-  using qcow2::HeaderError;
-  switch (e) {
-    case HeaderError::kNotQcow2: return CheckError::kNotQcow2;
-    case HeaderError::kUnsupportedVersion: return CheckError::kUnsupportedQcow2Version;
-    case HeaderError::kInvalidClusterSize: return CheckError::kInvalidClusterSize;
-    case HeaderError::kHeaderTooShort: return CheckError::kHeaderTooShort;
-    case HeaderError::kHeaderTooLong: return CheckError::kHeaderTooLong;
-    case HeaderError::kRefcountOrderTooLarge: return CheckError::kRefcountOrderTooLarge;
-    case HeaderError::kUnsupportedFeatures: return CheckError::kUnsupportedFeatures;
-    case HeaderError::kBadEncryptionMethod: return CheckError::kBadEncryptionMethod;
-    case HeaderError::kBackingFileTooLong: return CheckError::kBackingFileTooLong;
-    case HeaderError::kBadExtension: return CheckError::kBadHeaderExtension;
-    default:
-      // Every other open-time check: the host asks the info operation for qemu's message.
-      break;
-  }
-  return CheckError::kQcow2HeaderRefused;
-}
-
 }  // namespace
 
 // qemu's validate_table_offset: the table must be cluster aligned and its end representable.
@@ -43,7 +23,11 @@ bool TableOffsetValid(uint64_t offset, uint64_t entries, uint64_t entry_bytes,
 
 base::Result<Qcow2Image, CheckError> OpenQcow2(base::ByteView first_cluster, uint64_t file_size) {
   auto parsed = qcow2::ParseHeader(first_cluster, qcow2::OpenMode::kCheck);
-  if (!parsed.ok()) return Fail(FromHeader(parsed.error().code), parsed.error().detail);
+  // qemu's open-time message comes from the host, which asks the info operation (the one
+  // place that knows them all).
+  if (!parsed.ok()) {
+    return Fail(CheckError::kQcow2HeaderRefused, static_cast<uint64_t>(parsed.error().code));
+  }
   Qcow2Image image;
   image.header = parsed.value();
   const qcow2::Header& h = image.header;

@@ -76,26 +76,6 @@ ResizeError FromPlan(PlanError e) {
   return ResizeError::kIoError;
 }
 
-ResizeError FromHeader(instar::qcow2::HeaderError e) {
-  using instar::qcow2::HeaderError;
-  switch (e) {
-    case HeaderError::kNotQcow2: return ResizeError::kNotQcow2;
-    case HeaderError::kUnsupportedVersion: return ResizeError::kUnsupportedQcow2Version;
-    case HeaderError::kInvalidClusterSize: return ResizeError::kInvalidClusterSize;
-    case HeaderError::kHeaderTooShort: return ResizeError::kHeaderTooShort;
-    case HeaderError::kHeaderTooLong: return ResizeError::kHeaderTooLong;
-    case HeaderError::kRefcountOrderTooLarge: return ResizeError::kRefcountOrderTooLarge;
-    case HeaderError::kUnsupportedFeatures: return ResizeError::kUnsupportedFeatures;
-    case HeaderError::kBadEncryptionMethod: return ResizeError::kBadEncryptionMethod;
-    case HeaderError::kBackingFileTooLong: return ResizeError::kBackingFileTooLong;
-    case HeaderError::kBadExtension: return ResizeError::kBadHeaderExtension;
-    default:
-      // Every other open-time check: the host asks the info operation for qemu's message.
-      break;
-  }
-  return ResizeError::kQcow2HeaderRefused;
-}
-
 bool ReadDevice(void* context, uint64_t offset, uint64_t length, uint8_t* out) {
   return static_cast<instar::ops::DeviceIo*>(context)->Read(offset, length, out).ok();
 }
@@ -220,9 +200,12 @@ instar::base::Result<instar::image_write::Qcow2Image, ResizeError> OpenQcow2Imag
   }
   if (!opened.ok()) {
     const auto failure = opened.error();
-    return Fail(failure.code.header_failed ? FromHeader(failure.code.header_error)
-                                           : FromPlan(failure.code.plan_error),
-                failure.detail);
+    // A header qemu refuses: the host asks the info operation for qemu's message.
+    if (failure.code.header_failed) {
+      return Fail(ResizeError::kQcow2HeaderRefused,
+                  static_cast<uint64_t>(failure.code.header_error));
+    }
+    return Fail(FromPlan(failure.code.plan_error), failure.detail);
   }
   return opened.value();
 }

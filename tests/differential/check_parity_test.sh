@@ -208,12 +208,16 @@ variant("datafile-raw.qcow2", [(88, struct.pack(">Q", 2))])
 ext_end = struct.pack(">II", 0, 0)
 variant("format-long.qcow2", [(112, struct.pack(">II", 0xE2792ACA, 16) + b"q" * 16 + ext_end)])
 variant("ext-huge.qcow2", [(112, struct.pack(">II", 0x12345678, 0xFFFFFFFF))])
+# A virtual size that is not whole sectors (qemu counts whole sectors for total clusters); an
+# unknown encryption method and an oversized extension (open-time messages).
+variant("size-odd.qcow2", [(24, struct.pack(">Q", 4 * 1024 * 1024 + 3))])
+variant("crypt-odd.qcow2", [(32, struct.pack(">I", 0x8000))])
 with open(base, "rb") as f:
     head = f.read(50)
 with open(base.replace("hdr.qcow2", "short.qcow2"), "wb") as f:
     f.write(head)
 PY
-for f in datafile-ext backing-far datafile-raw format-long ext-huge short; do
+for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd; do
   cp q/$f.qcow2 i/
   run_both q i check $f.qcow2
 done

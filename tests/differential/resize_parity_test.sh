@@ -225,6 +225,14 @@ resize_pair src/luks.qcow2 IMG 32M
 resize_pair src/aes.qcow2 IMG 32M
 resize_pair src/plain.luks IMG 32M
 resize_pair src/luks.qcow2 --shrink IMG 1M
+# Headers qemu refuses at open: an unknown encryption method, an extension past the cluster.
+qemu-img create -q -f qcow2 src/crypt-odd.qcow2 16M
+printf '\x00\x00\x80\x00' | dd of=src/crypt-odd.qcow2 bs=1 seek=32 conv=notrunc status=none
+qemu-img create -q -f qcow2 src/ext-huge.qcow2 16M
+printf '\x12\x34\x56\x78\xff\xff\xff\xff' | dd of=src/ext-huge.qcow2 bs=1 seek=112 conv=notrunc \
+  status=none
+resize_pair src/crypt-odd.qcow2 IMG 32M
+resize_pair src/ext-huge.qcow2 IMG 32M
 
 # vmdk: qemu-img refuses every resize; instar refuses the same way except growing
 # monolithicSparse and twoGbMaxExtentSparse, checked below against a raw copy that qemu-img

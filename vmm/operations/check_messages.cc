@@ -233,20 +233,6 @@ std::string DescribeCheckError(abi::CheckError error, uint64_t detail) {
     case CheckError::kOk: return "no error";
     case CheckError::kIoError: return "Could not read image: Input/output error";
     case CheckError::kBadConfig: return "the check operation did not understand its request";
-    case CheckError::kNotQcow2: return "Image is not in qcow2 format";
-    case CheckError::kUnsupportedQcow2Version: return "Unsupported qcow2 version " + d;
-    case CheckError::kTruncatedHeader: return "qcow2 header too short";
-    case CheckError::kInvalidClusterSize: return "Unsupported cluster size: 2^" + d;
-    case CheckError::kHeaderTooShort: return "qcow2 header too short";
-    case CheckError::kHeaderTooLong: return "qcow2 header exceeds cluster size";
-    case CheckError::kRefcountOrderTooLarge:
-      return "Reference count entry width too large; may not exceed 64 bits";
-    case CheckError::kUnsupportedFeatures:
-      return Format("Unsupported qcow2 feature(s): Unknown incompatible feature: %llx",
-                    static_cast<ull>(detail));
-    case CheckError::kBadEncryptionMethod: return "Unsupported encryption method: " + d;
-    case CheckError::kBackingFileTooLong: return "Backing file name too long";
-    case CheckError::kBadHeaderExtension: return "Header extension too large";
     case CheckError::kEncrypted: return "encrypted images are not supported by instar";
     case CheckError::kExternalDataFile:
       return "images with an external data file are not supported by instar";

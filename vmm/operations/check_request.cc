@@ -139,7 +139,7 @@ StatusOr<CheckOutcome> RunCheckOnce(const Sandbox& sandbox, const CheckRequest& 
   if (outcome.report.result.empty()) {
     if (!outcome.report.error) return GuestFailed("check guest sent neither a result nor an error");
     const auto [code, detail] = *outcome.report.error;
-    if (code >= abi::kCheckErrorCount || code == 0) {
+    if (code >= abi::kCheckErrorCount || code == 0 || abi::CheckErrorRetired(code)) {
       return GuestFailed("check guest reported unknown error code " + std::to_string(code));
     }
     const auto error = static_cast<abi::CheckError>(code);

@@ -62,21 +62,6 @@ ResizeMessage DescribeResizeError(abi::ResizeError error, uint64_t detail,
                              : "unknown";
       return Line(std::string("Image format '") + name + "' is not supported by instar", open);
     }
-    case ResizeError::kNotQcow2: return Line("Image is not in qcow2 format", open);
-    case ResizeError::kTruncatedHeader: return Line("qcow2 header too short", open);
-    case ResizeError::kUnsupportedQcow2Version: return Line("Unsupported qcow2 version " + d, open);
-    case ResizeError::kInvalidClusterSize: return Line("Unsupported cluster size: 2^" + d, open);
-    case ResizeError::kHeaderTooShort: return Line("qcow2 header too short", open);
-    case ResizeError::kHeaderTooLong: return Line("qcow2 header exceeds cluster size", open);
-    case ResizeError::kRefcountOrderTooLarge:
-      return Line("Reference count entry width too large; may not exceed 64 bits", open);
-    case ResizeError::kUnsupportedFeatures:
-      return Line(Format("Unsupported qcow2 feature(s): Unknown incompatible feature: %" PRIx64,
-                         detail),
-                  open);
-    case ResizeError::kBadEncryptionMethod: return Line("Unsupported encryption method: " + d, open);
-    case ResizeError::kBackingFileTooLong: return Line("Backing file name too long", open);
-    case ResizeError::kBadHeaderExtension: return Line("Invalid header extension", open);
     case ResizeError::kSizeNotPositive: return Line("New image size must be positive");
     case ResizeError::kPreallocationNeedsGrowth:
       return Line("Preallocation can only be used for growing images");
@@ -255,7 +240,7 @@ StatusOr<ResizeOutcome> RunResizeOnce(const Sandbox& sandbox, const ResizeReques
   }
   if (run.report.error) {
     const auto [code, detail] = *run.report.error;
-    if (code >= abi::kResizeErrorCount || code == 0) {
+    if (code >= abi::kResizeErrorCount || code == 0 || abi::ResizeErrorRetired(code)) {
       return GuestFailed("resize guest reported unknown error code " + std::to_string(code));
     }
     const auto error = static_cast<abi::ResizeError>(code);
