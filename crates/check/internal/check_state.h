@@ -53,6 +53,12 @@ struct CheckState {
   // Clusters the computed count covers (qemu's nb_clusters: the file's clusters, grown by
   // references just past the end and by clusters a rebuild allocates).
   uint64_t domain_end = 0;
+  // What the first window's walk started from (the file size and domain_end) and the size
+  // it grew the file to (repairing refcount blocks outside the image): every later walk of the
+  // same count sees the file as that walk did at each step.
+  uint64_t walk_file_size = 0;
+  uint64_t walk_domain = 0;
+  uint64_t walk_grown_size = 0;
   bool rebuild = false;
   // A plain check compares OFLAG_COPIED with the stored refcounts while the walk has the
   // active L2 tables in hand; only when that finds (or cannot rule out) a mismatch does the
