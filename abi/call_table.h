@@ -18,7 +18,7 @@
 namespace instar::abi {
 
 inline constexpr uint32_t kCallTableMagic = 0x4C435349;  // "ISCL"
-inline constexpr uint32_t kCallTableVersion = 5;
+inline constexpr uint32_t kCallTableVersion = 6;
 
 // Every sector-level entry moves `count` sectors between the device and `buffer`; one call is one
 // host exit, so callers batch whole clusters. Return values are CallStatus.
@@ -65,6 +65,11 @@ struct CallTable {
   // fdatasync). Writing operations call it where qemu flushes: before a step that depends on
   // earlier ones, e.g. pointers after the clusters and refcounts they need.
   int32_t (*flush)(uint32_t device);
+  // Version 6. Sets the length of input `device` to `bytes` (a kSetSize request), which the
+  // host allows only on a writable device, from its size when opened up to its write limit:
+  // the guest writes whole sectors, and a repair that ends inside the file's last sector
+  // makes the file end at its last byte, as qemu's does.
+  int32_t (*set_input_size)(uint32_t device, uint64_t bytes);
 };
 static_assert(offsetof(CallTable, get_input_device_count) == 16);
 static_assert(offsetof(CallTable, read_input_sector) == 24);
@@ -90,7 +95,8 @@ static_assert(offsetof(CallTable, send_records) == 176);
 static_assert(offsetof(CallTable, send_rebase_result) == 184);
 static_assert(offsetof(CallTable, send_commit_result) == 192);
 static_assert(offsetof(CallTable, flush) == 200);
-static_assert(sizeof(CallTable) == 208);
+static_assert(offsetof(CallTable, set_input_size) == 208);
+static_assert(sizeof(CallTable) == 216);
 static_assert(sizeof(CallTable) <= kCallTable.size);
 
 // True when `table` is a call table this operation can use: right magic, a version at least

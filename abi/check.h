@@ -88,8 +88,9 @@ enum class CheckFailure : uint32_t {
   kInvalidArgument = 2, // EINVAL: "Check failed: Invalid argument"
   kNoSpace = 3,         // ENOSPC
   kFileTooLarge = 4,    // EFBIG
+  kNotPermitted = 5,    // EPERM: vmdk's VMDK_ERROR (-1) returned as an errno
 };
-inline constexpr uint32_t kCheckFailureCount = 5;
+inline constexpr uint32_t kCheckFailureCount = 6;
 
 // One line qemu-img's check prints on stderr, as a kind and up to three numbers; the host
 // formats the text. Append-only.
@@ -150,9 +151,8 @@ inline constexpr uint32_t kFindingKindMax = 44;
 enum class SnapshotUpdateFailure : uint64_t {
   kTooLarge = 0,        // EFBIG: the rewritten table exceeds qemu's limit
   kIoError = 1,         // EIO
-  kNeedsRefcountBlock = 2,  // the free clusters have no refcount block (instar allocates none)
 };
-inline constexpr uint64_t kSnapshotUpdateFailureCount = 3;
+inline constexpr uint64_t kSnapshotUpdateFailureCount = 2;
 
 // Metadata qemu refuses to overwrite (its overlap check), in the order it tests them.
 enum class MetadataKind : uint32_t {

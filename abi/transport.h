@@ -41,7 +41,7 @@ enum class RequestKind : uint32_t {
   kResult = 10,         // arg0 result magic, buffer, length
   kOperationReturned = 11,  // runtime: the operation's entry returned arg0 without completing
   kRecord = 12,         // arg0 record magic, buffer, length
-  kSetSize = 13,        // device, arg0 new size in bytes
+  kSetSize = 13,        // device, arg0 new size in bytes (an input never below its size at open)
   kRecords = 14,        // buffer, length: the operation's variable-length records
   kFlush = 15,          // device: make its writes so far durable
 };

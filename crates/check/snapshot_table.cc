@@ -3,9 +3,8 @@
 #include "crates/base/endian.h"
 #include "crates/check/corruption_event.h"
 #include "crates/check/metadata_overlap.h"
+#include "crates/check/qemu_allocation.h"
 #include "crates/check/qcow2_image.h"
-#include "crates/check/refcount_compare.h"
-#include "crates/check/reference_walk.h"
 
 namespace instar::check {
 namespace {
@@ -16,8 +15,6 @@ using abi::SnapshotUpdateFailure;
 
 constexpr uint64_t kSnapshotPointerOffset = 60;  // nb_snapshots, then snapshots_offset
 constexpr uint64_t kIntMax = 0x7FFFFFFF;
-// The search for free clusters looks this far past the file (and the clusters it needs).
-constexpr uint64_t kFreeSearchSlack = 1u << 20;
 
 uint64_t Align8(uint64_t v) { return (v + 7) & ~uint64_t{7}; }
 
@@ -129,46 +126,6 @@ bool WriteEntry(CheckState& s, const SnapshotEntry& e, uint32_t id_len, uint32_t
          (kept <= kSnapshotKnownExtraData ||
           out.Copy(e.extra_offset + kSnapshotKnownExtraData, kept - kSnapshotKnownExtraData)) &&
          out.Copy(e.id_offset, id_len) && out.Copy(e.name_offset, name_len);
-}
-
-// qemu's qcow2_alloc_clusters right after a check: the first run of `count` clusters whose
-// stored refcount is zero, searched from the start of the file.
-bool FindFreeClusters(CheckState& s, uint64_t count, uint64_t* first, SnapshotUpdateFailure* why) {
-  const uint64_t limit = ClustersFor(s, s.io->Size()) + count + kFreeSearchSlack;
-  uint64_t run = 0;
-  *first = 0;
-  for (uint64_t c = 0; run < count; ++c) {
-    uint64_t refcount = 0, block = 0;
-    if (c >= limit || s.stored.Get(c, &refcount, &block) != StoredRefcounts::Lookup::kOk) {
-      *why = SnapshotUpdateFailure::kIoError;
-      return false;
-    }
-    if (refcount != 0) {
-      run = 0;
-      *first = c + 1;
-      continue;
-    }
-    if (block == 0) {
-      *why = SnapshotUpdateFailure::kNeedsRefcountBlock;
-      return false;
-    }
-    ++run;
-  }
-  return true;
-}
-
-// qemu's qcow2_free_clusters of the old table: one reference fewer for each of its clusters.
-bool FreeOldTable(CheckState& s, uint64_t offset, uint64_t bytes) {
-  if (bytes == 0) return true;
-  const uint64_t last = (offset + bytes - 1) >> s.cluster_bits();
-  for (uint64_t c = offset >> s.cluster_bits(); c <= last; ++c) {
-    uint64_t refcount = 0;
-    if (s.stored.Get(c, &refcount) != StoredRefcounts::Lookup::kOk) return false;
-    if (refcount == 0) continue;  // qemu refuses the underflow and leaves it
-    if (!s.stored.Set(c, refcount - 1) || !s.stored.Flush()) return false;
-    if (refcount == 1) DiscardCluster(s, c);
-  }
-  return true;
 }
 
 }  // namespace
@@ -288,8 +245,8 @@ void FixSnapshotTable(CheckState& s, uint32_t fix) {
   }
   const uint64_t clusters = (size + s.cluster_size() - 1) >> s.cluster_bits();
   uint64_t first = 0;
-  SnapshotUpdateFailure why = SnapshotUpdateFailure::kIoError;
-  if (!FindFreeClusters(s, clusters, &first, &why)) return UpdateFailed(s, why);
+  QemuAllocation allocation(s);
+  if (!allocation.PrepareRun(clusters, &first)) return UpdateFailed(s, allocation.failure());
   const uint64_t new_offset = first << s.cluster_bits();
   // qemu's overlap check: free clusters may still hold metadata the refcounts do not count.
   abi::MetadataKind overlapped;
@@ -323,7 +280,7 @@ void FixSnapshotTable(CheckState& s, uint32_t fix) {
   }
   s.image.snapshots_offset = new_offset;
   // 4. The old table's references.
-  if (!FreeOldTable(s, old_offset, old_bytes)) {
+  if (!FreeClusters(s, old_offset, old_bytes, true, nullptr)) {
     return UpdateFailed(s, SnapshotUpdateFailure::kIoError);
   }
   s.snapshot_counts.corruptions_fixed += s.snapshot_counts.corruptions;

@@ -4,7 +4,9 @@
 // too big — reported, or under `-r all` discarded (a shorter table is written to the header's
 // count at once: that only leaks, and the refcount check then frees what it leaked) — and v3
 // entries without the VM-state and disk-size extra data. Fixing: under `-r all`, when entries
-// needed it, the table is rewritten into free clusters, in architecture §5 order: the new
+// needed it, the table is rewritten into the clusters qemu's allocator picks (adding the
+// refcount blocks, or the larger refcount table, they need: qemu_allocation.h), in architecture
+// §5 order: the new
 // table, its refcounts, the header's count and offset, then the old table's refcounts (a
 // cluster dropping to zero is zeroed, as qemu's discard leaves it). Counts go to
 // CheckState::snapshot_counts. Freestanding; no allocation.

@@ -116,7 +116,10 @@ base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sin
     return Fail(CheckError::kVmdkBadHeader, 0);
   }
   const bool zero_grains = h.version >= 2 || (h.flags & kFlagZeroGrain) != 0;
-  const uint64_t gd_entries = base::DivRoundUp(h.capacity_sectors, sectors_per_gt);
+  // qemu keeps the grain directory's size in 32 bits: a capacity past what it then covers has
+  // sectors qemu cannot look up.
+  const auto gd_entries =
+      static_cast<uint32_t>(base::DivRoundUp(h.capacity_sectors, sectors_per_gt));
   for (uint64_t i = 0; i < gd_entries; ++i) {
     // Entries past the end of the file read as zeros: nothing more is allocated.
     if (gd_offset + i * 4 >= file_size) break;
@@ -137,6 +140,14 @@ base::Status<CheckError> CheckVmdk(const ImageAccess& io, const FindingSink& sin
         return {};
       }
     }
+  }
+  // qemu's walk reaches the first sector past the grain directory (its VMDK_ERROR, -1, is
+  // returned as an errno).
+  const uint64_t covered = uint64_t{gd_entries} * sectors_per_gt;
+  if (covered < h.capacity_sectors) {
+    sink.Emit(abi::FindingKind::kVmdkNoClusterOffset, covered);
+    result->corruptions = 1;
+    result->failure = static_cast<uint32_t>(abi::CheckFailure::kNotPermitted);
   }
   return {};
 }

@@ -149,13 +149,14 @@ base::Result<Header, HeaderError> ParseHeader(base::ByteView bytes, OpenMode mod
   if (!check_mode && !TableOffsetValid(h, h.snapshots_offset, h.nb_snapshots, 40)) {
     return Fail(HeaderError::kSnapshotTableOffsetInvalid);
   }
+  // qemu validates the table (size, then offset) before it compares it with the image size.
   if (h.l1_size > kMaxL1Bytes / 8) return Fail(HeaderError::kL1TableTooLarge);
-  const uint64_t l1_needed = L1EntriesFor(h, h.size);
-  if (l1_needed > 0x7FFFFFFF) return Fail(HeaderError::kImageTooBig);
-  if (h.l1_size < l1_needed) return Fail(HeaderError::kL1TableTooSmall);
   if (!TableOffsetValid(h, h.l1_table_offset, h.l1_size, 8)) {
     return Fail(HeaderError::kL1TableOffsetInvalid);
   }
+  const uint64_t l1_needed = L1EntriesFor(h, h.size);
+  if (l1_needed > 0x7FFFFFFF) return Fail(HeaderError::kImageTooBig);
+  if (h.l1_size < l1_needed) return Fail(HeaderError::kL1TableTooSmall);
   if (h.l1_size != 0 && h.l1_table_offset + uint64_t{h.l1_size} * 8 > kMaxImageBytes) {
     return Fail(HeaderError::kL1TableUnreadable);
   }

@@ -40,8 +40,9 @@ base::Result<SparseHeader, SparseHeaderError> Parse(base::ByteView bytes, uint64
   if (h.gtes_per_gt > kMaxGtesPerGt) {
     return base::Fail(SparseHeaderError::kBadGrainTableSize, h.gtes_per_gt);
   }
-  // qemu multiplies without an overflow check; a product that wraps to zero is refused too.
-  const uint64_t l1_entry_sectors = uint64_t{h.gtes_per_gt} * h.grain_sectors;
+  // qemu keeps the product in 32 bits: one that is a multiple of 2^32 (a grain of 2^32 sectors)
+  // is refused as zero, before the grain size is checked.
+  const auto l1_entry_sectors = static_cast<uint32_t>(uint64_t{h.gtes_per_gt} * h.grain_sectors);
   if (l1_entry_sectors == 0) return base::Fail(SparseHeaderError::kBadL1EntrySize);
   // qemu compares sectors, and words the size in bytes as a (wrapping) signed 64-bit value.
   if (base::DivRoundUp(file_bytes, 512) < h.overhead_sectors) {

@@ -57,6 +57,12 @@ base::Status<IoError> DeviceIo::Write(uint64_t offset, uint64_t length, const ui
     }
     if (offset > size_) size_ = offset;
   }
+  // The host writes whole sectors: a write into an input's last, partial sector leaves the file
+  // rounded up with zeros, where qemu's ends at its last byte.
+  if (device_ != abi::kOutputDevice && size_ % kSector != 0 && end > size_ / kSector * kSector &&
+      table_->set_input_size(device_, size_) != 0) {
+    return base::Fail(IoError::kWriteFailed);
+  }
   return {};
 }
 

@@ -24,7 +24,8 @@ class DeviceIo {
   // up to the end of its last sector, beyond that the read fails with kPastEnd.
   base::Status<IoError> Read(uint64_t offset, uint64_t length, uint8_t* out);
   // Writes [offset, offset+length) from `in` (the host enforces the device's write limit).
-  // The size seen by Read grows when the write ends past it.
+  // The size seen by Read grows when the write ends past it; an input whose last sector the
+  // write touched is then cut to that size (the host wrote the whole sector).
   base::Status<IoError> Write(uint64_t offset, uint64_t length, const uint8_t* in);
   // Makes the writes so far durable before any later one (the call table's flush).
   base::Status<IoError> Flush();

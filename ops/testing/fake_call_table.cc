@@ -94,6 +94,8 @@ FakeCallTable::FakeCallTable(std::span<const uint8_t> config, std::vector<FakeDe
   table_.send_rebase_result = SendRebaseResult;
   table_.send_commit_result = SendCommitResult;
   table_.flush = Flush;
+  table_.set_input_size = SetInputSize;
+  for (const FakeDevice& d : inputs_) input_open_sizes_.push_back(d.size);
 }
 
 FakeCallTable::~FakeCallTable() { g_current = nullptr; }
@@ -301,6 +303,25 @@ int32_t FakeCallTable::Flush(uint32_t device) {
   const FakeDevice* d = self.DeviceAt(device);
   if (d == nullptr || !d->writable) Violation("flush of a device the operation cannot write");
   ++self.report_.flushes;
+  return Status(abi::CallStatus::kOk);
+}
+
+int32_t FakeCallTable::SetInputSize(uint32_t device, uint64_t bytes) {
+  FakeCallTable& self = Current();
+  self.ExpectRunning("set_input_size");
+  if (device == abi::kOutputDevice || device >= self.inputs_.size()) {
+    Violation("set_input_size of a device that is not an input");
+  }
+  FakeDevice& d = self.inputs_[device];
+  if (!d.writable) Violation("set_input_size of an input the operation cannot write");
+  if (bytes < self.input_open_sizes_[device]) Violation("set_input_size below the input's size");
+  if (bytes > d.write_limit) {
+    ++self.report_.refused_writes;
+    return Status(abi::CallStatus::kOutOfRange);
+  }
+  d.size = bytes;
+  if (d.bytes.size() > bytes) d.bytes.resize(bytes);
+  ++self.report_.writes;
   return Status(abi::CallStatus::kOk);
 }
 

@@ -107,11 +107,13 @@ class FakeCallTable {
   static int32_t SendRebaseResult(const abi::RebaseResult* result);
   static int32_t SendCommitResult(const abi::CommitResult* result);
   static int32_t Flush(uint32_t device);
+  static int32_t SetInputSize(uint32_t device, uint64_t bytes);
 
   abi::CallTable table_{};
   alignas(16) uint8_t config_[4096] = {};
   abi::ChainConfig chain_{};
   std::vector<FakeDevice> inputs_;
+  std::vector<uint64_t> input_open_sizes_;  // an input never becomes shorter
   std::optional<FakeDevice> output_;
   vmm::ExpectedResult expected_;
   std::vector<uint32_t> record_counts_;

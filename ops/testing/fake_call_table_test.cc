@@ -61,6 +61,27 @@ TEST(FakeCallTable, CountsFlushesOfWritableDevices) {
   EXPECT_EQ(fake.report().flushes, 1u);
 }
 
+// A writable input (a repair) grows up to its write limit and is cut back to any length not
+// below its length at open.
+TEST(FakeCallTable, SetsAWritableInputsLength) {
+  std::vector<FakeDevice> inputs;
+  inputs.push_back(Output(1000, 4096));
+  FakeCallTable fake({}, std::move(inputs), std::nullopt, ResizeExpected());
+  const abi::CallTable* t = fake.table();
+  EXPECT_EQ(t->set_input_size(0, 4097), kOutOfRange);
+  ASSERT_EQ(t->set_input_size(0, 1536), kOk);
+  EXPECT_EQ(t->get_input_capacity(0), 1536u);
+  ASSERT_EQ(t->set_input_size(0, 1001), kOk);
+  EXPECT_EQ(fake.inputs()[0].size, 1001u);
+}
+
+TEST(FakeCallTableDeathTest, AbortsOnAnInputCutBelowItsLengthAtOpen) {
+  std::vector<FakeDevice> inputs;
+  inputs.push_back(Output(1000, 4096));
+  FakeCallTable fake({}, std::move(inputs), std::nullopt, ResizeExpected());
+  EXPECT_DEATH(fake.table()->set_input_size(0, 999), "below the input's size");
+}
+
 TEST(FakeCallTableDeathTest, AbortsOnAFlushOfAReadOnlyDevice) {
   std::vector<FakeDevice> inputs;
   inputs.push_back(FakeDevice::Of(std::vector<uint8_t>(512)));

@@ -290,6 +290,16 @@ def snapshot_incomplete(img):
     img.write(img.snapshots_offset + 36, struct.pack(">I", 0))
 
 
+def snapshot_last_incomplete(img):
+    # The last entry without its extra data (nothing after it is read as an entry).
+    off = img.snapshots_offset
+    for _ in range(img.nb_snapshots - 1):
+        id_size, name_size = struct.unpack(">HH", img.read(off + 12, 4))
+        extra = struct.unpack(">I", img.read(off + 36, 4))[0]
+        off += (40 + extra + id_size + name_size + 7) & ~7
+    img.write(off + 36, struct.pack(">I", 0))
+
+
 def snapshot_extra_big(img):
     # More extra data than qemu keeps (1024 bytes); id and name now lie behind it.
     img.write(img.snapshots_offset + 36, struct.pack(">I", 2000))
@@ -311,7 +321,7 @@ DEFECTS = {f.__name__: f for f in [
     copied_l1_clear, l2_unaligned, l2_past_eof, l2_reserved, l1_reserved, l1_unaligned,
     l2_overlaps_refblock, refblock_unaligned, reftable_reserved, corrupt_bit, dirty_bit,
     snapshot_l1_unaligned, l2_duplicate, spread_duplicates, compressed_copied, zero_unaligned, refblock_outside,
-    bitmaps_autoclear, l1_to_header, l1_to_l1, l1_truncated, reftable_empty, snapshot_count_lies, snapshot_incomplete, snapshot_extra_big,
+    bitmaps_autoclear, l1_to_header, l1_to_l1, l1_truncated, reftable_empty, snapshot_count_lies, snapshot_incomplete, snapshot_last_incomplete, snapshot_extra_big,
     snapshot_extra_huge, snapshot_count_huge]}
 
 

@@ -56,8 +56,10 @@ class RepairInterruptionTest : public ::testing::Test {
     const char* tmp = std::getenv("TEST_TMPDIR");
     dir_ = std::string(tmp != nullptr ? tmp : "/tmp") + "/repair_interruption";
     ::mkdir(dir_.c_str(), 0700);
-    helper_ = std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE") +
-              "/tests/check/qcow2_corrupt.py";
+    const std::string runfiles =
+        std::string(std::getenv("TEST_SRCDIR")) + "/" + std::getenv("TEST_WORKSPACE");
+    helper_ = runfiles + "/tests/check/qcow2_corrupt.py";
+    edge_ = runfiles + "/tests/check/refblock_edge_image.sh";
   }
 
   // `options`: qemu-img create -o (empty: its defaults).
@@ -76,6 +78,16 @@ class RepairInterruptionTest : public ::testing::Test {
     return path;
   }
 
+  // An image whose file ends at a refcount block boundary (refblock_edge_image.sh `spec`), its
+  // last snapshot entry incomplete: the rewritten table needs new refcount structures.
+  std::string MakeEdge(const std::string& name, const std::string& spec) {
+    const std::string path = dir_ + "/" + name + ".qcow2";
+    const std::string cmd = "bash '" + edge_ + "' '" + path + "' " + spec + " && python3 '" +
+                            helper_ + "' '" + path + "' snapshot_last_incomplete";
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+    return path;
+  }
+
   // Runs the repair, with every write after the first `writes` failing when given.
   void Repair(const std::string& path, abi::CheckRepair mode, std::optional<uint64_t> writes) {
     CheckRequest request;
@@ -90,7 +102,13 @@ class RepairInterruptionTest : public ::testing::Test {
   void Sweep(const std::string& defect, bool snapshot, abi::CheckRepair mode,
              uint64_t per_pass = 0, const std::string& options = "") {
     per_pass_ = per_pass;
-    const std::string original = MakeCorrupt(defect, snapshot, options);
+    SweepImage(MakeCorrupt(defect, snapshot, options),
+               defect + (snapshot ? " (snapshot)" : "") +
+                   (per_pass != 0 ? " windows of " + std::to_string(per_pass) : ""),
+               mode);
+  }
+
+  void SweepImage(const std::string& original, const std::string& label, abi::CheckRepair mode) {
     const Verdict before = QemuCheck(original);
     const std::string complete = dir_ + "/complete.qcow2";
     const std::string work = dir_ + "/work.qcow2";
@@ -99,8 +117,7 @@ class RepairInterruptionTest : public ::testing::Test {
     ASSERT_FALSE(testing::SameBytes(original, complete)) << "the repair wrote nothing";
     testing::CrashSweep sweep;
     sweep.name = "check -r " + std::string(mode == abi::CheckRepair::kAll ? "all " : "leaks ") +
-                 defect + (snapshot ? " (snapshot)" : "") +
-                 (per_pass != 0 ? " windows of " + std::to_string(per_pass) : "");
+                 label;
     // 400 writes is far above any case here.
     sweep.max_points = 400;
     sweep.restore = [&] {
@@ -127,6 +144,7 @@ class RepairInterruptionTest : public ::testing::Test {
   std::unique_ptr<Sandbox> sandbox_;
   std::string dir_;
   std::string helper_;
+  std::string edge_;
   uint64_t per_pass_ = 0;
 };
 
@@ -162,6 +180,40 @@ TEST_F(RepairInterruptionTest, SnapshotTableRewrite) {
 TEST_F(RepairInterruptionTest, SnapshotTableMissingEntries) {
   Sweep("snapshot_count_lies", true, abi::CheckRepair::kAll);
 }
+// Snapshot-table rewrites that need new refcount structures (refblock_edge_image.sh specs).
+struct EdgeCase {
+  const char* name;
+  const char* spec;
+};
+
+class RepairInterruptionEdgeTest : public RepairInterruptionTest,
+                                   public ::testing::WithParamInterface<EdgeCase> {};
+
+TEST_P(RepairInterruptionEdgeTest, SnapshotTableRewrite) {
+  SweepImage(MakeEdge(GetParam().name, GetParam().spec), GetParam().name,
+             abi::CheckRepair::kAll);
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Edges, RepairInterruptionEdgeTest,
+    ::testing::Values(
+        // Past the last refcount block: a new block (counting itself), its table entry, then
+        // the table.
+        EdgeCase{"new-refcount-block", "64 32768 0 1 2 8k"},
+        // A table across the last block's boundary: the block goes after it.
+        EdgeCase{"table-across-a-boundary", "64 32768 1 3 250 8k"},
+        // Past the refcount table's reach: new blocks and a larger table, the header switch,
+        // the old table freed.
+        EdgeCase{"larger-refcount-table", "64 2097152 0 1 2 1950k"},
+        // The table ends inside the file's last sector: the file is cut back to its last byte.
+        EdgeCase{"partial-last-sector", "64 32768 1 1 250 8k"}),
+    [](const ::testing::TestParamInfo<EdgeCase>& info) {
+      std::string name;
+      for (const char* c = info.param.name; *c != 0; ++c) {
+        if (*c != '-') name += *c;
+      }
+      return name;
+    });
 
 }  // namespace
 }  // namespace instar::vmm

@@ -83,11 +83,13 @@ cp q/snaps.qcow2 i/snaps.qcow2
 run_both q i check snaps.qcow2
 
 # repaired_alike LABEL: qemu-img must see instar's repair (i/img.qcow2) exactly as it sees its
-# own (q/img.qcow2).
+# own (q/img.qcow2), in a file as long.
 repaired_alike() {
   cp i/img.qcow2 q/img-by-instar.qcow2
   (cd q && qemu-img check img.qcow2 >"$WORK/.a.out" 2>"$WORK/.a.err"; echo $? >>"$WORK/.a.out")
   (cd q && qemu-img check img-by-instar.qcow2 >"$WORK/.b.out" 2>"$WORK/.b.err"; echo $? >>"$WORK/.b.out")
+  stat -c %s q/img.qcow2 >>"$WORK/.a.out"
+  stat -c %s i/img.qcow2 >>"$WORK/.b.out"
   CHECKS=$((CHECKS + 1))
   if ! cmp -s "$WORK/.a.out" "$WORK/.b.out" || ! cmp -s "$WORK/.a.err" "$WORK/.b.err"; then
     echo "MISMATCH after $1:" >&2
@@ -136,6 +138,35 @@ done
 # More entries than qemu allows: reported, or under -r all cut to 65536, whose rewritten table
 # then overlaps the old one (qemu's overlap check stops it). qemu-img takes ~12 s here: once.
 check_defect snapshot_count_huge 16 1
+
+# --- Snapshot-table rewrites where qemu adds refcount structures ---------------------------
+# A file ending at a refcount block boundary: the rewritten table needs a new block (which
+# counts itself, or, for a table across the boundary, is found after it); past the reach of
+# the refcount table, a larger table. One ending just before: the table ends inside the file's
+# last sector, whose length must stay qemu's. The repaired file must be qemu's, byte for byte.
+EDGE="${TEST_SRCDIR}/${TEST_WORKSPACE}/tests/check/refblock_edge_image.sh"
+# REFCOUNT_BITS BOUNDARY GAP_CLUSTERS SNAPSHOTS SNAPSHOT_NAME_BYTES FILL (the last entry is
+# made incomplete; three entries of 250-byte names make a two-cluster table; 105 make one
+# longer than a refcount block covers, whose new block lies in the next block's range and is
+# counted there, after that block is added: ~1 min to build)
+for edge in "64 32768 0 1 2 8k" "16 131072 0 1 2 8k" "64 32768 1 3 250 8k" "64 32768 0 3 250 8k" \
+            "64 32768 1 1 250 8k" "64 2097152 0 1 2 1950k" "16 8388608 0 1 2 8000k" \
+            "64 32768 0 105 250 8k"; do
+  # shellcheck disable=SC2086
+  bash "$EDGE" q/edge.qcow2 $edge || { fail "edge image $edge"; continue; }
+  python3 "$CORRUPT" q/edge.qcow2 snapshot_last_incomplete
+  cp q/edge.qcow2 i/edge.qcow2
+  run_both q i check edge.qcow2
+  cp q/edge.qcow2 q/edge-r.qcow2
+  cp q/edge.qcow2 i/edge-r.qcow2
+  run_both q i check -r all edge-r.qcow2
+  run_both q i check --output=json edge-r.qcow2
+  check "edge $edge: repaired file as long as qemu's" \
+    test "$(stat -c %s q/edge-r.qcow2)" = "$(stat -c %s i/edge-r.qcow2)"
+  check "edge $edge: repaired image reads as qemu's" \
+    qemu-img compare -q q/edge-r.qcow2 i/edge-r.qcow2
+  check "edge $edge: repaired file is qemu's byte for byte" cmp -s q/edge-r.qcow2 i/edge-r.qcow2
+done
 
 # --- Multi-pass: the same findings when the count covers only a few clusters per pass ------
 for defect in leak_many refcount_zero l2_overlaps_refblock l2_duplicate; do
@@ -212,12 +243,14 @@ variant("ext-huge.qcow2", [(112, struct.pack(">II", 0x12345678, 0xFFFFFFFF))])
 # unknown encryption method and an oversized extension (open-time messages).
 variant("size-odd.qcow2", [(24, struct.pack(">Q", 4 * 1024 * 1024 + 3))])
 variant("crypt-odd.qcow2", [(32, struct.pack(">I", 0x8000))])
+# An empty L1 table at an invalid offset: qemu validates the offset before the table's size.
+variant("l1-order.qcow2", [(36, struct.pack(">IQ", 0, 0xFFFF000000000000))])
 with open(base, "rb") as f:
     head = f.read(50)
 with open(base.replace("hdr.qcow2", "short.qcow2"), "wb") as f:
     f.write(head)
 PY
-for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd; do
+for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd l1-order; do
   cp q/$f.qcow2 i/
   run_both q i check $f.qcow2
 done
@@ -263,11 +296,17 @@ def variant(base, name, offset, data):
         f.write(data)
 variant(sparse, "cap0.vmdk", 12, struct.pack("<Q", 0))
 variant(sparse, "capmax.vmdk", 12, struct.pack("<Q", 0xFFFFFFFFFFFFFFFF))
+# qemu keeps the grain directory's entry span and size in 32 bits: grains of 2^32 and 2^23
+# sectors (512 per table) span "0"; a capacity of 2^62 sectors needs "0" entries.
+variant(sparse, "grain32.vmdk", 20, struct.pack("<Q", 1 << 32))
+variant(sparse, "grain23.vmdk", 20, struct.pack("<Q", 1 << 23))
+variant(sparse, "cap62.vmdk", 12, struct.pack("<Q", 1 << 62))
 variant(stream, "v3-plain.vmdk", 77, struct.pack("<H", 0))
 PY
-cp q/cap0.vmdk q/capmax.vmdk q/stream.vmdk q/v3-plain.vmdk i/
-for f in cap0 capmax stream v3-plain; do
-  for mode in "" "-r all"; do
+cp q/cap0.vmdk q/capmax.vmdk q/stream.vmdk q/v3-plain.vmdk q/grain32.vmdk q/grain23.vmdk \
+   q/cap62.vmdk i/
+for f in cap0 capmax stream v3-plain grain32 grain23 cap62; do
+  for mode in "" "-r all" "--output=json"; do
     # shellcheck disable=SC2086
     run_both q i check $mode $f.vmdk
   done

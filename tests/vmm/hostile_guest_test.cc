@@ -3,6 +3,7 @@
 // them): each must be stopped or refused with the same clear reason, and the host (this
 // process) and the attached files must come out unharmed.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -53,15 +54,15 @@ class HostileGuestTest : public ::testing::TestWithParam<Backend> {
   }
   void TearDown() override { unlink(path_.c_str()); }
 
-  // Runs `image` with the input file attached read-only; `selector` goes to the guest in
-  // InfoConfig::flags.
+  // Runs `image` with the input file attached read-only (or writable, with room for 4 KiB
+  // more); `selector` goes to the guest in InfoConfig::flags.
   StatusOr<OperationOutcome> Run(const EmbeddedImage& image, uint32_t selector = 0,
                                  VmLimits limits = {milliseconds(2000), 100000},
-                                 std::vector<RecordSpec> records = {}) {
+                                 std::vector<RecordSpec> records = {}, bool writable = false) {
     DeviceSet devices;
     Device d;
-    d.fd.Reset(::open(path_.c_str(), O_RDONLY | O_CLOEXEC));
-    d.limits = {kContent.size(), 512, false, 0};
+    d.fd.Reset(::open(path_.c_str(), (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC));
+    d.limits = {kContent.size(), 512, writable, writable ? kContent.size() + 4096 : 0};
     devices.inputs.push_back(std::move(d));
     abi::InfoConfig config{};
     config.magic = abi::kInfoConfigMagic;
@@ -140,9 +141,23 @@ TEST_P(HostileGuestTest, MalformedRequestsAreEachRefused) {
   ASSERT_TRUE(r.ok()) << r.status().message();
   const OperationReport& report = r->report;
   ASSERT_TRUE(report.error.has_value()) << report.debug_text;
-  EXPECT_EQ(report.error->second, 15u) << report.debug_text;  // every case refused as expected
-  EXPECT_GE(report.refused_requests, 15u);
+  EXPECT_EQ(report.error->second, 16u) << report.debug_text;  // every case refused as expected
+  EXPECT_GE(report.refused_requests, 16u);
   EXPECT_EQ(report.bytes_written, 0u);
+  ExpectFileUnchanged();
+}
+
+// A guest that may write its input still cannot shorten it (destroying data) or grow it past
+// its write limit.
+TEST_P(HostileGuestTest, AWritableInputIsNeverTruncated) {
+  auto r = Run(images::bad_requests, 1, {milliseconds(2000), 100000}, {}, true);
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  ASSERT_TRUE(r->report.error.has_value()) << r->report.debug_text;
+  EXPECT_EQ(r->report.error->second, 5u) << r->report.debug_text;
+  EXPECT_GE(r->report.refused_requests, 5u);
+  struct stat st {};
+  ASSERT_EQ(::stat(path_.c_str(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kContent.size());
   ExpectFileUnchanged();
 }
 

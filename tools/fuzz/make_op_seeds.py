@@ -110,6 +110,12 @@ def main():
     check["corrupt-multipass"] = pre(0, 0, 1, 1) + bytes(corrupt)
     check["snapshot-r-all"] = pre(0, 2, 1) + img["qcow2-snapshot"]
     check["backing-unchecked"] = pre(0, 0, 0) + chain["top.qcow2"]
+    # A snapshot table rewrite that needs a new refcount block (the file ends at a block's end).
+    run("bash", str(ROOT / "tests/check/refblock_edge_image.sh"), "edge.qcow2", "64", "32768",
+        "0", "1", "2", "8k")
+    run("python3", str(ROOT / "tests/check/qcow2_corrupt.py"), "edge.qcow2",
+        "snapshot_last_incomplete")
+    check["snapshot-edge-r-all"] = pre(0, 2, 1) + data("edge.qcow2")
     write_corpus("check", check)
 
     def resize_pre(mode, size, prealloc=0, shrink=0, backing_size=None, fmt=0):

@@ -193,9 +193,6 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
           return "ERROR failed to update snapshot table: File too large\n";
         case abi::SnapshotUpdateFailure::kIoError:
           return "ERROR failed to update snapshot table: Input/output error\n";
-        case abi::SnapshotUpdateFailure::kNeedsRefcountBlock:
-          return "instar: rewriting the snapshot table needs a new refcount block, which instar "
-                 "does not allocate\n";
       }
       return "ERROR failed to update snapshot table\n";
     case FindingKind::kL2EntryOverlap: return "ERROR: Overlap check failed\n";
@@ -273,6 +270,7 @@ std::string DescribeCheckFailure(abi::CheckFailure failure) {
     case abi::CheckFailure::kInvalidArgument: return "Check failed: Invalid argument";
     case abi::CheckFailure::kNoSpace: return "Check failed: No space left on device";
     case abi::CheckFailure::kFileTooLarge: return "Check failed: File too large";
+    case abi::CheckFailure::kNotPermitted: return "Check failed: Operation not permitted";
   }
   return "Check failed";
 }

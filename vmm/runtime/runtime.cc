@@ -177,6 +177,13 @@ int32_t SetOutputSize(uint64_t bytes) {
   return Submit(r);
 }
 
+int32_t SetInputSize(uint32_t device, uint64_t bytes) {
+  Request* r = Begin(RequestKind::kSetSize);
+  r->device = device;
+  r->arg0 = bytes;
+  return Submit(r);
+}
+
 int32_t Flush(uint32_t device) {
   Request* r = Begin(RequestKind::kFlush);
   r->device = device;
@@ -221,6 +228,7 @@ extern "C" [[noreturn]] __attribute__((section(".text.instar_entry"))) void inst
   table->send_rebase_result = SendRebaseResult;
   table->send_commit_result = SendCommitResult;
   table->flush = Flush;
+  table->set_input_size = SetInputSize;
 
   // The host verified the operation's header before loading it.
   const auto* op =

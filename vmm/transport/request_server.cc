@@ -25,7 +25,10 @@ RequestServer::RequestServer(GuestRam ram, DeviceSet& devices, ExpectedResult ex
                              ServerHooks hooks)
     : ram_(ram), devices_(devices), expected_(std::move(expected)), hooks_(std::move(hooks)),
       record_counts_(expected_.records.size(), 0) {
-  for (const Device& d : devices_.inputs) input_limits_.push_back(d.limits);
+  for (const Device& d : devices_.inputs) {
+    input_limits_.push_back(d.limits);
+    input_open_sizes_.push_back(d.limits.size);
+  }
 }
 
 Device* RequestServer::DeviceAt(uint32_t index) {
@@ -112,6 +115,9 @@ abi::CallStatus RequestServer::DoSetSize(const abi::Request& request) {
   if (dev == nullptr) return abi::CallStatus::kBadDevice;
   if (!dev->limits.writable) return abi::CallStatus::kReadOnly;
   if (request.arg0 > dev->limits.write_limit) return abi::CallStatus::kOutOfRange;
+  if (request.device != abi::kOutputDevice && request.arg0 < input_open_sizes_[request.device]) {
+    return abi::CallStatus::kOutOfRange;
+  }
   if (hooks_.fail_writes_after && writes_done_ >= *hooks_.fail_writes_after) {
     return abi::CallStatus::kIoError;
   }

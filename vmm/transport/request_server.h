@@ -85,6 +85,9 @@ class RequestServer {
   GuestRam ram_;
   DeviceSet& devices_;
   std::vector<DeviceLimits> input_limits_;
+  // Each input's size when opened: a guest may lengthen an input it writes, never shorten it
+  // (so a hostile guest cannot destroy data by truncating).
+  std::vector<uint64_t> input_open_sizes_;
   ExpectedResult expected_;
   ServerHooks hooks_;
   OperationReport report_;

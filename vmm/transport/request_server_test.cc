@@ -45,6 +45,15 @@ class RequestServerTest : public ::testing::Test {
     return Slot();
   }
 
+  // A kSetSize request: the status it got.
+  int32_t SetSize(RequestServer& server, uint32_t device, uint64_t bytes) {
+    auto& r = Begin(abi::RequestKind::kSetSize);
+    r.device = device;
+    r.arg0 = bytes;
+    server.Serve();
+    return Slot().status;
+  }
+
   std::vector<uint8_t> bytes_;
   GuestRam ram_;
   DeviceSet devices_;
@@ -208,13 +217,7 @@ TEST_F(RequestServerTest, FlushSyncsOnlyWritableDevicesAndHonoursUnsafe) {
 
 TEST_F(RequestServerTest, SetSizeOnlyOnWritableDevicesBelowTheLimit) {
   RequestServer server(ram_, devices_, {}, {});
-  auto set = [&](uint32_t device, uint64_t bytes) {
-    auto& r = Begin(abi::RequestKind::kSetSize);
-    r.device = device;
-    r.arg0 = bytes;
-    server.Serve();
-    return Slot().status;
-  };
+  auto set = [&](uint32_t device, uint64_t bytes) { return SetSize(server, device, bytes); };
   EXPECT_EQ(set(0, 0), static_cast<int32_t>(abi::CallStatus::kReadOnly));
   EXPECT_EQ(set(abi::kOutputDevice, 4097), static_cast<int32_t>(abi::CallStatus::kOutOfRange));
   EXPECT_EQ(set(abi::kOutputDevice, 512), 0);
@@ -222,6 +225,28 @@ TEST_F(RequestServerTest, SetSizeOnlyOnWritableDevicesBelowTheLimit) {
   EXPECT_EQ(lseek(devices_.output->fd.get(), 0, SEEK_END), 512);
   EXPECT_EQ(set(abi::kOutputDevice, 4096), 0);
   EXPECT_EQ(lseek(devices_.output->fd.get(), 0, SEEK_END), 4096);
+}
+
+// A writable input (a repair) may grow up to its write limit and shrink back, never below the
+// size it had when opened: a hostile guest cannot truncate the data away.
+TEST_F(RequestServerTest, SetSizeNeverShortensAnInputPastItsSizeAtOpen) {
+  devices_.inputs[0] = MakeDevice(std::string(1000, 'i'), true);
+  RequestServer server(ram_, devices_, {}, {});
+  auto set = [&](uint32_t device, uint64_t bytes) { return SetSize(server, device, bytes); };
+  const auto out_of_range = static_cast<int32_t>(abi::CallStatus::kOutOfRange);
+  EXPECT_EQ(set(0, 999), out_of_range);
+  EXPECT_EQ(set(0, 0), out_of_range);
+  EXPECT_EQ(set(0, 4097), out_of_range);
+  EXPECT_EQ(set(1, 2000), static_cast<int32_t>(abi::CallStatus::kBadDevice));
+  EXPECT_EQ(lseek(devices_.inputs[0].fd.get(), 0, SEEK_END), 1000);
+  EXPECT_EQ(set(0, 1536), 0);
+  EXPECT_EQ(lseek(devices_.inputs[0].fd.get(), 0, SEEK_END), 1536);
+  EXPECT_EQ(set(0, 1001), 0);
+  EXPECT_EQ(lseek(devices_.inputs[0].fd.get(), 0, SEEK_END), 1001);
+  EXPECT_EQ(set(0, 999), out_of_range);
+  Begin(abi::RequestKind::kDeviceCapacity).device = 0;
+  server.Serve();
+  EXPECT_EQ(Slot().value, 1001u);
 }
 
 TEST_F(RequestServerTest, RecordBuffersAccumulateBoundedAndBeforeTheResult) {
