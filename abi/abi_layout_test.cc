@@ -27,9 +27,9 @@ TEST(AbiLayout, StructSizes) {
   EXPECT_EQ(sizeof(CallTable), 216u);
   EXPECT_EQ(sizeof(CheckConfig), 64u);
   EXPECT_EQ(sizeof(CheckResult), 272u);
-  EXPECT_EQ(sizeof(CheckFinding), 32u);
-  EXPECT_EQ(sizeof(CheckFindingBatch), 1000u);
-  EXPECT_EQ(sizeof(CheckSnapshotFinding), 24u + 2u * kSnapshotTextBytes);
+  EXPECT_EQ(sizeof(CheckFinding), 40u);
+  EXPECT_EQ(sizeof(CheckFindingBatch), 1248u);
+  EXPECT_EQ(sizeof(CheckSnapshotFinding), 32u + 2u * kSnapshotTextBytes);
   EXPECT_EQ(sizeof(ResizeConfig), 352u);
   EXPECT_EQ(sizeof(ResizeResult), 256u);
   EXPECT_EQ(sizeof(CommitConfig), 64u);

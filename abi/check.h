@@ -130,7 +130,7 @@ enum class FindingKind : uint32_t {
   kSnapshotTableOffsetInvalid = 32,
   kL1ReadError = 33,           // an L1 table could not be read: the check stops
   kL2ReadError = 34,           // an L2 table could not be read: the check stops
-  kRebuildTooLarge = 35,       // a rebuild needs the whole count at once; a clusters
+  kRebuildTooLarge = 35,       // no room for a rebuild's new refcount table; a clusters
   kBitmapsInconsistent = 36,   // bitmaps extension without its autoclear bit (open warning)
   // The snapshot table stage (qemu's qcow2_check_read_snapshot_table and
   // qcow2_check_fix_snapshot_table); flags bit 0 where noted: repairing.
@@ -173,8 +173,11 @@ struct CheckFinding {
   uint32_t kind;   // FindingKind
   uint32_t flags;  // kFindingRepairing
   uint64_t a, b, c;
+  // Where qemu would print it: the host sorts the findings by this key, stably (a check that
+  // counts in several windows reports later windows' walk findings after their place).
+  uint64_t order;
 };
-static_assert(sizeof(CheckFinding) == 32);
+static_assert(sizeof(CheckFinding) == 40);
 
 // Findings travel in batches (one host exit per batch).
 inline constexpr uint32_t kCheckFindingBatchMagic = 0x42464843;  // "CHFB"
@@ -185,7 +188,7 @@ struct CheckFindingBatch {
   uint32_t count;  // 1..kFindingsPerBatch
   CheckFinding findings[kFindingsPerBatch];
 };
-static_assert(sizeof(CheckFindingBatch) == 1000);
+static_assert(sizeof(CheckFindingBatch) == 1248);
 
 // A finding about a snapshot table entry, which names the snapshot. Sent in order with the
 // batches (the operation flushes its batch first).
@@ -204,8 +207,9 @@ struct CheckSnapshotFinding {
   uint32_t name_len;  // bytes used in name (clipped)
   char id[kSnapshotTextBytes];
   char name[kSnapshotTextBytes];
+  uint64_t order;  // as CheckFinding::order
 };
-static_assert(sizeof(CheckSnapshotFinding) == 24 + 2 * kSnapshotTextBytes);
+static_assert(sizeof(CheckSnapshotFinding) == 32 + 2 * kSnapshotTextBytes);
 
 struct CheckResult {
   uint32_t magic;

@@ -25,15 +25,6 @@ struct RunOutcome {
   abi::CheckFailure failure = abi::CheckFailure::kNone;
 };
 
-CheckCounts Minus(CheckCounts a, const CheckCounts& b) {
-  a.corruptions -= b.corruptions;
-  a.leaks -= b.leaks;
-  a.check_errors -= b.check_errors;
-  a.corruptions_fixed -= b.corruptions_fixed;
-  a.leaks_fixed -= b.leaks_fixed;
-  return a;
-}
-
 CheckCounts Plus(CheckCounts a, const CheckCounts& b) {
   a.corruptions += b.corruptions;
   a.leaks += b.leaks;
@@ -49,8 +40,8 @@ class Checker {
       : s_(s), arena_(arena), options_(options) {}
 
   // Sizes the window from what the arena has left. `need_single`: one window must hold the
-  // whole count with room for a rebuild.
-  base::Status<CheckError> PlanWindow(bool need_single);
+  // whole count with room for a rebuild. `repair_errors`: room is kept for a rebuild's table.
+  base::Status<CheckError> PlanWindow(bool need_single, bool repair_errors);
   // One qcow2_co_check: the refcount check, OFLAG_COPIED, and marking the image clean.
   RunOutcome Run(uint32_t fix);
 
@@ -60,8 +51,15 @@ class Checker {
                                window_capacity_);
     s_.window.Clear();
   }
+  // qemu's calculate_refcounts then compare_refcounts(`compare_fix`), window by window: each
+  // window's walk, then its comparison. The walk's counts add to *walked, the comparison's to
+  // *compared; the order keys put every walk finding before every comparison line, and the
+  // later windows' walk findings in walk order among the first window's. False when the walk
+  // failed.
+  bool CountAndCompare(uint32_t walk_fix, uint32_t compare_fix, uint64_t* highest,
+                       CheckCounts* walked, CheckCounts* compared, RunOutcome* out);
   void CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out);
-  void RebuildAndRecount(uint32_t fix, uint64_t* highest);
+  void RebuildAndRecount(uint32_t fix, uint64_t* highest, RunOutcome* out);
   void MarkCleanAndConsistent();
 
   CheckState& s_;
@@ -70,36 +68,44 @@ class Checker {
   uint8_t* window_bytes_ = nullptr;
   uint64_t window_byte_size_ = 0;
   uint64_t window_capacity_ = 0;
-  bool rebuild_ready_ = false;  // the window holds everything a rebuild may allocate
+  uint64_t rebuild_table_entries_ = 0;  // what a rebuild's table may need
 };
 
-base::Status<CheckError> Checker::PlanWindow(bool need_single) {
+base::Status<CheckError> Checker::PlanWindow(bool need_single, bool repair_errors) {
   const uint64_t cs = s_.cluster_size();
   const uint32_t bits = 1u << s_.image.refcount_order();
   const uint64_t per_block = s_.image.geometry.refcount_entries;
   // The file's clusters, one just past its end, and for a repair room for a rebuilt
-  // structure: the count must then hold everything at once, in whole refcount blocks (a
-  // rebuild writes it out as blocks), with the new refcount table beside it.
+  // structure, which can grow the file by the host's growth limit. A single window holds it
+  // all in whole refcount blocks; a rebuild also needs its new table and a queue as large.
   const uint64_t file_clusters = ClustersFor(s_, s_.io->Size());
+  const uint64_t repair_clusters =
+      file_clusters + 1 + base::DivRoundUp(abi::RepairGrowthLimit(s_.io->Size()), cs) + 16;
   uint64_t wanted = file_clusters + 1;
   uint64_t table_reserve = 0;
-  if (need_single) {
-    wanted += base::DivRoundUp(abi::RepairGrowthLimit(s_.io->Size()), cs) + 16;
-    wanted = base::DivRoundUp(wanted, per_block) * per_block;
-    table_reserve = base::DivRoundUp(wanted, per_block) * 8 + 2 * cs;
+  rebuild_table_entries_ = 0;
+  if (repair_errors) {
+    const uint64_t per_cluster = cs / 8;
+    rebuild_table_entries_ =
+        base::DivRoundUp(base::DivRoundUp(repair_clusters, per_block), per_cluster) * per_cluster;
+    table_reserve = 2 * rebuild_table_entries_ * 8 + 2 * cs;
   }
+  if (need_single) wanted = base::DivRoundUp(repair_clusters, per_block) * per_block;
   const uint64_t remaining = arena_.remaining();
   const uint64_t available = remaining > table_reserve + 64 ? remaining - table_reserve - 64 : 0;
   uint64_t capacity = need_single ? (available / cs) * (cs * 8 / bits) : available * 8 / bits;
   if (options_.max_clusters_per_pass != 0 && capacity > options_.max_clusters_per_pass) {
     capacity = options_.max_clusters_per_pass;
   }
+  // Windows start on whole bytes of the count, so a rebuild can write them as block slices.
+  const uint64_t align = bits < 8 ? 8 / bits : 1;
+  if (capacity != 0) capacity = capacity < align ? align : capacity / align * align;
+  wanted = base::DivRoundUp(wanted, align) * align;
   if (capacity > wanted) capacity = wanted;
   if (capacity == 0 || (need_single && capacity < wanted)) {
     return Fail(CheckError::kScratchTooSmall, wanted);
   }
   window_capacity_ = capacity;
-  rebuild_ready_ = need_single;
   window_byte_size_ = need_single ? base::DivRoundUp(capacity * bits, 8 * cs) * cs
                                   : base::DivRoundUp(capacity * bits, 64) * 8;
   window_bytes_ = arena_.Allocate(window_byte_size_, 512);
@@ -107,35 +113,47 @@ base::Status<CheckError> Checker::PlanWindow(bool need_single) {
   return {};
 }
 
-// qemu's qcow2_check_refcounts, window by window.
-void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
-  CheckCounts compare_delta;
-  uint64_t base = 0;
+bool Checker::CountAndCompare(uint32_t walk_fix, uint32_t compare_fix, uint64_t* highest,
+                              CheckCounts* walked, CheckCounts* compared, RunOutcome* out) {
+  s_.NextPhase();
+  s_.walk_phase = s_.phase;
+  s_.NextPhase();
+  const uint64_t compare_order = s_.sink->order;
   bool first = true;
-  s_.copied_prescan = fix == 0;
-  s_.copied_mismatch_possible = false;
+  uint64_t base = 0;
   do {
     SetWindow(base);
-    CalculateRefcounts(s_, first ? WalkMode::kPrimary : WalkMode::kLaterWindow, fix);
-    if (s_.failure != abi::CheckFailure::kNone) return;
-    const CheckCounts before = s_.counts;
-    CompareRefcounts(s_, 0, highest);
-    compare_delta = Plus(compare_delta, Minus(s_.counts, before));
+    s_.counts = *walked;
+    CalculateRefcounts(s_, first ? WalkMode::kPrimary : WalkMode::kLaterWindow, walk_fix);
+    *walked = s_.counts;
+    if (s_.failure != abi::CheckFailure::kNone) {
+      s_.counts = Plus(*walked, *compared);
+      return false;
+    }
+    s_.sink->order = compare_order;
+    s_.counts = *compared;
+    CompareRefcounts(s_, compare_fix, highest);
+    *compared = s_.counts;
     ++out->passes;
     first = false;
     base = s_.window.end();
   } while (base < s_.domain_end);
-  const CheckCounts pre_compare = Minus(s_.counts, compare_delta);
+  s_.counts = Plus(*walked, *compared);
+  s_.NextPhase();
+  return true;
+}
+
+// qemu's qcow2_check_refcounts.
+void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
+  s_.copied_prescan = fix == 0;
+  s_.copied_mismatch_possible = false;
+  CheckCounts walked = s_.counts, compared;
+  if (!CountAndCompare(fix, 0, highest, &walked, &compared, out)) return;
   const bool one_window = out->passes == 1;
 
   if (s_.rebuild && (fix & kFixErrors) != 0) {
-    if (!rebuild_ready_ || !one_window) {
-      s_.sink->Emit(FindingKind::kRebuildTooLarge, s_.domain_end);
-      ++s_.counts.check_errors;
-      s_.failure = abi::CheckFailure::kIoError;
-      return;
-    }
-    RebuildAndRecount(fix, highest);
+    RebuildAndRecount(fix, highest, out);
+    if (s_.failure != abi::CheckFailure::kNone) return;
   } else if (fix != 0) {
     if (s_.rebuild) {
       s_.sink->Emit(FindingKind::kNeedRebuild);
@@ -144,55 +162,57 @@ void Checker::CheckRefcounts(uint32_t fix, uint64_t* highest, RunOutcome* out) {
       return;
     }
     if (s_.counts.leaks != 0 || s_.counts.corruptions != 0) {
-      s_.counts = pre_compare;
+      s_.counts = walked;
       *highest = 0;
       if (one_window) {
         CompareRefcounts(s_, fix, highest);
       } else {
-        for (base = 0; base < s_.domain_end; base = s_.window.end()) {
+        for (uint64_t base = 0; base < s_.domain_end; base = s_.window.end()) {
           SetWindow(base);
           const CheckCounts keep = s_.counts;
+          const uint64_t order = s_.sink->order;
           CalculateRefcounts(s_, WalkMode::kSilent, 0);
           s_.counts = keep;
+          s_.sink->order = order;
           CompareRefcounts(s_, fix, highest);
           ++out->passes;
         }
       }
     }
   }
+  s_.NextPhase();
   if (!s_.copied_prescan || s_.copied_mismatch_possible || s_.io_failed) {
     CheckCopiedFlags(s_, fix);
   }
 }
 
-void Checker::RebuildAndRecount(uint32_t fix, uint64_t* highest) {
+// qemu: rebuild, recount from scratch, repair the leaks the old structure left, and count
+// what the rebuild fixed. `fix` has kFixLeaks with kFixErrors (qemu-img's -r all).
+void Checker::RebuildAndRecount(uint32_t fix, uint64_t* highest, RunOutcome* out) {
   s_.sink->Emit(FindingKind::kRebuilding);
   const CheckCounts old = s_.counts;
-  if (!RebuildRefcountStructure(s_, arena_)) {
-    s_.failure = abi::CheckFailure::kIoError;
-    return;
+  switch (RebuildRefcountStructure(s_, arena_, rebuild_table_entries_)) {
+    case RebuildOutcome::kRebuilt: break;
+    case RebuildOutcome::kNoRoom:
+      s_.sink->Emit(FindingKind::kRebuildTooLarge, s_.domain_end);
+      ++s_.counts.check_errors;
+      s_.failure = abi::CheckFailure::kIoError;
+      return;
+    case RebuildOutcome::kFailed: s_.failure = abi::CheckFailure::kIoError; return;
   }
   s_.counts.corruptions = 0;
   s_.counts.leaks = 0;
   s_.rebuild = false;
-  s_.window.Clear();
-  CalculateRefcounts(s_, WalkMode::kPrimary, 0);
-  if (s_.failure != abi::CheckFailure::kNone) return;
-  int64_t fresh_leaks = 0;
-  if ((fix & kFixLeaks) != 0) {
-    const CheckCounts saved = s_.counts;
-    s_.counts = CheckCounts();
-    *highest = 0;
-    CompareRefcounts(s_, kFixLeaks, highest);
-    if (s_.rebuild) s_.sink->Emit(FindingKind::kRebuiltStillBroken);
-    fresh_leaks = s_.counts.leaks;
-    s_.counts = saved;
-  }
+  CheckCounts walked = s_.counts, fresh;
+  *highest = 0;
+  if (!CountAndCompare(0, fix & kFixLeaks, highest, &walked, &fresh, out)) return;
+  if (s_.rebuild) s_.sink->Emit(FindingKind::kRebuiltStillBroken);
+  s_.counts = walked;
   if (s_.counts.corruptions < old.corruptions) {
     s_.counts.corruptions_fixed += old.corruptions - s_.counts.corruptions;
   }
   if (s_.counts.leaks < old.leaks) s_.counts.leaks_fixed += old.leaks - s_.counts.leaks;
-  s_.counts.leaks += fresh_leaks;
+  s_.counts.leaks += fresh.leaks;
 }
 
 // qemu's qcow2_mark_clean and qcow2_mark_consistent: the dirty and corrupt bits go once a
@@ -217,6 +237,7 @@ RunOutcome Checker::Run(uint32_t fix) {
   s_.rebuild = false;
   s_.failure = abi::CheckFailure::kNone;
   s_.l2_buffered = UINT64_MAX;
+  s_.NextPhase();
   uint64_t highest = 0;
   // qemu's qcow2_co_check_locked: the snapshot table, the refcounts, then the snapshot table's
   // repair, each stage's counts kept apart until the end.
@@ -226,6 +247,7 @@ RunOutcome Checker::Run(uint32_t fix) {
     return out;
   }
   CheckRefcounts(fix, &highest, &out);
+  s_.NextPhase();
   if (s_.io_failed && s_.failure == abi::CheckFailure::kNone) {
     s_.failure = abi::CheckFailure::kIoError;
   }
@@ -290,7 +312,8 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   auto* s = arena.New<CheckState>();
   if (s == nullptr) return Fail(CheckError::kScratchTooSmall);
   s->io = &io;
-  s->sink = &sink;
+  s->sink_copy = sink;
+  s->sink = &s->sink_copy;
   s->writable = options.repair != abi::CheckRepair::kNone;
   // The header and its extensions live in the first cluster; its size is in the header. Both
   // reads are zero-filled past the end of a short file, as qemu's are.
@@ -310,7 +333,7 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
     return Fail(CheckError::kHasBackingFile);
   }
   if (s->image.bitmaps_inconsistent) {
-    sink.Emit(FindingKind::kBitmapsInconsistent);
+    s->sink->Emit(FindingKind::kBitmapsInconsistent);
     if (s->writable && !DropBitmapsExtension(io, head, head_bytes, s->image.header)) {
       return Fail(CheckError::kIoError);
     }
@@ -327,10 +350,11 @@ base::Status<CheckError> CheckQcow2(const ImageAccess& io, const FindingSink& si
   uint32_t fix = 0;
   if (options.repair == abi::CheckRepair::kLeaks) fix = kFixLeaks;
   if (options.repair == abi::CheckRepair::kAll) fix = kFixLeaks | kFixErrors;
-  // A repair of errors may need a rebuild, which needs the whole count at once; when that does
-  // not fit, the check still runs in passes and only a rebuild is refused.
-  if ((fix & kFixErrors) == 0 || !checker.PlanWindow(/*need_single=*/true).ok()) {
-    TRY_STATUS(checker.PlanWindow(/*need_single=*/false));
+  // A repair of errors may need a rebuild, which is quickest with the whole count (and room
+  // for what it adds) in one window; when that does not fit, everything runs in passes.
+  const bool repair_errors = (fix & kFixErrors) != 0;
+  if (!repair_errors || !checker.PlanWindow(/*need_single=*/true, repair_errors).ok()) {
+    TRY_STATUS(checker.PlanWindow(/*need_single=*/false, repair_errors));
   }
 
   result->magic = abi::kCheckResultMagic;

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstring>
 #include <random>
 #include <vector>
@@ -57,6 +58,14 @@ struct Findings {
     s.snapshot_finding = [](void*, const abi::CheckSnapshotFinding&) {};
     return s;
   }
+  // As the host prints them: sorted by their order key, stably; the key itself dropped.
+  std::vector<abi::CheckFinding> Printed() const {
+    std::vector<abi::CheckFinding> sorted = all;
+    std::stable_sort(sorted.begin(), sorted.end(),
+                     [](const auto& a, const auto& b) { return a.order < b.order; });
+    for (auto& f : sorted) f.order = 0;
+    return sorted;
+  }
   size_t Count(abi::FindingKind kind) const {
     size_t n = 0;
     for (const auto& f : all) n += f.kind == static_cast<uint32_t>(kind);
@@ -100,6 +109,36 @@ struct Image {
     for (uint64_t c = 0; c < 5 + data; ++c) SetRefcount(c, 1);
   }
 };
+
+// Snapshot "1" whose L1 shares the active L2 table, in two new clusters (table, L1); the
+// shared clusters' refcounts become 2 (saturated at the image's width) and lose OFLAG_COPIED.
+void AddSnapshot(Image& image) {
+  const uint64_t cs = image.cs();
+  const uint64_t table = image.file.bytes.size();
+  image.file.bytes.resize(table + 2 * cs);
+  uint8_t* e = image.at(table);
+  base::StoreBe64(e, table + cs);
+  base::StoreBe32(e + 8, 1);
+  base::StoreBe16(e + 12, 1);
+  base::StoreBe16(e + 14, 1);
+  base::StoreBe32(e + 36, 24);
+  base::StoreBe64(e + 48, base::LoadBe64(image.at(24)));
+  base::StoreBe64(e + 56, ~uint64_t{0});
+  e[64] = '1';
+  e[65] = 's';
+  base::StoreBe32(image.at(60), 1);
+  base::StoreBe64(image.at(64), table);
+  base::StoreBe64(image.at(table + cs), qcow2::EncodeL1(4 * cs, false));
+  base::StoreBe64(image.at(3 * cs), qcow2::EncodeL1(4 * cs, false));
+  const uint64_t shared = image.order == 0 ? 1 : 2;
+  image.SetRefcount(4, shared);
+  for (uint64_t j = 0; j < image.data_clusters; ++j) {
+    base::StoreBe64(image.at(image.L2EntryOffset(j)), qcow2::EncodeL2Normal((5 + j) * cs, false));
+    image.SetRefcount(5 + j, shared);
+  }
+  image.SetRefcount(table / cs, 1);
+  image.SetRefcount(table / cs + 1, 1);
+}
 
 struct CheckRun {
   abi::CheckResult result{};
@@ -198,6 +237,108 @@ TEST(Qcow2Check, MultiPassGivesTheSameFindings) {
     EXPECT_EQ(many.result.leaks, one.result.leaks);
     EXPECT_EQ(many.result.image_end_offset, one.result.image_end_offset);
     EXPECT_GT(many.result.passes, 1u);
+  }
+}
+
+// Findings of every kind spread over the windows: refcount overflows (1-bit snapshots) and
+// refcount blocks whose refcount is wrong, which each window reports for its own clusters,
+// between reserved-bit findings, which only the first window reports; leaks and errors in the
+// comparison. Printed in key order, any width of window gives the one-window output, and a
+// repair (a rebuild under -r all) leaves the very same bytes.
+TEST(Qcow2Check, EveryWindowWidthPrintsAndRepairsAsOneWindow) {
+  for (uint32_t order : {0u, 4u, 6u}) {
+    for (bool snapshot : {false, true}) {
+      for (abi::CheckRepair repair :
+           {abi::CheckRepair::kNone, abi::CheckRepair::kLeaks, abi::CheckRepair::kAll}) {
+        Image original(9, order, 40);
+        if (snapshot) AddSnapshot(original);
+        const uint64_t cs = original.cs();
+        // Reserved bits on two L2 entries (walked once per L1 that uses the table).
+        for (uint64_t j : {3u, 30u}) {
+          const uint64_t e = base::LoadBe64(original.at(original.L2EntryOffset(j)));
+          base::StoreBe64(original.at(original.L2EntryOffset(j)), e | 0x100);
+        }
+        // Two entries sharing a data cluster near the end: an overflow there at 1 bit.
+        base::StoreBe64(original.at(original.L2EntryOffset(38)),
+                        qcow2::EncodeL2Normal(44 * cs, false));
+        original.SetRefcount(7, 0);  // referenced, no refcount: a rebuild under -r all
+        original.file.bytes.resize(original.file.bytes.size() + cs);
+        original.SetRefcount(original.file.bytes.size() / cs - 1, 1);  // a leak at the end
+        Image one_image = original;
+        const CheckRun one = Check(one_image, repair);
+        ASSERT_TRUE(one.ok);
+        const auto expected = one.findings.Printed();
+        for (uint64_t per_pass : {1u, 3u, 8u, 16u, 64u}) {
+          Image image = original;
+          const CheckRun many = Check(image, repair, per_pass);
+          ASSERT_TRUE(many.ok);
+          const auto printed = many.findings.Printed();
+          const std::string what = "order " + std::to_string(order) + " snapshot " +
+                                   std::to_string(snapshot) + " repair " +
+                                   std::to_string(static_cast<int>(repair)) + " per_pass " +
+                                   std::to_string(per_pass);
+          ASSERT_EQ(printed.size(), expected.size()) << what;
+          for (size_t i = 0; i < expected.size(); ++i) {
+            EXPECT_EQ(std::memcmp(&printed[i], &expected[i], sizeof printed[i]), 0)
+                << what << " finding " << i << " kind " << printed[i].kind << " vs "
+                << expected[i].kind;
+          }
+          EXPECT_EQ(many.result.corruptions, one.result.corruptions) << what;
+          EXPECT_EQ(many.result.leaks, one.result.leaks) << what;
+          EXPECT_EQ(many.result.check_errors, one.result.check_errors) << what;
+          EXPECT_EQ(many.result.corruptions_fixed, one.result.corruptions_fixed) << what;
+          EXPECT_EQ(many.result.leaks_fixed, one.result.leaks_fixed) << what;
+          EXPECT_EQ(many.result.image_end_offset, one.result.image_end_offset) << what;
+          EXPECT_EQ(many.result.failure, one.result.failure) << what;
+          if (per_pass < 40) {
+            EXPECT_GT(many.result.passes, one.result.passes) << what;
+          }
+          EXPECT_TRUE(image.file.bytes == one_image.file.bytes) << what;
+        }
+        if (repair == abi::CheckRepair::kAll) {
+          EXPECT_EQ(one.findings.Count(abi::FindingKind::kRebuilding), 1u);
+          // The reserved bits stay (qemu does not repair them); the refcounts are right.
+          const CheckRun after = Check(one_image);
+          EXPECT_EQ(after.result.leaks, 0u);
+          EXPECT_EQ(after.findings.Count(abi::FindingKind::kClusterRefcountError), 0u);
+          EXPECT_EQ(after.findings.Count(abi::FindingKind::kL2ReservedBits), snapshot ? 4u : 2u);
+        }
+      }
+    }
+  }
+}
+
+// 512-byte clusters at 64 bits: a refcount block per 64 clusters, so the rebuild places two
+// blocks and its table, some of them past a full window (queued for the next windows).
+TEST(Qcow2Check, RebuildOfSeveralBlocksInWindowsIsTheOneWindowRebuild) {
+  Image original(9, 6, 59);
+  const uint64_t cs = original.cs();
+  // Clusters 64 (the second block, the table's entry 1) and 65 (one more data cluster).
+  original.file.bytes.resize(66 * cs);
+  base::StoreBe64(original.at(cs + 8), 64 * cs);
+  base::StoreBe64(original.at(original.L2EntryOffset(59)), qcow2::EncodeL2Normal(65 * cs, true));
+  for (uint64_t c : {64u, 65u}) qcow2::SetRefcount(original.at(64 * cs), 6, c - 64, 1);
+  original.SetRefcount(9, 0);
+  original.SetRefcount(30, 0);
+  Image one_image = original;
+  const CheckRun one = Check(one_image, abi::CheckRepair::kAll);
+  ASSERT_TRUE(one.ok);
+  ASSERT_EQ(one.findings.Count(abi::FindingKind::kRebuilding), 1u);
+  const CheckRun after = Check(one_image);
+  EXPECT_EQ(after.result.corruptions + after.result.leaks, 0u);
+  const uint64_t table = base::LoadBe64(one_image.at(48));
+  EXPECT_NE(base::LoadBe64(one_image.at(table + 8)), 0u);  // a second block
+  for (uint64_t per_pass : {1u, 5u, 16u, 64u}) {
+    Image image = original;
+    const CheckRun many = Check(image, abi::CheckRepair::kAll, per_pass);
+    ASSERT_TRUE(many.ok);
+    EXPECT_TRUE(image.file.bytes == one_image.file.bytes) << per_pass;
+    const auto printed = many.findings.Printed();
+    const auto expected = one.findings.Printed();
+    ASSERT_EQ(printed.size(), expected.size()) << per_pass;
+    for (size_t i = 0; i < expected.size(); ++i) {
+      EXPECT_EQ(std::memcmp(&printed[i], &expected[i], sizeof printed[i]), 0) << per_pass;
+    }
   }
 }
 

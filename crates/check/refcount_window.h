@@ -24,6 +24,10 @@ class RefcountWindow {
   uint64_t end() const { return base_ + capacity_; }
   uint64_t capacity() const { return capacity_; }
   uint8_t* bytes() const { return bytes_; }
+  // The same memory and size, counting from `base` (the caller clears it).
+  RefcountWindow At(uint64_t base) const {
+    return RefcountWindow(bytes_, byte_size_, order_, base, capacity_);
+  }
   bool Contains(uint64_t cluster) const { return cluster >= base_ && cluster - base_ < capacity_; }
   uint64_t Get(uint64_t cluster) const { return qcow2::GetRefcount(bytes_, order_, cluster - base_); }
   void Set(uint64_t cluster, uint64_t value) {

@@ -27,7 +27,16 @@ class Walk {
  public:
   Walk(CheckState& s, WalkMode mode, uint32_t fix)
       : s_(s), primary_(mode == WalkMode::kPrimary), silent_(mode == WalkMode::kSilent),
-        fix_(fix) {}
+        fix_(fix) {
+    if (primary_) {
+      s.walk_file_size = s.io->Size();
+      s.walk_domain = s.domain_end;
+      s.walk_grown_size = s.walk_file_size;
+    }
+    file_len_ = s.walk_file_size;
+    domain_ = s.walk_domain;
+    Order(1);
+  }
 
   void Run();
 
@@ -46,7 +55,19 @@ class Walk {
   void CheckBitmaps();
   void CheckBitmapTable(uint64_t offset, uint64_t entries);
   void CheckRefblocks();
+  // A refcount block outside the image that the walk grew the file to hold (qemu truncates
+  // the file up to its end): counted, and no refcount check (qemu's: it can only be 1).
+  void Grown(uint64_t offset);
   void PrescanCopied(uint64_t entry, uint64_t offset);
+  // Every window's walk makes the same events in the same order (the primary walk's in-walk
+  // repairs change nothing a reference depends on), so an event's number places what it finds
+  // among the other windows' findings: key 2n for what event n finds about a window's own
+  // clusters, 2n + 1 for what is found between events n and n + 1.
+  void Event() {
+    if (events_ < kMaxEvents) ++events_;
+    Order(2 * events_ + 1);
+  }
+  void Order(uint64_t key) { s_.sink->order = (s_.walk_phase << CheckState::kOrderPhaseShift) | key; }
   bool stopped() const { return s_.failure != abi::CheckFailure::kNone; }
   // A read qemu's check cannot do ends the whole check with EIO.
   void Stop(FindingKind kind) {
@@ -65,30 +86,38 @@ class Walk {
   bool silent_;
   uint32_t fix_;
   bool prescan_l2_ = false;  // the L2 table being walked is one CheckCopiedFlags visits
+  static constexpr uint64_t kMaxEvents = (uint64_t{1} << (CheckState::kOrderPhaseShift - 1)) - 1;
+  uint64_t events_ = 0;
+  // The file size and qemu's nb_clusters at this step of the walk (see CheckState).
+  uint64_t file_len_ = 0;
+  uint64_t domain_ = 0;
 };
 
 // qemu_inc_refcounts_imrt: one more reference to every cluster of [offset, offset+size).
 void Walk::Inc(uint64_t offset, uint64_t size) {
+  Event();
   if (size == 0) return;
   const uint64_t cs = s_.cluster_size();
-  const uint64_t file_len = s_.io->Size();
   // The last cluster may be partly past the end of the file, nothing further.
   uint64_t end = 0;
   if (!base::CheckedAdd(offset, size, &end) || end > INT64_MAX ||
-      (end > file_len && end - file_len >= cs)) {
+      (end > file_len_ && end - file_len_ >= cs)) {
     Report(FindingKind::kRegionPastEof, offset, size);
     Corruption();
     return;
   }
   const uint64_t first = offset >> s_.cluster_bits();
   const uint64_t last = (offset + size - 1) >> s_.cluster_bits();
+  if (last + 1 > domain_) domain_ = last + 1;
   if (last + 1 > s_.domain_end) s_.domain_end = last + 1;
   const uint64_t from = first > s_.window.base() ? first : s_.window.base();
   const uint64_t to = last + 1 < s_.window.end() ? last + 1 : s_.window.end();
   for (uint64_t k = from; k < to; ++k) {
     const uint64_t refcount = s_.window.Get(k);
     if (refcount == s_.refcount_max()) {
+      Order(2 * events_);
       if (!silent_) s_.sink->Emit(FindingKind::kRefcountOverflow, k << s_.cluster_bits());
+      Order(2 * events_ + 1);
       ++s_.counts.corruptions;
       continue;
     }
@@ -273,7 +302,7 @@ void Walk::CheckSnapshots() {
     f.name_len = entry.name_len;
     __builtin_memcpy(f.id, entry.id, sizeof f.id);
     __builtin_memcpy(f.name, entry.name, sizeof f.name);
-    if (primary_) s_.sink->snapshot_finding(s_.sink->context, f);
+    if (primary_) s_.sink->EmitSnapshot(f);
     Corruption();
   }
   if (reader.io_failed()) s_.io_failed = true;
@@ -358,22 +387,26 @@ void Walk::CheckRefblocks() {
       s_.rebuild = true;
       continue;
     }
-    if (cluster >= s_.domain_end) {
+    if (cluster >= domain_) {
       const bool repairing = (fix_ & kFixErrors) != 0;
       if (primary_) s_.sink->Emit(FindingKind::kRefblockOutsideImage, i, repairing ? 1 : 0);
       Corruption();
-      if (repairing && primary_) {
+      if (!primary_) {
+        if (offset <= INT64_MAX - cs && offset + cs <= s_.walk_grown_size) Grown(offset);
+        continue;
+      }
+      if (repairing) {
         // Grow the file to hold the block (qemu truncates it up to the block's end).
         s_.l2_buffered = UINT64_MAX;
         __builtin_memset(s_.l2, 0, cs);
         if (offset > INT64_MAX - cs) {
           s_.rebuild = true;
           s_.sink->Emit(FindingKind::kResizeFailed, kResizeInvalid);
-        } else if (s_.window.Contains(cluster) && s_.io->Write(offset, cs, s_.l2)) {
-          s_.domain_end = ClustersFor(s_, s_.io->Size());
+        } else if (s_.io->Write(offset, cs, s_.l2)) {
           --s_.counts.corruptions;
           ++s_.counts.corruptions_fixed;
-          Inc(offset, cs);
+          s_.walk_grown_size = offset + cs;
+          Grown(offset);
           continue;
         } else {
           // The host refuses growth past its bound (and the count covers no more), as a file
@@ -386,12 +419,23 @@ void Walk::CheckRefblocks() {
     }
     if (offset == 0) continue;
     Inc(offset, cs);
+    Event();
     if (s_.window.Contains(cluster) && s_.window.Get(cluster) != 1) {
+      Order(2 * events_);
       if (!silent_) s_.sink->Emit(FindingKind::kRefblockRefcount, i, s_.window.Get(cluster));
+      Order(2 * events_ + 1);
       ++s_.counts.corruptions;
       s_.rebuild = true;
     }
   }
+}
+
+void Walk::Grown(uint64_t offset) {
+  file_len_ = offset + s_.cluster_size();
+  domain_ = ClustersFor(s_, file_len_);
+  if (domain_ > s_.domain_end) s_.domain_end = domain_;  // the windows go on to the new end
+  Inc(offset, s_.cluster_size());
+  Event();
 }
 
 void Walk::Run() {

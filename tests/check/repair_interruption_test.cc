@@ -62,9 +62,11 @@ class RepairInterruptionTest : public ::testing::Test {
     edge_ = runfiles + "/tests/check/refblock_edge_image.sh";
   }
 
-  std::string MakeCorrupt(const std::string& defect, bool snapshot) {
+  // `options`: qemu-img create -o (empty: its defaults).
+  std::string MakeCorrupt(const std::string& defect, bool snapshot, const std::string& options) {
     const std::string path = dir_ + "/" + defect + (snapshot ? "-snap" : "") + ".qcow2";
-    std::string cmd = "rm -f '" + path + "' && qemu-img create -q -f qcow2 '" + path +
+    std::string cmd = "rm -f '" + path + "' && qemu-img create -q -f qcow2 " +
+                      (options.empty() ? "" : "-o " + options + " ") + "'" + path +
                       "' 64M && qemu-io -c 'write 0 1M' -c 'write 10M 64k' '" + path +
                       "' >/dev/null";
     if (snapshot) {
@@ -91,12 +93,19 @@ class RepairInterruptionTest : public ::testing::Test {
     CheckRequest request;
     request.path = path;
     request.repair = mode;
+    request.max_clusters_per_pass = per_pass_;
     request.hooks.fail_writes_after = writes;
     (void)RunCheck(*sandbox_, request);  // an interrupted repair may fail any way it likes
   }
 
-  void Sweep(const std::string& defect, bool snapshot, abi::CheckRepair mode) {
-    SweepImage(MakeCorrupt(defect, snapshot), defect + (snapshot ? " (snapshot)" : ""), mode);
+  // `per_pass`: clusters per window of the count (0: what fits), `options` as MakeCorrupt's.
+  void Sweep(const std::string& defect, bool snapshot, abi::CheckRepair mode,
+             uint64_t per_pass = 0, const std::string& options = "") {
+    per_pass_ = per_pass;
+    SweepImage(MakeCorrupt(defect, snapshot, options),
+               defect + (snapshot ? " (snapshot)" : "") +
+                   (per_pass != 0 ? " windows of " + std::to_string(per_pass) : ""),
+               mode);
   }
 
   void SweepImage(const std::string& original, const std::string& label, abi::CheckRepair mode) {
@@ -136,6 +145,7 @@ class RepairInterruptionTest : public ::testing::Test {
   std::string dir_;
   std::string helper_;
   std::string edge_;
+  uint64_t per_pass_ = 0;
 };
 
 TEST_F(RepairInterruptionTest, LeakRepair) { Sweep("leak_many", false, abi::CheckRepair::kLeaks); }
@@ -149,6 +159,18 @@ TEST_F(RepairInterruptionTest, CopiedFlags) { Sweep("copied_l2_clear", false, ab
 TEST_F(RepairInterruptionTest, Rebuild) { Sweep("refcount_zero", false, abi::CheckRepair::kAll); }
 TEST_F(RepairInterruptionTest, RebuildWithSnapshot) {
   Sweep("refcount_zero", true, abi::CheckRepair::kAll);
+}
+// The rebuild window by window: each refcount block in slices, the table, then the header.
+TEST_F(RepairInterruptionTest, RebuildInWindows) {
+  Sweep("refcount_zero", false, abi::CheckRepair::kAll, 8);
+}
+TEST_F(RepairInterruptionTest, RebuildInWindowsWithSnapshot) {
+  Sweep("refcount_zero", true, abi::CheckRepair::kAll, 8);
+}
+// A refcount block per 64 clusters: many blocks, several per window.
+TEST_F(RepairInterruptionTest, RebuildManyBlocksInWindows) {
+  Sweep("refcount_zero", false, abi::CheckRepair::kAll, 256,
+        "cluster_size=512,refcount_bits=64");
 }
 // The snapshot table rewritten into free clusters: new table, its refcounts, the header, then
 // the old table's refcounts.

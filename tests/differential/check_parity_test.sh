@@ -82,6 +82,23 @@ for n in 2 3 4; do qemu-img snapshot -c "snap $n" q/snaps.qcow2; qemu-io -c "wri
 cp q/snaps.qcow2 i/snaps.qcow2
 run_both q i check snaps.qcow2
 
+# repaired_alike LABEL: qemu-img must see instar's repair (i/img.qcow2) exactly as it sees its
+# own (q/img.qcow2), in a file as long.
+repaired_alike() {
+  cp i/img.qcow2 q/img-by-instar.qcow2
+  (cd q && qemu-img check img.qcow2 >"$WORK/.a.out" 2>"$WORK/.a.err"; echo $? >>"$WORK/.a.out")
+  (cd q && qemu-img check img-by-instar.qcow2 >"$WORK/.b.out" 2>"$WORK/.b.err"; echo $? >>"$WORK/.b.out")
+  stat -c %s q/img.qcow2 >>"$WORK/.a.out"
+  stat -c %s i/img.qcow2 >>"$WORK/.b.out"
+  CHECKS=$((CHECKS + 1))
+  if ! cmp -s "$WORK/.a.out" "$WORK/.b.out" || ! cmp -s "$WORK/.a.err" "$WORK/.b.err"; then
+    echo "MISMATCH after $1:" >&2
+    diff -u "$WORK/.a.out" "$WORK/.b.out" | sed 's/^/    /' >&2
+    diff -u "$WORK/.a.err" "$WORK/.b.err" | sed 's/^/    /' >&2
+    fail "repair $1"
+  fi
+}
+
 # --- Corrupted images: detection, then each repair -----------------------------------------
 check_defect() {  # DEFECT WIDTH SNAPSHOT [REPAIRED_DIFFERS]
   local defect="$1" width="$2" snap="$3" repaired_differs="${4:-0}"
@@ -97,20 +114,7 @@ check_defect() {  # DEFECT WIDTH SNAPSHOT [REPAIRED_DIFFERS]
     # A repair that qemu stops on its overlap check loses qemu's cached refcount repairs (the
     # image is unusable before its cache is written); instar's are on disk (docs/check.md).
     [ "$repaired_differs" = 1 ] && [ "$mode" = all ] && continue
-    # qemu-img must see instar's repair exactly as it sees its own, in a file as long.
-    (cd i && cp img.qcow2 img-by-instar.qcow2)
-    cp i/img.qcow2 q/img-by-instar.qcow2
-    (cd q && qemu-img check img.qcow2 >"$WORK/.a.out" 2>"$WORK/.a.err"; echo $? >>"$WORK/.a.out")
-    (cd q && qemu-img check img-by-instar.qcow2 >"$WORK/.b.out" 2>"$WORK/.b.err"; echo $? >>"$WORK/.b.out")
-    stat -c %s q/img.qcow2 >>"$WORK/.a.out"
-    stat -c %s i/img.qcow2 >>"$WORK/.b.out"
-    CHECKS=$((CHECKS + 1))
-    if ! cmp -s "$WORK/.a.out" "$WORK/.b.out" || ! cmp -s "$WORK/.a.err" "$WORK/.b.err"; then
-      echo "MISMATCH after -r $mode on $defect (width $width, snapshot $snap):" >&2
-      diff -u "$WORK/.a.out" "$WORK/.b.out" | sed 's/^/    /' >&2
-      diff -u "$WORK/.a.err" "$WORK/.b.err" | sed 's/^/    /' >&2
-      fail "repair -r $mode $defect $width $snap"
-    fi
+    repaired_alike "-r $mode $defect (width $width, snapshot $snap)"
   done
 }
 
@@ -177,6 +181,33 @@ make_image q/mp.qcow2 16 65536 0
 python3 "$CORRUPT" q/mp.qcow2 leak_many
 cp q/mp.qcow2 i/mp.qcow2
 INSTAR_EXTRA="--max-clusters-per-pass=5" run_both q i check -r leaks mp.qcow2
+
+# --- Multi-window: findings of every window in qemu's order, rebuilds window by window -----
+# Windows of 8 clusters (the least at 1-bit refcounts) and 64 put the refcount overflows and
+# reserved-bit findings of spread_duplicates, refcount-block findings, and the clusters a
+# rebuild takes (512-byte clusters at 64 bits: a refcount block per 64 clusters) in different
+# windows. A rebuilt image must be qemu's own, byte for byte.
+for shape in "1 512 0" "1 65536 0" "16 65536 0" "16 65536 1" "64 512 0" "64 512 1"; do
+  read -r width cs snap <<<"$shape"
+  for defect in spread_duplicates refcount_zero reftable_reserved l2_overlaps_refblock; do
+    make_image q/mw.qcow2 "$width" "$cs" "$snap"
+    python3 "$CORRUPT" q/mw.qcow2 "$defect"
+    cp q/mw.qcow2 i/mw.qcow2
+    for n in 8 64; do
+      export INSTAR_EXTRA="--max-clusters-per-pass=$n"
+      run_both q i check mw.qcow2
+      run_both q i check --output=json mw.qcow2
+      cp q/mw.qcow2 q/img.qcow2
+      cp q/mw.qcow2 i/img.qcow2
+      run_both q i check -r all img.qcow2
+      unset INSTAR_EXTRA
+      label="-r all $defect (width $width, cluster $cs, snapshot $snap, $n per window)"
+      repaired_alike "$label"
+      check "$label: qemu's bytes" cmp -s q/img.qcow2 i/img.qcow2
+      check "$label: guest content" qemu-img compare -q q/img.qcow2 i/img.qcow2
+    done
+  done
+done
 
 # --- Scale: a 64 TiB sparse image ----------------------------------------------------------
 qemu-img create -q -f qcow2 q/huge.qcow2 64T

@@ -158,8 +158,8 @@ std::string DescribeFinding(const abi::CheckFinding& f) {
              "bitmaps are now considered inconsistent\n"
              "Some clusters may be leaked, run 'qemu-img check -r' on the image file to fix.";
     case FindingKind::kRebuildTooLarge:
-      return Format("instar: rebuilding the refcount structure needs the count of all %llu "
-                    "clusters at once, more than the guest memory holds\n", a);
+      return Format("instar: rebuilding the refcount structure of %llu clusters needs more "
+                    "memory for its new refcount table than the guest has\n", a);
     case FindingKind::kL1ReadError: return "ERROR: I/O error in check_refcounts_l1\n";
     case FindingKind::kL2ReadError: return "ERROR: I/O error in check_refcounts_l2\n";
     case FindingKind::kSnapshotsOverhanging:

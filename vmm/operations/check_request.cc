@@ -1,6 +1,9 @@
 #include "vmm/operations/check_request.h"
 
+#include <algorithm>
 #include <cstring>
+#include <string>
+#include <utility>
 
 #include "ops/check/check_image.h"
 #include "vmm/chain/backing_check.h"
@@ -40,6 +43,9 @@ bool FormatHasNoCheck(probe::Format format) {
 }  // namespace
 
 Status CollectCheckFindings(const std::vector<Record>& records, CheckOutcome* out) {
+  // The guest sends findings as it makes them; each carries the key of its place in qemu's
+  // output, which is not always the order it was made in (see abi::CheckFinding::order).
+  std::vector<std::pair<uint64_t, std::string>> lines;
   for (const Record& record : records) {
     if (record.magic == abi::kCheckFindingBatchMagic) {
       abi::CheckFindingBatch batch;
@@ -51,18 +57,21 @@ Status CollectCheckFindings(const std::vector<Record>& records, CheckOutcome* ou
       }
       for (uint32_t i = 0; i < batch.count; ++i) {
         INSTAR_RETURN_IF_ERROR(ValidateFinding(batch.findings[i]));
-        out->messages += DescribeFinding(batch.findings[i]);
+        lines.emplace_back(batch.findings[i].order, DescribeFinding(batch.findings[i]));
       }
     } else if (record.magic == abi::kCheckSnapshotFindingMagic) {
       abi::CheckSnapshotFinding finding;
       if (record.bytes.size() != sizeof finding) return GuestFailed("snapshot finding of wrong size");
       std::memcpy(&finding, record.bytes.data(), sizeof finding);
       INSTAR_RETURN_IF_ERROR(ValidateSnapshotFinding(finding));
-      out->messages += DescribeSnapshotFinding(finding);
+      lines.emplace_back(finding.order, DescribeSnapshotFinding(finding));
     } else {
       return GuestFailed("check guest sent an undeclared record");
     }
   }
+  std::stable_sort(lines.begin(), lines.end(),
+                   [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (const auto& [order, text] : lines) out->messages += text;
   return Status::Ok();
 }
 

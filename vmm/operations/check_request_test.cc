@@ -83,6 +83,25 @@ TEST(CheckRequest, FormatsFindingsInOrder) {
             "Repairing OFLAG_COPIED data cluster: l2_entry=8000000000050000 refcount=1\n");
 }
 
+TEST(CheckRequest, SortsFindingsByTheirOrderKeyStably) {
+  // A later window's walk finding (key 3) goes between the first window's (keys 1 and 5),
+  // ahead of the comparison lines (key 1 << 48); equal keys keep their arrival order.
+  const uint64_t compare = uint64_t{1} << 48;
+  std::vector<Record> records;
+  records.push_back(AsRecord(abi::kCheckFindingBatchMagic,
+                             Batch({{1, 0, 22, 1, 0, 1}, {1, 0, 23, 1, 0, 5},
+                                    {1, 0, 30, 1, 0, compare}, {1, 0, 31, 1, 0, compare}})));
+  records.push_back(AsRecord(abi::kCheckFindingBatchMagic, Batch({{2, 0, 40, 0, 1, 3}})));
+  CheckOutcome out;
+  ASSERT_TRUE(CollectCheckFindings(records, &out).ok());
+  EXPECT_EQ(out.messages,
+            "Leaked cluster 22 refcount=1 reference=0\n"
+            "ERROR cluster 40 refcount=0 reference=1\n"
+            "Leaked cluster 23 refcount=1 reference=0\n"
+            "Leaked cluster 30 refcount=1 reference=0\n"
+            "Leaked cluster 31 refcount=1 reference=0\n");
+}
+
 TEST(CheckRequest, RefusesHostileRecords) {
   CheckOutcome out;
   auto bad_kind = Batch({{abi::kFindingKindMax + 1, 0, 0, 0, 0}});

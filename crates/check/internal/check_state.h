@@ -34,7 +34,13 @@ inline constexpr uint32_t kFixErrors = 2;
 
 struct CheckState {
   const ImageAccess* io = nullptr;
-  const FindingSink* sink = nullptr;
+  FindingSink* sink = nullptr;  // the caller's sink, copied: the check moves its order key
+  FindingSink sink_copy;
+  // Order keys (FindingSink::order): the phase in the top bits, then, in a reference walk,
+  // the walk's event number. A phase is a stage of qemu's check; `walk_phase` the phase of
+  // the current reference walk, whose findings from later windows sort back into place.
+  uint64_t phase = 0;
+  uint64_t walk_phase = 0;
   Qcow2Image image;
   // The refcount table qemu keeps in memory until a rebuild has finished.
   uint64_t original_reftable_offset = 0;
@@ -47,6 +53,12 @@ struct CheckState {
   // Clusters the computed count covers (qemu's nb_clusters: the file's clusters, grown by
   // references just past the end and by clusters a rebuild allocates).
   uint64_t domain_end = 0;
+  // What the first window's walk started from (the file size and domain_end) and the size
+  // it grew the file to (repairing refcount blocks outside the image): every later walk of the
+  // same count sees the file as that walk did at each step.
+  uint64_t walk_file_size = 0;
+  uint64_t walk_domain = 0;
+  uint64_t walk_grown_size = 0;
   bool rebuild = false;
   // A plain check compares OFLAG_COPIED with the stored refcounts while the walk has the
   // active L2 tables in hand; only when that finds (or cannot rule out) a mismatch does the
@@ -61,6 +73,13 @@ struct CheckState {
   uint8_t* chunk = nullptr;
   uint8_t* l2 = nullptr;
   uint64_t l2_buffered = UINT64_MAX;  // offset of the L2 table `l2` holds
+
+  // Starts the next stage: what follows prints after everything before.
+  void NextPhase() {
+    ++phase;
+    sink->order = phase << kOrderPhaseShift;
+  }
+  static constexpr uint32_t kOrderPhaseShift = 48;
 
   uint64_t cluster_size() const { return image.cluster_size(); }
   uint32_t cluster_bits() const { return image.cluster_bits(); }
