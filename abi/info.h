@@ -28,6 +28,9 @@ static_assert(sizeof(InfoConfig) == 64);
 // descriptor's order, with DeviceRole::kExtent (the host opened them; the guest reads the
 // sparse headers among them).
 inline constexpr uint32_t kInfoConfigExtentsAttached = 1u << 0;
+// Open a qcow2 header as qemu's check opens it (qcow2::OpenMode::kCheck), so a refusal names
+// what check would stop at; the host asks for it to word check's open errors.
+inline constexpr uint32_t kInfoConfigOpenAsCheck = 1u << 1;
 static_assert(offsetof(InfoConfig, requested_format) == 4);
 static_assert(offsetof(InfoConfig, flags) == 8);
 static_assert(sizeof(InfoConfig) <= kOperationConfig.size);

@@ -317,7 +317,9 @@ InfoStatus DescribeQcow2(InfoContext& ctx, ByteView head) {
   if (cluster_bits > 12 && cluster_bits <= qcow2::kMaxClusterBits) {
     TRY(head, ctx.ReadPadded(0, uint64_t{1} << cluster_bits));
   }
-  auto parsed = qcow2::ParseHeader(head);
+  auto parsed = qcow2::ParseHeader(head, (ctx.config.flags & abi::kInfoConfigOpenAsCheck) != 0
+                                             ? qcow2::OpenMode::kCheck
+                                             : qcow2::OpenMode::kNormal);
   if (!parsed.ok()) {
     if (parsed.error().code == qcow2::HeaderError::kUnsupportedFeatures) {
       TRY_STATUS(SendFeatureNames(ctx, head, parsed.error().detail));

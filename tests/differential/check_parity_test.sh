@@ -247,12 +247,14 @@ variant("crypt-odd.qcow2", [(32, struct.pack(">I", 0x8000))])
 variant("l1-order.qcow2", [(36, struct.pack(">IQ", 0, 0xFFFF000000000000))])
 # An unknown encryption method and an oversized L1 table: qemu validates the tables first.
 variant("crypt-l1.qcow2", [(32, struct.pack(">II", 0xFFFFFFFF, 0x7FFFFFFF))])
+# No refcount table (check opens past it) and an unaligned L1 table: check's own refusal.
+variant("noreftable-l1.qcow2", [(40, struct.pack(">Q", 0x30002)), (56, struct.pack(">I", 0))])
 with open(base, "rb") as f:
     head = f.read(50)
 with open(base.replace("hdr.qcow2", "short.qcow2"), "wb") as f:
     f.write(head)
 PY
-for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd l1-order crypt-l1; do
+for f in datafile-ext backing-far datafile-raw format-long ext-huge short size-odd crypt-odd l1-order crypt-l1 noreftable-l1; do
   cp q/$f.qcow2 i/
   run_both q i check $f.qcow2
 done

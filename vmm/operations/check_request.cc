@@ -155,6 +155,7 @@ StatusOr<CheckOutcome> RunCheckOnce(const Sandbox& sandbox, const CheckRequest& 
       info.format = error == abi::CheckError::kVmdkBadHeader ? abi::ImageFormat::kVmdk
                                                              : abi::ImageFormat::kQcow2;
       info.force_share = true;
+      info.open_as_check = true;
       info.limits = request.limits;
       devices = DeviceSet();  // release this run's image (and its locks) first
       auto refused = RunInfo(sandbox, info);

@@ -71,7 +71,7 @@ StatusOr<GuestRun> RunGuest(const Sandbox& sandbox, const InfoRequest& request, 
   abi::InfoConfig config{};
   config.magic = abi::kInfoConfigMagic;
   config.requested_format = static_cast<uint32_t>(request.format);
-  config.flags = flags;
+  config.flags = flags | (request.open_as_check ? abi::kInfoConfigOpenAsCheck : 0);
   OperationLaunch launch;
   launch.operation = &images::info;
   launch.SetConfig(config);

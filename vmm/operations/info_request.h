@@ -26,6 +26,8 @@ struct InfoRequest {
   ServerHooks hooks;
   // Where extent files may live; empty means the image's own directory.
   std::vector<std::string> allowed_dirs;
+  // Open a qcow2 header as qemu's check does (for check's open errors).
+  bool open_as_check = false;
 };
 
 struct ImageInfo {
