@@ -55,13 +55,17 @@ OVERLAP_STOP = b"Preventing invalid write on metadata"
 
 def table_overlaps(path):
     """(snapshot table inside the header cluster, active L1 table overlapping the header, the
-    refcount table or an L2 table it names): the images on which qemu's open-time copies of
+    refcount table, a refcount block or an L2 table it names): the images on which qemu's open-time copies of
     those tables and instar's reads from disk can see different bytes once a repair writes."""
     img = Image(path)
     snapshots_in_header = img.nb_snapshots != 0 and img.snapshots_offset < img.cs
     l1_start, l1_end = img.l1_offset, img.l1_offset + 8 * img.l1_size
     size = img.file_size()
     others = [(0, img.cs), (img.rt_offset, img.rt_offset + img.rt_clusters * img.cs)]
+    for i in range(min(img.rt_clusters * img.cs // 8, 4096)):
+        block = img.u64(img.rt_offset + 8 * i) & ~0x1FF
+        if block:
+            others.append((block, block + img.cs))
     for i in range(min(img.l1_size, (size - min(size, img.l1_offset)) // 8)):
         l2 = img.l1(i) & 0x00FFFFFFFFFFFE00
         if l2:
