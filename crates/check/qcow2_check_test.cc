@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "crates/base/endian.h"
@@ -72,6 +73,17 @@ struct Findings {
     return n;
   }
 };
+
+// The findings of `many` print exactly as those of `one` (same findings, same order).
+void ExpectSamePrinted(const Findings& many, const Findings& one, const std::string& what) {
+  const auto printed = many.Printed();
+  const auto expected = one.Printed();
+  ASSERT_EQ(printed.size(), expected.size()) << what;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(std::memcmp(&printed[i], &expected[i], sizeof printed[i]), 0)
+        << what << " finding " << i << " kind " << printed[i].kind << " vs " << expected[i].kind;
+  }
+}
 
 // Layout: 0 header, 1 refcount table, 2 refcount block, 3 L1, 4 L2, 5.. data clusters.
 struct Image {
@@ -267,22 +279,15 @@ TEST(Qcow2Check, EveryWindowWidthPrintsAndRepairsAsOneWindow) {
         Image one_image = original;
         const CheckRun one = Check(one_image, repair);
         ASSERT_TRUE(one.ok);
-        const auto expected = one.findings.Printed();
         for (uint64_t per_pass : {1u, 3u, 8u, 16u, 64u}) {
           Image image = original;
           const CheckRun many = Check(image, repair, per_pass);
           ASSERT_TRUE(many.ok);
-          const auto printed = many.findings.Printed();
           const std::string what = "order " + std::to_string(order) + " snapshot " +
                                    std::to_string(snapshot) + " repair " +
                                    std::to_string(static_cast<int>(repair)) + " per_pass " +
                                    std::to_string(per_pass);
-          ASSERT_EQ(printed.size(), expected.size()) << what;
-          for (size_t i = 0; i < expected.size(); ++i) {
-            EXPECT_EQ(std::memcmp(&printed[i], &expected[i], sizeof printed[i]), 0)
-                << what << " finding " << i << " kind " << printed[i].kind << " vs "
-                << expected[i].kind;
-          }
+          ExpectSamePrinted(many.findings, one.findings, what);
           EXPECT_EQ(many.result.corruptions, one.result.corruptions) << what;
           EXPECT_EQ(many.result.leaks, one.result.leaks) << what;
           EXPECT_EQ(many.result.check_errors, one.result.check_errors) << what;
@@ -333,12 +338,7 @@ TEST(Qcow2Check, RebuildOfSeveralBlocksInWindowsIsTheOneWindowRebuild) {
     const CheckRun many = Check(image, abi::CheckRepair::kAll, per_pass);
     ASSERT_TRUE(many.ok);
     EXPECT_TRUE(image.file.bytes == one_image.file.bytes) << per_pass;
-    const auto printed = many.findings.Printed();
-    const auto expected = one.findings.Printed();
-    ASSERT_EQ(printed.size(), expected.size()) << per_pass;
-    for (size_t i = 0; i < expected.size(); ++i) {
-      EXPECT_EQ(std::memcmp(&printed[i], &expected[i], sizeof printed[i]), 0) << per_pass;
-    }
+    ExpectSamePrinted(many.findings, one.findings, "per_pass " + std::to_string(per_pass));
   }
 }
 

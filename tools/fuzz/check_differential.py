@@ -122,30 +122,31 @@ def normalized(result, program):
     return rc, out, b"\n".join(lines)
 
 
-VMDK_TEMPLATES = ("vmdk-4m", "vmdk-64m")
+# (name, virtual size) of the monolithicSparse vmdk templates.
+VMDK_TEMPLATES = (("vmdk-4m", "4M"), ("vmdk-64m", "64M"))
+TEMPLATE_WRITES = ("write -P 1 0 64k", "write -P 2 1M 8k", "write -P 3 3M 4k")
+
+
+def qemu_io(path, image_format, commands):
+    subprocess.run(["qemu-io", "-f", image_format] + sum((["-c", c] for c in commands), []) +
+                   [path], check=True, capture_output=True)
 
 
 def make_templates(directory):
     made = []
-    for name in VMDK_TEMPLATES:
+    for name, size in VMDK_TEMPLATES:
         path = os.path.join(directory, name + ".vmdk")
-        size = "64M" if name == "vmdk-64m" else "4M"
         subprocess.run(["qemu-img", "create", "-q", "-f", "vmdk", path, size], check=True)
-        writes = ["write -P 1 0 64k", "write -P 2 1M 8k", "write -P 3 3M 4k"]
-        subprocess.run(["qemu-io", "-f", "vmdk"] + sum((["-c", w] for w in writes), []) + [path],
-                       check=True, capture_output=True)
+        qemu_io(path, "vmdk", TEMPLATE_WRITES)
         made.append(path)
     for name, options, snapshot in TEMPLATES:
         path = os.path.join(directory, name + ".qcow2")
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-o", options, path, "4M"],
                        check=True)
-        writes = ["write -P 1 0 64k", "write -P 2 1M 8k", "write -P 3 3M 4k"]
-        subprocess.run(["qemu-io", "-f", "qcow2"] + sum((["-c", w] for w in writes), []) + [path],
-                       check=True, capture_output=True)
+        qemu_io(path, "qcow2", TEMPLATE_WRITES)
         if snapshot:
             subprocess.run(["qemu-img", "snapshot", "-c", "s1", path], check=True)
-            subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 4 0 16k", path],
-                           check=True, capture_output=True)
+            qemu_io(path, "qcow2", ["write -P 4 0 16k"])
         made.append(path)
     return made
 
@@ -203,55 +204,63 @@ class Vmdk:
         return places
 
 
-def mutate_vmdk(path, rng):
-    vmdk = Vmdk(path)
-    places = vmdk.places()
-    vmdk.f.seek(0, 2)
-    sectors = vmdk.f.tell() // 512
+def edit(rng, places, read, write, propose):
+    """One to four edits of entries picked from `places` ((offset, kind) pairs): each entry's
+    new value is `propose(old, rng)`. Returns the edits as text."""
     edits = []
     for _ in range(rng.randint(1, 4)):
         off, kind = rng.choice(places)
-        old = vmdk.u32(off)
+        old = read(off)
+        new = propose(old, rng)
+        write(off, new)
+        edits.append("%s@%d:%x->%x" % (kind, off, old, new))
+    return edits
+
+
+def mutate_vmdk(path, rng):
+    vmdk = Vmdk(path)
+    vmdk.f.seek(0, 2)
+    sectors = vmdk.f.tell() // 512
+
+    def propose(old, rng):
         choice = rng.randrange(5)
         if choice == 0:
-            new = old ^ (1 << rng.randrange(32))
-        elif choice == 1:
-            new = 0
-        elif choice == 2:  # another sector of the file, or just past it
-            new = rng.randrange(sectors + 256)
-        elif choice == 3:
-            new = (old + rng.choice((-1, 1, 128))) & 0xFFFFFFFF
-        else:
-            new = 0xFFFFFFFF
+            return old ^ (1 << rng.randrange(32))
+        if choice == 1:
+            return 0
+        if choice == 2:  # another sector of the file, or just past it
+            return rng.randrange(sectors + 256)
+        if choice == 3:
+            return (old + rng.choice((-1, 1, 128))) & 0xFFFFFFFF
+        return 0xFFFFFFFF
+
+    def write(off, value):
         vmdk.f.seek(off)
-        vmdk.f.write(struct.pack("<I", new))
-        edits.append("%s@%d:%x->%x" % (kind, off, old, new))
+        vmdk.f.write(struct.pack("<I", value))
+
+    edits = edit(rng, vmdk.places(), vmdk.u32, write, propose)
     vmdk.f.close()
     return edits
 
 
 def mutate(img, rng):
-    places = entry_places(img)
     size = img.file_size()
-    edits = []
-    for _ in range(rng.randint(1, 4)):
-        off, kind = rng.choice(places)
-        old = img.u64(off)
+
+    def propose(old, rng):
         choice = rng.randrange(6)
         if choice == 0:
-            new = old ^ (1 << rng.randrange(64))
-        elif choice == 1:
-            new = 0
-        elif choice == 2:  # another cluster of the file, keeping the flag bits
-            new = (old & 0xFF000000000001FF) | (rng.randrange(max(1, size // img.cs) + 2) * img.cs)
-        elif choice == 3:
-            new = (old + rng.choice((-1, 1)) * img.cs) & 0xFFFFFFFFFFFFFFFF
-        elif choice == 4:  # a small count (refcount blocks, table sizes)
-            new = (old & ~0xFFFF) | rng.randrange(4)
-        else:
-            new = old ^ (1 << 63)  # OFLAG_COPIED and friends
-        img.put_u64(off, new)
-        edits.append("%s@%d:%x->%x" % (kind, off, old, new))
+            return old ^ (1 << rng.randrange(64))
+        if choice == 1:
+            return 0
+        if choice == 2:  # another cluster of the file, keeping the flag bits
+            return (old & 0xFF000000000001FF) | (rng.randrange(max(1, size // img.cs) + 2) * img.cs)
+        if choice == 3:
+            return (old + rng.choice((-1, 1)) * img.cs) & 0xFFFFFFFFFFFFFFFF
+        if choice == 4:  # a small count (refcount blocks, table sizes)
+            return (old & ~0xFFFF) | rng.randrange(4)
+        return old ^ (1 << 63)  # OFLAG_COPIED and friends
+
+    edits = edit(rng, entry_places(img), img.u64, img.put_u64, propose)
     img.f.flush()
     return edits
 
