@@ -342,14 +342,21 @@ TEST(Qcow2Check, RebuildOfSeveralBlocksInWindowsIsTheOneWindowRebuild) {
   }
 }
 
-TEST(Qcow2Check, MissingSnapshotEntriesAreIncompleteAndTheTableIsRewrittenFirst) {
-  Image image(16, 4, 2);
-  // Cluster 7: a table of one entry without extra data; the header counts three.
+// A snapshot table in cluster 7 (appended, refcount 1; zeroed: one entry without extra data)
+// that the header says holds `count` entries. Returns its offset.
+uint64_t AddSnapshotTable(Image& image, uint32_t count) {
   const uint64_t table = 7 * image.cs();
   image.file.bytes.resize(table + image.cs());
   image.SetRefcount(7, 1);
-  base::StoreBe32(image.at(60), 3);
+  base::StoreBe32(image.at(60), count);
   base::StoreBe64(image.at(64), table);
+  return table;
+}
+
+TEST(Qcow2Check, MissingSnapshotEntriesAreIncompleteAndTheTableIsRewrittenFirst) {
+  Image image(16, 4, 2);
+  // A table of one entry without extra data; the header counts three.
+  const uint64_t table = AddSnapshotTable(image, 3);
   CheckRun run = Check(image);
   EXPECT_EQ(run.findings.Count(abi::FindingKind::kSnapshotIncomplete), 3u);
   EXPECT_EQ(run.result.corruptions, 3u);
@@ -381,11 +388,7 @@ TEST(Qcow2Check, MissingSnapshotEntriesAreIncompleteAndTheTableIsRewrittenFirst)
 
 TEST(Qcow2Check, OversizedSnapshotExtraDataFailsTheCheckUnlessRepaired) {
   Image image(16, 4, 2);
-  const uint64_t table = 7 * image.cs();
-  image.file.bytes.resize(table + image.cs());
-  image.SetRefcount(7, 1);
-  base::StoreBe32(image.at(60), 1);
-  base::StoreBe64(image.at(64), table);
+  const uint64_t table = AddSnapshotTable(image, 1);
   base::StoreBe32(image.at(table + 36), 2000);
   CheckRun run = Check(image);
   EXPECT_EQ(run.findings.Count(abi::FindingKind::kSnapshotExtraTooLarge), 1u);
